@@ -1,0 +1,442 @@
+//! The kernel AIO backend: one `io_setup` context, an arena of iocbs, a user-space queue,
+//! batched `io_submit`, and a completion thread woken by an eventfd.
+//!
+//! Two paths reap completions:
+//! - [`AioContext::flush`], on the caller's thread right after `io_submit`: buffered I/O
+//!   completes inside `io_submit` (kernel fact 7), so its event is already in the ring and the
+//!   request never pays a thread hop;
+//! - the completion thread, for everything else: it sleeps on the eventfd, drains
+//!   `io_getevents`, submits queued requests into the slots that freed up, and hands the
+//!   batch to the [`Mailbox`].
+//!
+//! Memory invariant: a request's buffers belong to the caller until its completion comes out
+//! of [`AioContext::flush`] or the mailbox. Dropping the context runs `io_destroy`, which
+//! blocks until the kernel has finished every request, before anything else is freed.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use crate::arena::Arena;
+use crate::mailbox::Mailbox;
+use crate::request::{res, Completion, Op, Request};
+use crate::sys::{self, AioContextT, IoEvent, Iocb};
+
+/// Most iocbs handed to one `io_submit`.
+const MAX_BATCH: usize = 256;
+/// Most events taken by one `io_getevents`.
+const REAP_BATCH: usize = 256;
+/// How many submit/reap rounds `flush` runs on the caller's thread before leaving the rest
+/// of the queue to the completion thread (bounds how long one flush can block).
+const INLINE_ROUNDS: usize = 4;
+
+struct Slot {
+    user: u64,
+    /// Kept until completion so cancellation can name the iocb by address; the kernel copies
+    /// iovec arrays at submit time, so this is not a lifetime requirement for them.
+    iov: Option<Box<[libc::iovec]>>,
+}
+
+struct State {
+    inflight: Arena<Slot>,
+    /// One iocb per arena slot, at a stable address (`io_cancel` matches by address).
+    iocbs: Box<[Iocb]>,
+    queue: VecDeque<Request>,
+    /// Completions decided without the kernel (bad fd, ESPIPE, submit errors).
+    ready: Vec<Completion>,
+    closed: bool,
+}
+
+struct Shared {
+    ctx: AioContextT,
+    efd: OwnedFd,
+    state: Mutex<State>,
+    /// Serialises submitters (caller thread and completion thread) so the queue stays FIFO.
+    submit_lock: Mutex<()>,
+    stopping: AtomicBool,
+    mailbox: Arc<Mailbox>,
+}
+
+// SAFETY: `State` holds raw pointers only inside queued `Request`s (Send by contract) and the
+// iocb table, which is only touched under the mutex; the kernel context handle is a number.
+unsafe impl Sync for Shared {}
+// SAFETY: as above.
+unsafe impl Send for Shared {}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A kernel AIO context with its completion thread.
+pub struct AioContext {
+    shared: Arc<Shared>,
+    capacity: u32,
+    reaper: Option<JoinHandle<()>>,
+}
+
+impl AioContext {
+    /// `io_setup(capacity)` plus an eventfd and the completion thread.
+    pub fn new(capacity: u32, mailbox: Arc<Mailbox>) -> std::io::Result<Self> {
+        let capacity = capacity.max(1);
+        let efd = sys::eventfd()?;
+        let ctx = sys::io_setup(capacity)?;
+        let shared = Arc::new(Shared {
+            ctx,
+            efd,
+            state: Mutex::new(State {
+                inflight: Arena::with_capacity(capacity),
+                iocbs: vec![Iocb::default(); capacity as usize].into_boxed_slice(),
+                queue: VecDeque::new(),
+                ready: Vec::new(),
+                closed: false,
+            }),
+            submit_lock: Mutex::new(()),
+            stopping: AtomicBool::new(false),
+            mailbox,
+        });
+        let s = shared.clone();
+        let reaper = std::thread::Builder::new()
+            .name("kaio-reaper".into())
+            .spawn(move || reaper_loop(&s));
+        let reaper = match reaper {
+            Ok(h) => h,
+            Err(e) => {
+                // SAFETY: nothing was submitted on this fresh context.
+                let _ = unsafe { sys::io_destroy(ctx) };
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            shared,
+            capacity,
+            reaper: Some(reaper),
+        })
+    }
+
+    /// The number of requests the kernel holds at once.
+    #[must_use]
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Queues a request; it reaches the kernel at the next [`flush`](Self::flush) (or when the
+    /// completion thread frees a slot). Descriptors that kernel AIO would serve by blocking
+    /// inside `io_submit` (pipes, FIFOs, sockets) are refused with ESPIPE, as `pread` does.
+    pub fn push(&self, req: Request) {
+        let early = if req.op.is_positional() {
+            match sys::fd_type(req.fd) {
+                Err(errno) => Some(-i64::from(errno)),
+                Ok(t) if t == libc::S_IFIFO || t == libc::S_IFSOCK => {
+                    Some(-i64::from(libc::ESPIPE))
+                }
+                Ok(t) if t == libc::S_IFDIR => Some(-i64::from(libc::EISDIR)),
+                Ok(_) => None,
+            }
+        } else {
+            None
+        };
+        let mut st = lock(&self.shared.state);
+        if st.closed {
+            st.ready.push(Completion::new(req.user, res::CLOSED));
+        } else if let Some(r) = early {
+            st.ready.push(Completion::new(req.user, r));
+        } else {
+            st.queue.push_back(req);
+        }
+    }
+
+    /// Submits what is queued and returns every completion already available, reaped on this
+    /// thread. The rest arrive through the mailbox.
+    pub fn flush(&self) -> Vec<Completion> {
+        let mut out = std::mem::take(&mut lock(&self.shared.state).ready);
+        for _ in 0..INLINE_ROUNDS {
+            self.shared.pump(&mut out);
+            let reaped = self.shared.reap(&mut out);
+            if reaped == 0 || lock(&self.shared.state).queue.is_empty() {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Withdraws request `user`: a queued one is removed and reported as
+    /// [`res::CANCELLED`] (returned here); an in-flight one gets `io_cancel`, which only POLL
+    /// requests honour (its completion then arrives as usual). Returns whether it was queued.
+    pub fn cancel(&self, user: u64) -> Option<Completion> {
+        let mut st = lock(&self.shared.state);
+        if let Some(i) = st.queue.iter().position(|r| r.user == user) {
+            st.queue.remove(i);
+            return Some(Completion::new(user, res::CANCELLED));
+        }
+        let key = st
+            .inflight
+            .iter()
+            .find(|(_, s)| s.user == user)
+            .map(|(k, _)| k);
+        if let Some(key) = key {
+            let idx = (key & 0xffff_ffff) as usize;
+            // Errors (EINVAL for regular files) mean the request just runs to completion.
+            let _ = sys::io_cancel(self.shared.ctx, &mut st.iocbs[idx]);
+        }
+        None
+    }
+
+    /// Starts closing: refuses new requests, fails queued ones with [`res::CLOSED`] (returned),
+    /// and cancels what the kernel can. In-flight requests still complete through the mailbox.
+    /// Returns the completions and how many requests remain in the kernel.
+    pub fn close(&self) -> (Vec<Completion>, usize) {
+        let _g = lock(&self.shared.submit_lock);
+        let mut st = lock(&self.shared.state);
+        st.closed = true;
+        let mut out = std::mem::take(&mut st.ready);
+        out.extend(
+            st.queue
+                .drain(..)
+                .map(|r| Completion::new(r.user, res::CLOSED)),
+        );
+        let keys: Vec<u64> = st.inflight.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let idx = (key & 0xffff_ffff) as usize;
+            let _ = sys::io_cancel(self.shared.ctx, &mut st.iocbs[idx]);
+        }
+        (out, st.inflight.len())
+    }
+
+    /// Requests queued or in the kernel.
+    #[must_use]
+    pub fn outstanding(&self) -> usize {
+        let st = lock(&self.shared.state);
+        st.queue.len() + st.inflight.len() + st.ready.len()
+    }
+}
+
+impl Shared {
+    /// Moves queued requests into free slots and submits them, in batches, until the queue is
+    /// empty or the slots are full. Requests the kernel refuses outright become completions
+    /// in `out`; a full ring (EAGAIN) leaves the rest queued, in order.
+    fn pump(&self, out: &mut Vec<Completion>) {
+        let _g = lock(&self.submit_lock);
+        let efd = self.efd.as_raw_fd() as u32;
+        loop {
+            let mut ptrs: Vec<*mut Iocb> = Vec::new();
+            let mut keys: Vec<u64> = Vec::new();
+            {
+                let mut st = lock(&self.state);
+                if st.closed {
+                    return;
+                }
+                while ptrs.len() < MAX_BATCH && !st.inflight.is_full() {
+                    let Some(req) = st.queue.pop_front() else {
+                        break;
+                    };
+                    let (iocb, iov) = encode(&req, efd);
+                    let Ok(key) = st.inflight.insert(Slot {
+                        user: req.user,
+                        iov,
+                    }) else {
+                        unreachable!("checked is_full above")
+                    };
+                    let idx = (key & 0xffff_ffff) as usize;
+                    st.iocbs[idx] = Iocb {
+                        aio_data: key,
+                        ..iocb
+                    };
+                    ptrs.push(&raw mut st.iocbs[idx]);
+                    keys.push(key);
+                }
+            }
+            if ptrs.is_empty() {
+                return;
+            }
+            let mut done = 0;
+            while done < ptrs.len() {
+                // SAFETY: each iocb points at caller memory that the Request contract keeps
+                // valid until its completion; iovec arrays live in the arena slot.
+                match unsafe { sys::io_submit(self.ctx, &mut ptrs[done..]) } {
+                    Ok(n) if n > 0 => done += n,
+                    Ok(_) => {
+                        self.requeue(&keys[done..], &ptrs[done..], out);
+                        return;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                        self.requeue(&keys[done..], &ptrs[done..], out);
+                        return;
+                    }
+                    Err(e) => {
+                        // The first remaining iocb was refused: it completes with the errno.
+                        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                        let mut st = lock(&self.state);
+                        if let Some(slot) = st.inflight.remove(keys[done]) {
+                            out.push(Completion::new(slot.user, -i64::from(errno)));
+                        }
+                        done += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts refused-for-now iocbs back at the head of the queue (a full ring). If nothing else
+    /// is in flight no completion would ever retry them, so they fail with EAGAIN instead.
+    fn requeue(&self, keys: &[u64], ptrs: &[*mut Iocb], out: &mut Vec<Completion>) {
+        let mut st = lock(&self.state);
+        let stuck = st.inflight.len() == keys.len();
+        for (&key, &ptr) in keys.iter().zip(ptrs).rev() {
+            let Some(slot) = st.inflight.remove(key) else {
+                continue;
+            };
+            if stuck {
+                out.push(Completion::new(slot.user, -i64::from(libc::EAGAIN)));
+                continue;
+            }
+            // SAFETY: `ptr` points into `st.iocbs`, which we hold the lock for.
+            let iocb = unsafe { *ptr };
+            st.queue.push_front(decode(&iocb, slot));
+        }
+    }
+
+    /// Takes every event in the ring without blocking; returns how many.
+    fn reap(&self, out: &mut Vec<Completion>) -> usize {
+        let mut events = [IoEvent::default(); REAP_BATCH];
+        let mut total = 0;
+        loop {
+            let n = sys::io_getevents_nowait(self.ctx, &mut events).unwrap_or(0);
+            if n > 0 {
+                let mut st = lock(&self.state);
+                for ev in &events[..n] {
+                    // A stale key (already settled) is dropped here.
+                    if let Some(slot) = st.inflight.remove(ev.data) {
+                        out.push(Completion {
+                            user: slot.user,
+                            res: ev.res,
+                            res2: ev.res2,
+                        });
+                    }
+                }
+            }
+            total += n;
+            if n < REAP_BATCH {
+                return total;
+            }
+        }
+    }
+}
+
+/// Builds the iocb for `req` (without `aio_data`), plus the iovec array it points to.
+fn encode(req: &Request, efd: u32) -> (Iocb, Option<Box<[libc::iovec]>>) {
+    let mut iocb = Iocb {
+        aio_fildes: req.fd as u32,
+        aio_offset: req.offset,
+        aio_rw_flags: req.rw_flags,
+        aio_flags: sys::IOCB_FLAG_RESFD,
+        aio_resfd: efd,
+        ..Iocb::default()
+    };
+    if let Some(p) = req.priority {
+        iocb.aio_flags |= sys::IOCB_FLAG_IOPRIO;
+        iocb.aio_reqprio = p as i16;
+    }
+    let mut iov_out = None;
+    match &req.op {
+        Op::Read { buf, len } => {
+            iocb.aio_lio_opcode = sys::IOCB_CMD_PREAD;
+            iocb.aio_buf = *buf as u64;
+            iocb.aio_nbytes = *len as u64;
+        }
+        Op::Write { buf, len } => {
+            iocb.aio_lio_opcode = sys::IOCB_CMD_PWRITE;
+            iocb.aio_buf = *buf as u64;
+            iocb.aio_nbytes = *len as u64;
+        }
+        Op::Readv { iov } | Op::Writev { iov } => {
+            iocb.aio_lio_opcode = if matches!(req.op, Op::Readv { .. }) {
+                sys::IOCB_CMD_PREADV
+            } else {
+                sys::IOCB_CMD_PWRITEV
+            };
+            let copy: Box<[libc::iovec]> = iov.clone();
+            iocb.aio_buf = copy.as_ptr() as u64;
+            iocb.aio_nbytes = copy.len() as u64;
+            iov_out = Some(copy);
+        }
+        // FSYNC/FDSYNC/POLL need offset, nbytes and rw_flags zero (kernel facts 3 and 4).
+        Op::Fsync | Op::Fdsync => {
+            iocb.aio_lio_opcode = if matches!(req.op, Op::Fsync) {
+                sys::IOCB_CMD_FSYNC
+            } else {
+                sys::IOCB_CMD_FDSYNC
+            };
+            iocb.aio_offset = 0;
+        }
+        Op::Poll { events } => {
+            iocb.aio_lio_opcode = sys::IOCB_CMD_POLL;
+            iocb.aio_buf = u64::from(*events);
+            iocb.aio_offset = 0;
+        }
+    }
+    (iocb, iov_out)
+}
+
+/// Rebuilds a queued request from its iocb (for requeueing after EAGAIN).
+fn decode(iocb: &Iocb, slot: Slot) -> Request {
+    let op = match iocb.aio_lio_opcode {
+        sys::IOCB_CMD_PREAD => Op::Read {
+            buf: iocb.aio_buf as *mut u8,
+            len: iocb.aio_nbytes as usize,
+        },
+        sys::IOCB_CMD_PWRITE => Op::Write {
+            buf: iocb.aio_buf as *const u8,
+            len: iocb.aio_nbytes as usize,
+        },
+        sys::IOCB_CMD_PREADV => Op::Readv {
+            iov: slot.iov.unwrap_or_default(),
+        },
+        sys::IOCB_CMD_PWRITEV => Op::Writev {
+            iov: slot.iov.unwrap_or_default(),
+        },
+        sys::IOCB_CMD_FSYNC => Op::Fsync,
+        sys::IOCB_CMD_FDSYNC => Op::Fdsync,
+        _ => Op::Poll {
+            events: iocb.aio_buf as u32,
+        },
+    };
+    Request {
+        user: slot.user,
+        fd: iocb.aio_fildes as i32,
+        offset: iocb.aio_offset,
+        op,
+        rw_flags: iocb.aio_rw_flags,
+        priority: (iocb.aio_flags & sys::IOCB_FLAG_IOPRIO != 0).then_some(iocb.aio_reqprio as u16),
+    }
+}
+
+fn reaper_loop(s: &Shared) {
+    let efd = s.efd.as_raw_fd();
+    let mut out = Vec::new();
+    loop {
+        if sys::eventfd_read(efd).is_err() || s.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        s.reap(&mut out);
+        // Slots may have freed up (here or in an inline reap): refill them.
+        s.pump(&mut out);
+        if !out.is_empty() {
+            s.mailbox.push(out.drain(..));
+        }
+    }
+}
+
+impl Drop for AioContext {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let _ = sys::eventfd_write(self.shared.efd.as_raw_fd(), 1);
+        if let Some(h) = self.reaper.take() {
+            let _ = h.join();
+        }
+        // SAFETY: the completion thread is gone and nothing else submits; io_destroy waits
+        // for every in-flight request, after which no caller memory is referenced.
+        let _ = unsafe { sys::io_destroy(self.shared.ctx) };
+    }
+}

@@ -1,0 +1,162 @@
+//! Requests and completions, shared by every backend.
+//!
+//! A request carries raw pointers to memory it does not own: whoever builds one promises that
+//! memory stays valid until the request's [`Completion`] has been handed back (or the backend
+//! has been dropped, which waits for the kernel and the workers). That promise is the
+//! `# Safety` contract of the buffer constructors below.
+
+/// Result codes beyond the errno range, for outcomes that are not the kernel's.
+pub mod res {
+    /// The backend was closed before the request reached the kernel or a worker.
+    pub const CLOSED: i64 = -1_000_001;
+    /// The request was withdrawn (aborted) before it was submitted.
+    pub const CANCELLED: i64 = -1_000_002;
+}
+
+/// What a request does.
+#[derive(Debug)]
+pub enum Op {
+    /// `pread`/`IOCB_CMD_PREAD` into `len` bytes at `buf`.
+    Read { buf: *mut u8, len: usize },
+    /// `pwrite`/`IOCB_CMD_PWRITE` from `len` bytes at `buf`.
+    Write { buf: *const u8, len: usize },
+    /// `preadv`/`IOCB_CMD_PREADV` into each iovec in turn.
+    Readv { iov: Box<[libc::iovec]> },
+    /// `pwritev`/`IOCB_CMD_PWRITEV` from each iovec in turn.
+    Writev { iov: Box<[libc::iovec]> },
+    /// `fsync`/`IOCB_CMD_FSYNC`.
+    Fsync,
+    /// `fdatasync`/`IOCB_CMD_FDSYNC`.
+    Fdsync,
+    /// `poll`/`IOCB_CMD_POLL` for the `events` mask; resolves the ready mask.
+    Poll { events: u32 },
+}
+
+impl Op {
+    /// The node:fs-style syscall name reported with errors.
+    #[must_use]
+    pub fn syscall(&self) -> &'static str {
+        match self {
+            Op::Read { .. } => "read",
+            Op::Write { .. } => "write",
+            Op::Readv { .. } => "readv",
+            Op::Writev { .. } => "writev",
+            Op::Fsync => "fsync",
+            Op::Fdsync => "fdatasync",
+            Op::Poll { .. } => "poll",
+        }
+    }
+
+    /// Whether the op moves data at a file offset (and so cannot go to a pipe or socket).
+    #[must_use]
+    pub fn is_positional(&self) -> bool {
+        matches!(
+            self,
+            Op::Read { .. } | Op::Write { .. } | Op::Readv { .. } | Op::Writev { .. }
+        )
+    }
+}
+
+/// One request, tagged with the caller's `user` id (echoed in its [`Completion`]).
+#[derive(Debug)]
+pub struct Request {
+    pub user: u64,
+    pub fd: i32,
+    pub offset: i64,
+    pub op: Op,
+    /// `RWF_*` flags (see [`crate::sys`]).
+    pub rw_flags: i32,
+    /// An `ioprio` value, sent with `IOCB_FLAG_IOPRIO` when set.
+    pub priority: Option<u16>,
+}
+
+// SAFETY: the raw pointers inside `Op` are plain addresses of memory whose lifetime the
+// constructor's caller guarantees (see the module docs); no thread-affine data is held.
+unsafe impl Send for Request {}
+
+impl Request {
+    /// A request without buffers.
+    #[must_use]
+    pub fn new(user: u64, fd: i32, offset: i64, op: Op) -> Self {
+        Self {
+            user,
+            fd,
+            offset,
+            op,
+            rw_flags: 0,
+            priority: None,
+        }
+    }
+
+    /// A read into `len` bytes at `buf`.
+    ///
+    /// # Safety
+    /// `buf..buf+len` must stay valid, writable and otherwise unused until this request's
+    /// completion is delivered or the backend is dropped.
+    #[must_use]
+    pub unsafe fn read(user: u64, fd: i32, offset: i64, buf: *mut u8, len: usize) -> Self {
+        Self::new(user, fd, offset, Op::Read { buf, len })
+    }
+
+    /// A write of `len` bytes from `buf`.
+    ///
+    /// # Safety
+    /// `buf..buf+len` must stay valid and readable until this request's completion is
+    /// delivered or the backend is dropped.
+    #[must_use]
+    pub unsafe fn write(user: u64, fd: i32, offset: i64, buf: *const u8, len: usize) -> Self {
+        Self::new(user, fd, offset, Op::Write { buf, len })
+    }
+
+    /// A vectored read or write over `iov`.
+    ///
+    /// # Safety
+    /// Every iovec must describe memory that stays valid (and writable, for reads) until this
+    /// request's completion is delivered or the backend is dropped.
+    #[must_use]
+    pub unsafe fn vectored(
+        user: u64,
+        fd: i32,
+        offset: i64,
+        iov: Box<[libc::iovec]>,
+        write: bool,
+    ) -> Self {
+        let op = if write {
+            Op::Writev { iov }
+        } else {
+            Op::Readv { iov }
+        };
+        Self::new(user, fd, offset, op)
+    }
+
+    /// Total bytes the request moves (0 for sync and poll).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match &self.op {
+            Op::Read { len, .. } | Op::Write { len, .. } => *len,
+            Op::Readv { iov } | Op::Writev { iov } => iov.iter().map(|v| v.iov_len).sum(),
+            _ => 0,
+        }
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A finished request: `res` is the byte count (or ready mask), or `-errno`, or one of
+/// [`res`]'s codes; `res2` is the kernel's second result (normally 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub user: u64,
+    pub res: i64,
+    pub res2: i64,
+}
+
+impl Completion {
+    #[must_use]
+    pub fn new(user: u64, res: i64) -> Self {
+        Self { user, res, res2: 0 }
+    }
+}

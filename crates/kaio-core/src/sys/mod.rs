@@ -1,0 +1,73 @@
+//! The only module that makes raw system calls.
+//!
+//! `aio` mirrors the kernel AIO ABI (`include/uapi/linux/aio_abi.h`, Linux only); the rest is
+//! portable. Every wrapper is a thin function returning `io::Result` (or an errno), so the rest
+//! of the crate never sees a raw `-1`/`errno` pair.
+
+#[cfg(target_os = "linux")]
+mod aio;
+#[cfg(target_os = "linux")]
+pub use aio::*;
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// `RWF_*` per-request flags (`linux/fs.h`), valid in `aio_rw_flags` and for `preadv2`.
+pub const RWF_HIPRI: i32 = 0x0000_0001;
+pub const RWF_DSYNC: i32 = 0x0000_0002;
+pub const RWF_SYNC: i32 = 0x0000_0004;
+pub const RWF_NOWAIT: i32 = 0x0000_0008;
+pub const RWF_APPEND: i32 = 0x0000_0010;
+/// Every flag kaio passes through.
+pub const RWF_SUPPORTED: i32 = RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND;
+
+/// File type of a descriptor from `fstat(2)` (`S_IFMT` bits), or the errno.
+pub fn fd_type(fd: RawFd) -> Result<libc::mode_t, i32> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a writable stat buffer; the kernel fills it on success.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: fstat succeeded, so the struct is initialised.
+    Ok(unsafe { st.assume_init() }.st_mode & libc::S_IFMT)
+}
+
+/// The calling thread's `errno` as a positive number.
+pub fn last_errno() -> i32 {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// `uname(2)` release string, e.g. `6.18.0-foo`.
+pub fn kernel_release() -> io::Result<String> {
+    let mut uts = std::mem::MaybeUninit::<libc::utsname>::uninit();
+    // SAFETY: `uts` is a writable utsname buffer.
+    if unsafe { libc::uname(uts.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: uname succeeded; `release` is a NUL-terminated C string inside the struct.
+    let uts = unsafe { uts.assume_init() };
+    // SAFETY: see above; the pointer is valid while `uts` lives.
+    let s = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
+    Ok(s.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_type_of_a_pipe_and_a_bad_fd() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert_eq!(fd_type(fds[0]), Ok(libc::S_IFIFO));
+        // SAFETY: closing descriptors we own.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        assert_eq!(fd_type(-1), Err(libc::EBADF));
+    }
+}

@@ -1,0 +1,284 @@
+//! Integration tests on real temp files, run once per backend.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use kaio_core::{res, Backend, Completion, Mailbox, Op, Request};
+
+/// A backend plus a way to wait for its completions.
+struct Harness {
+    backend: Backend,
+    mailbox: Arc<Mailbox>,
+    signal: Arc<(Mutex<bool>, Condvar)>,
+    done: HashMap<u64, Completion>,
+}
+
+type Maker = (&'static str, fn(u32) -> Harness);
+
+fn backends() -> Vec<Maker> {
+    let mut v: Vec<Maker> = vec![("thread", |n| harness(n, false))];
+    if kaio_core::probe::probe().available {
+        v.insert(0, ("linux", |n| harness(n, true)));
+    } else {
+        eprintln!(
+            "linux backend skipped: {}",
+            kaio_core::probe::probe().reason
+        );
+    }
+    v
+}
+
+fn harness(capacity: u32, linux: bool) -> Harness {
+    let signal = Arc::new((Mutex::new(false), Condvar::new()));
+    let s = signal.clone();
+    let mailbox = Arc::new(Mailbox::new(Box::new(move || {
+        *s.0.lock().unwrap() = true;
+        s.1.notify_all();
+    })));
+    let backend = if linux {
+        #[cfg(target_os = "linux")]
+        {
+            Backend::linux(capacity, mailbox.clone()).unwrap()
+        }
+        #[cfg(not(target_os = "linux"))]
+        unreachable!()
+    } else {
+        Backend::thread(capacity.min(8), mailbox.clone()).unwrap()
+    };
+    Harness {
+        backend,
+        mailbox,
+        signal,
+        done: HashMap::new(),
+    }
+}
+
+impl Harness {
+    fn run(&mut self, reqs: Vec<Request>) -> Vec<Completion> {
+        let users: Vec<u64> = reqs.iter().map(|r| r.user).collect();
+        for r in reqs {
+            self.backend.push(r);
+        }
+        self.collect(self.backend.flush());
+        self.wait_for(&users)
+    }
+
+    fn collect(&mut self, cs: Vec<Completion>) {
+        for c in cs {
+            assert!(
+                self.done.insert(c.user, c).is_none(),
+                "settled twice: {c:?}"
+            );
+        }
+    }
+
+    fn wait_for(&mut self, users: &[u64]) -> Vec<Completion> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !users.iter().all(|u| self.done.contains_key(u)) {
+            assert!(std::time::Instant::now() < deadline, "timed out");
+            let got = self.mailbox.take();
+            if got.is_empty() {
+                let (m, cv) = &*self.signal;
+                let g = m.lock().unwrap();
+                let mut g = cv.wait_timeout(g, Duration::from_millis(20)).unwrap().0;
+                *g = false;
+            }
+            self.collect(got);
+        }
+        users.iter().map(|u| self.done.remove(u).unwrap()).collect()
+    }
+}
+
+fn temp_file() -> std::fs::File {
+    tempfile::tempfile().unwrap()
+}
+
+fn read(user: u64, fd: i32, off: i64, buf: &mut [u8]) -> Request {
+    // SAFETY: the tests wait for every completion before the buffer goes away.
+    unsafe { Request::read(user, fd, off, buf.as_mut_ptr(), buf.len()) }
+}
+
+fn write(user: u64, fd: i32, off: i64, buf: &[u8]) -> Request {
+    // SAFETY: as above.
+    unsafe { Request::write(user, fd, off, buf.as_ptr(), buf.len()) }
+}
+
+#[test]
+fn write_then_read_round_trip() {
+    for (name, make) in backends() {
+        let mut h = make(8);
+        let f = temp_file();
+        let fd = f.as_raw_fd();
+        let data = b"hello kernel aio".to_vec();
+        let c = h.run(vec![write(1, fd, 0, &data)]);
+        assert_eq!(c[0].res, data.len() as i64, "{name}");
+        let mut buf = vec![0u8; 64];
+        let c = h.run(vec![read(2, fd, 0, &mut buf)]);
+        assert_eq!(c[0].res, data.len() as i64, "{name}: short read at EOF");
+        assert_eq!(&buf[..data.len()], &data[..]);
+        let c = h.run(vec![read(3, fd, 1000, &mut buf)]);
+        assert_eq!(c[0].res, 0, "{name}: past EOF reads nothing");
+        let c = h.run(vec![
+            Request::new(4, fd, 0, Op::Fsync),
+            Request::new(5, fd, 0, Op::Fdsync),
+        ]);
+        assert_eq!((c[0].res, c[1].res), (0, 0), "{name}");
+    }
+}
+
+#[test]
+fn many_requests_through_a_small_ring() {
+    for (name, make) in backends() {
+        let mut h = make(2);
+        let f = temp_file();
+        let fd = f.as_raw_fd();
+        let bufs: Vec<[u8; 8]> = (0..1500u64).map(u64::to_le_bytes).collect();
+        let reqs = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| write(i as u64, fd, i as i64 * 8, b))
+            .collect();
+        let cs = h.run(reqs);
+        assert!(cs.iter().all(|c| c.res == 8), "{name}");
+        let mut back = vec![0u8; 1500 * 8];
+        let c = h.run(vec![read(9999, fd, 0, &mut back)]);
+        assert_eq!(c[0].res, back.len() as i64);
+        for (i, chunk) in back.chunks(8).enumerate() {
+            assert_eq!(
+                u64::from_le_bytes(chunk.try_into().unwrap()),
+                i as u64,
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn errors_are_negative_errno() {
+    for (name, make) in backends() {
+        let mut h = make(4);
+        let mut buf = [0u8; 4];
+        let c = h.run(vec![read(1, 9999, 0, &mut buf)]);
+        assert_eq!(c[0].res, -i64::from(libc::EBADF), "{name}");
+        let mut fds = [0; 2];
+        // SAFETY: room for two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let c = h.run(vec![read(2, fds[0], 0, &mut buf)]);
+        assert_eq!(
+            c[0].res,
+            -i64::from(libc::ESPIPE),
+            "{name}: pipes never block"
+        );
+        // SAFETY: closing our own descriptors.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        let f = temp_file();
+        let c = h.run(vec![read(3, f.as_raw_fd(), -1, &mut buf)]);
+        assert_eq!(
+            c[0].res,
+            -i64::from(libc::EINVAL),
+            "{name}: negative offset"
+        );
+    }
+}
+
+#[test]
+fn close_fails_queued_requests_and_drop_waits() {
+    for (name, make) in backends() {
+        let h = make(1);
+        let f = temp_file();
+        let data = vec![7u8; 4096];
+        for i in 0..100 {
+            h.backend
+                .push(write(i, f.as_raw_fd(), i as i64 * 4096, &data));
+        }
+        let (closed, running) = h.backend.close();
+        assert!(running <= 8, "{name}");
+        assert!(closed.iter().all(|c| c.res == res::CLOSED), "{name}");
+        let late = h.backend.flush();
+        assert!(late.is_empty() || late.iter().all(|c| c.res == res::CLOSED));
+        h.backend.push(write(500, f.as_raw_fd(), 0, &data));
+        let after = h.backend.flush();
+        assert_eq!(after, vec![Completion::new(500, res::CLOSED)], "{name}");
+        drop(h);
+    }
+}
+
+#[test]
+fn cancel_withdraws_queued_requests_and_polls() {
+    for (name, make) in backends() {
+        let mut h = make(1);
+        let f = temp_file();
+        let mut fds = [0; 2];
+        // SAFETY: room for two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // A poll on an empty pipe keeps the only slot (or worker) busy.
+        h.backend.push(Request::new(
+            1,
+            fds[0],
+            0,
+            Op::Poll {
+                events: libc::POLLIN as u32,
+            },
+        ));
+        assert!(h.backend.flush().is_empty(), "{name}");
+        std::thread::sleep(Duration::from_millis(20));
+        let data = [1u8; 8];
+        h.backend.push(write(2, f.as_raw_fd(), 0, &data));
+        assert!(
+            h.backend.flush().is_empty(),
+            "{name}: the write waits for a slot"
+        );
+        assert_eq!(
+            h.backend.cancel(2),
+            Some(Completion::new(2, res::CANCELLED)),
+            "{name}"
+        );
+        assert_eq!(h.backend.cancel(1), None, "{name}: the poll is in flight");
+        let c = h.wait_for(&[1]);
+        assert_eq!(
+            c[0].res, 0,
+            "{name}: a cancelled poll completes with no events: {c:?}"
+        );
+        drop(h);
+        // SAFETY: closing our own descriptors after the backend is gone.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+}
+
+#[test]
+fn poll_reports_the_ready_mask() {
+    for (name, make) in backends() {
+        let mut h = make(2);
+        let mut fds = [0; 2];
+        // SAFETY: room for two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: writing one byte from a local.
+        assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
+        let c = h.run(vec![Request::new(
+            1,
+            fds[0],
+            0,
+            Op::Poll {
+                events: libc::POLLIN as u32,
+            },
+        )]);
+        assert_eq!(
+            c[0].res & i64::from(libc::POLLIN),
+            i64::from(libc::POLLIN),
+            "{name}"
+        );
+        // SAFETY: closing our own descriptors.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! napi-rs binding for kaio-core: converts arguments, wires the completion mailbox to one
+//! weak threadsafe function, and nothing else. Validation and promises live in TypeScript.
+//!
+//! Buffer lifetime: the TypeScript caller keeps every view it passes in its pending table
+//! until the request's completion has been delivered to it, and a context with requests
+//! pending is reachable from a module-level set, so the memory stays alive; dropping a
+//! backend waits for the kernel and the workers before returning.
+
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+
+use kaio_core::{Backend, Completion, Mailbox, Op, Request};
+use napi::bindgen_prelude::{
+    BigInt, BufferSlice, Either, Float64Array, Function, Uint8Array, Uint8ArraySlice,
+};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{CleanupEnvHook, Env, Error, Result, Status};
+use napi_derive::napi;
+
+type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// What the env cleanup hook tears down if JavaScript never closed the context.
+type Slot = Arc<Mutex<Option<Backend>>>;
+
+/// A native context: a kernel AIO context or a worker pool, plus its completion mailbox.
+#[napi]
+pub struct NativeContext {
+    backend: Slot,
+    mailbox: Arc<Mailbox>,
+    raw_tsfn: usize,
+    referenced: bool,
+    hook: RefCell<Option<CleanupEnvHook<Slot>>>,
+}
+
+fn to_js(cs: Vec<Completion>) -> Option<Float64Array> {
+    if cs.is_empty() {
+        return None;
+    }
+    let mut v = Vec::with_capacity(cs.len() * 3);
+    for c in cs {
+        v.extend([c.user as f64, c.res as f64, c.res2 as f64]);
+    }
+    Some(Float64Array::new(v))
+}
+
+fn offset_of(o: Either<i64, BigInt>) -> i64 {
+    match o {
+        Either::A(n) => n,
+        // Validated in TypeScript to lie in 0..2^63.
+        Either::B(b) => b.get_i64().0,
+    }
+}
+
+fn os_error(e: &std::io::Error, syscall: &str) -> Error {
+    let errno = e.raw_os_error().unwrap_or(0);
+    Error::new(Status::GenericFailure, format!("{syscall}:{errno}"))
+}
+
+#[napi]
+impl NativeContext {
+    /// Creates a `linux` (kernel AIO, `size` = ring capacity) or `thread` (`size` workers)
+    /// context. `on_ready` is called (with no arguments) when completions wait in the mailbox.
+    /// Errors carry the message `syscall:errno` for TypeScript to turn into a system error.
+    #[napi(constructor)]
+    pub fn new(env: Env, kind: String, size: u32, on_ready: Function<(), ()>) -> Result<Self> {
+        let wake: Wake = on_ready
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(|_| Ok(()))?;
+        let raw_tsfn = wake.raw() as usize;
+        let mailbox = Arc::new(Mailbox::new(Box::new(move || {
+            // NonBlocking: the queue is unbounded; after env teardown the call just fails.
+            let _ = wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        })));
+        let backend = match kind.as_str() {
+            #[cfg(target_os = "linux")]
+            "linux" => Backend::linux(size, mailbox.clone()).map_err(|e| os_error(&e, "io_setup"))?,
+            "thread" => {
+                Backend::thread(size, mailbox.clone()).map_err(|e| os_error(&e, "pthread_create"))?
+            }
+            _ => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("unknown backend {kind}"),
+                ))
+            }
+        };
+        let backend: Slot = Arc::new(Mutex::new(Some(backend)));
+        // If the environment goes away (process exit, worker termination) with this context
+        // open, stop its threads and wait for the kernel before V8's memory is freed.
+        let hook = env.add_env_cleanup_hook(backend.clone(), |slot| {
+            let b = slot.lock().ok().and_then(|mut g| g.take());
+            drop(b);
+        })?;
+        Ok(Self {
+            backend,
+            mailbox,
+            raw_tsfn,
+            referenced: false,
+            hook: RefCell::new(Some(hook)),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Backend) -> T) -> Result<T> {
+        let g = self
+            .backend
+            .lock()
+            .map_err(|_| Error::new(Status::GenericFailure, "poisoned"))?;
+        g.as_ref()
+            .map(f)
+            .ok_or_else(|| Error::new(Status::Closing, "context destroyed"))
+    }
+
+    fn push(&self, req: Request) -> Result<()> {
+        self.with(|b| b.push(req))
+    }
+
+    /// Queues a read into `buf` (the caller keeps `buf` alive until the completion).
+    #[napi]
+    pub fn read(
+        &self,
+        id: u32,
+        fd: i32,
+        offset: Either<i64, BigInt>,
+        mut buf: Uint8ArraySlice<'_>,
+        flags: i32,
+        priority: i32,
+    ) -> Result<()> {
+        // SAFETY: the view is pinned by the TypeScript pending table until its completion.
+        let (ptr, len) = unsafe { (buf.as_mut().as_mut_ptr(), buf.len()) };
+        // SAFETY: see the module docs: the memory outlives the request.
+        let mut req = unsafe { Request::read(u64::from(id), fd, offset_of(offset), ptr, len) };
+        options(&mut req, flags, priority);
+        self.push(req)
+    }
+
+    /// Queues a write from `buf` (the caller keeps `buf` alive until the completion).
+    #[napi]
+    pub fn write(
+        &self,
+        id: u32,
+        fd: i32,
+        offset: Either<i64, BigInt>,
+        buf: Uint8ArraySlice<'_>,
+        flags: i32,
+        priority: i32,
+    ) -> Result<()> {
+        // SAFETY: see the module docs: the memory outlives the request.
+        let mut req = unsafe {
+            Request::write(
+                u64::from(id),
+                fd,
+                offset_of(offset),
+                buf.as_ptr(),
+                buf.len(),
+            )
+        };
+        options(&mut req, flags, priority);
+        self.push(req)
+    }
+
+    /// Queues a vectored read (`write = false`) or write over `bufs`.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn vectored(
+        &self,
+        id: u32,
+        fd: i32,
+        offset: Either<i64, BigInt>,
+        mut bufs: Vec<Uint8Array>,
+        write: bool,
+        flags: i32,
+        priority: i32,
+    ) -> Result<()> {
+        let iov: Box<[libc::iovec]> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                // SAFETY: each view is pinned by the TypeScript pending table.
+                iov_base: unsafe { b.as_mut().as_mut_ptr().cast() },
+                iov_len: b.len(),
+            })
+            .collect();
+        // SAFETY: see the module docs: the memory outlives the request.
+        let mut req =
+            unsafe { Request::vectored(u64::from(id), fd, offset_of(offset), iov, write) };
+        options(&mut req, flags, priority);
+        self.push(req)
+    }
+
+    /// Queues `fsync` (`data_only = false`) or `fdatasync`.
+    #[napi]
+    pub fn sync(&self, id: u32, fd: i32, data_only: bool, priority: i32) -> Result<()> {
+        let op = if data_only { Op::Fdsync } else { Op::Fsync };
+        let mut req = Request::new(u64::from(id), fd, 0, op);
+        options(&mut req, 0, priority);
+        self.push(req)
+    }
+
+    /// Queues a poll for `events`.
+    #[napi]
+    pub fn poll(&self, id: u32, fd: i32, events: u32, priority: i32) -> Result<()> {
+        let mut req = Request::new(u64::from(id), fd, 0, Op::Poll { events });
+        options(&mut req, 0, priority);
+        self.push(req)
+    }
+
+    /// Submits what is queued; returns completions available now as `[id, res, res2]*`.
+    #[napi]
+    pub fn flush(&self) -> Result<Option<Float64Array>> {
+        self.with(Backend::flush).map(to_js)
+    }
+
+    /// Takes the completions waiting in the mailbox, as `[id, res, res2]*`.
+    #[napi]
+    pub fn drain(&self) -> Option<Float64Array> {
+        to_js(self.mailbox.take())
+    }
+
+    /// Withdraws request `id`; returns its result code if it had not started.
+    #[napi]
+    pub fn cancel(&self, id: u32) -> Result<Option<f64>> {
+        Ok(self
+            .with(|b| b.cancel(u64::from(id)))?
+            .map(|c| c.res as f64))
+    }
+
+    /// Starts closing: returns the completions of requests that never started.
+    #[napi]
+    pub fn close(&self) -> Result<Option<Float64Array>> {
+        Ok(to_js(self.with(Backend::close)?.0))
+    }
+
+    /// Stops the threads and frees the kernel context. Blocks until running requests finish
+    /// (none, when called after every completion was delivered).
+    #[napi]
+    pub fn destroy(&mut self, env: Env) -> Result<()> {
+        self.set_ref(env, false)?;
+        if let Some(hook) = self.hook.borrow_mut().take() {
+            env.remove_env_cleanup_hook(hook)?;
+        }
+        let b = self.backend.lock().ok().and_then(|mut g| g.take());
+        drop(b);
+        Ok(())
+    }
+
+    /// Keeps the event loop alive (`true`) while requests are pending, or lets it exit.
+    #[napi]
+    pub fn set_ref(&mut self, env: Env, referenced: bool) -> Result<()> {
+        if referenced == self.referenced {
+            return Ok(());
+        }
+        let raw = self.raw_tsfn as napi::sys::napi_threadsafe_function;
+        // SAFETY: `raw` is the live tsfn owned by our mailbox; we are on the JS thread.
+        let status = unsafe {
+            if referenced {
+                napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
+            } else {
+                napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+            }
+        };
+        if status != napi::sys::Status::napi_ok {
+            return Err(Error::new(Status::GenericFailure, "tsfn ref failed"));
+        }
+        self.referenced = referenced;
+        Ok(())
+    }
+}
+
+fn options(req: &mut Request, flags: i32, priority: i32) {
+    req.rw_flags = flags;
+    req.priority = (priority >= 0).then_some(priority as u16);
+}
+
+/// Kernel AIO availability: `[available, reason, kernel release]`.
+#[napi]
+pub fn probe() -> (bool, String, String) {
+    let p = kaio_core::probe::probe();
+    (p.available, p.reason.clone(), p.kernel.clone())
+}
+
+/// Allocates `size` bytes aligned to `alignment` (a power of two), zero-filled, as a Buffer
+/// whose finalizer frees it with the same layout.
+#[napi]
+pub fn alloc_aligned(env: &Env, size: u32, alignment: u32) -> Result<BufferSlice<'_>> {
+    let size = size as usize;
+    let layout = std::alloc::Layout::from_size_align(size.max(1), alignment as usize)
+        .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+    if ptr.is_null() {
+        return Err(Error::new(Status::GenericFailure, "ENOMEM"));
+    }
+    // SAFETY: `ptr` is a fresh allocation of `size` bytes; the finalizer frees it with the
+    // layout it was allocated with, exactly once.
+    unsafe {
+        BufferSlice::from_external(env, ptr, size, layout, move |_, layout| {
+            std::alloc::dealloc(ptr, layout);
+        })
+    }
+}
+
+/// The address of a view's first byte modulo `alignment` (0 when aligned).
+#[napi]
+pub fn misalignment(buf: Uint8ArraySlice<'_>, alignment: u32) -> u32 {
+    (buf.as_ptr() as usize % alignment.max(1) as usize) as u32
+}

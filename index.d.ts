@@ -1,0 +1,14 @@
+import type { BackendStatus } from './src/select';
+import type { Implementation } from './src/driver';
+export { Context, DEFAULT_MAX_REQUESTS, DEFAULT_POOL_SIZE } from './src/context';
+export type { ContextOptions, OperationOptions, Implementation } from './src/context';
+export { allocAligned, isAligned } from './src/aligned';
+export { AbortError } from './src/errors';
+export type { SystemError } from './src/errors';
+export type { BackendStatus } from './src/select';
+/** The process default backend (`AIO_IMPL`, the `default-implementation` file, or auto-detection). */
+export declare const implementation: Implementation;
+/** The backends usable in this process, in order of preference. */
+export declare const implementations: readonly Implementation[];
+/** Per backend: whether it is available here and, if not, why (for diagnostics). */
+export declare function backends(): Record<Implementation, BackendStatus>;

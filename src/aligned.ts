@@ -1,0 +1,73 @@
+// Page-aligned memory for O_DIRECT. Native allocation when the binding is loaded (freed when
+// the Buffer is collected); otherwise WebAssembly.Memory, whose backing store is page aligned.
+import { binding } from './native'
+import { invalidArgType, outOfRange } from './errors'
+import { validateInt } from './validate'
+
+const WASM_PAGE = 65536
+
+// @types/node does not declare the WebAssembly namespace; this is the part used here.
+declare const WebAssembly: { Memory: new (d: { initial: number; maximum?: number }) => { buffer: ArrayBuffer } }
+
+function validateAlignment(alignment: unknown): number {
+  const a = validateInt(alignment, 'alignment', 1, WASM_PAGE)
+  if ((a & (a - 1)) !== 0) throw outOfRange('alignment', 'a power of two', a)
+  return a
+}
+
+/** Whether the view's first byte sits at a multiple of `alignment`. */
+export function isAligned(view: ArrayBufferView, alignment = 4096): boolean {
+  if (!ArrayBuffer.isView(view)) throw invalidArgType('view', 'an instance of Buffer, TypedArray, or DataView', view)
+  const a = validateAlignment(alignment)
+  if (view.byteLength === 0 && view.buffer.byteLength === 0) return true
+  if (binding) {
+    const bytes = view instanceof Uint8Array ? view : new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
+    return binding.misalignment(bytes, a) === 0
+  }
+  // Without the binding only WebAssembly memory has a known (page) alignment.
+  return wasmBuffers.has(view.buffer) && view.byteOffset % a === 0
+}
+
+const wasmBuffers = new WeakSet<ArrayBufferLike>()
+
+function wasmAligned(size: number): Buffer {
+  const pages = Math.max(1, Math.ceil(size / WASM_PAGE))
+  const mem = new WebAssembly.Memory({ initial: pages, maximum: pages })
+  wasmBuffers.add(mem.buffer)
+  return Buffer.from(mem.buffer, 0, size)
+}
+
+/** A zero-filled Buffer of `size` bytes whose memory is aligned to `alignment`. */
+export function allocAligned(size: number, alignment = 4096): Buffer {
+  validateInt(size, 'size', 0, 2 ** 31 - 1)
+  const a = validateAlignment(alignment)
+  if (binding) {
+    try {
+      return binding.allocAligned(size, a)
+    } catch {
+      // External buffers refused (Electron): over-allocate and slice at the aligned offset.
+      const raw = Buffer.alloc(size + a)
+      const skip = (a - binding.misalignment(raw, a)) % a
+      return raw.subarray(skip, skip + size)
+    }
+  }
+  return wasmAligned(size)
+}
+
+const SLAB = 1 << 20
+const SMALL = 64 * 1024
+let slab: Buffer | null = null
+let used = 0
+
+/** A page-aligned buffer for `read()`: small ones are cut from a shared aligned slab. */
+export function readBuffer(n: number): Buffer {
+  if (n > SMALL) return allocAligned(n)
+  const rounded = (n + 4095) & ~4095
+  if (slab === null || used + rounded > SLAB) {
+    slab = allocAligned(SLAB)
+    used = 0
+  }
+  const b = slab.subarray(used, used + n)
+  used += Math.max(rounded, 4096)
+  return b
+}

@@ -1,0 +1,268 @@
+// The request drivers behind `Context`: one for the native engines (linux, thread) and one
+// over node:fs (js). Arguments arrive validated; drivers only move requests and settle them.
+import * as fs from 'node:fs'
+
+import { binding } from './native'
+import { closedError, errnoError } from './errors'
+
+export type Implementation = 'linux' | 'thread' | 'js'
+
+/** Per-request options, already validated. */
+export interface ReqOptions {
+  flags: number
+  /** -1 when unset. */
+  priority: number
+}
+
+/** Raw completion of one request: bytes (or ready mask) or -errno, and the kernel's res2. */
+export type Settle = (res: number, res2: number) => void
+
+/** One request as the drivers see it. */
+export type Req =
+  | { op: 'read' | 'write'; fd: number; offset: number | bigint; buf: Uint8Array; opts: ReqOptions }
+  | { op: 'readv' | 'writev'; fd: number; offset: number | bigint; bufs: Uint8Array[]; opts: ReqOptions }
+  | { op: 'fsync' | 'fdatasync'; fd: number; opts: ReqOptions }
+  | { op: 'poll'; fd: number; events: number; opts: ReqOptions }
+
+/** Result codes beyond errno, from kaio-core's `res` module. */
+export const RES_CLOSED = -1_000_001
+export const RES_CANCELLED = -1_000_002
+
+export interface Driver {
+  readonly implementation: Implementation
+  /** Queues `req`; `settle` is called exactly once. Returns an id usable with `cancel`. */
+  start(req: Req, settle: Settle): number
+  /** Withdraws request `id` if it has not started; returns whether it was withdrawn. */
+  cancel(id: number): boolean
+  /** Settles queued requests with RES_CLOSED, waits for running ones, frees everything. */
+  close(): Promise<void>
+}
+
+/** Turns a raw result into a value or a node-style error for `syscall`. */
+export function toError(res: number, syscall: string): Error {
+  if (res === RES_CLOSED) return closedError()
+  return errnoError(res, syscall)
+}
+
+/** Contexts with requests pending: reachable from here, so their buffers cannot be collected. */
+const live = new Set<unknown>()
+
+/** The linux and thread engines, through the native binding. */
+export class NativeDriver implements Driver {
+  readonly implementation: Implementation
+  #native: InstanceType<NonNullable<typeof binding>['NativeContext']>
+  #settles: (Settle | undefined)[] = []
+  #pins: unknown[] = []
+  #free: number[] = []
+  #pending = 0
+  #scheduled = false
+  #referenced = false
+  #onIdle: (() => void) | null = null
+  #closed: Promise<void> | null = null
+  readonly #flush = (): void => this.#doFlush()
+
+  constructor(kind: 'linux' | 'thread', size: number) {
+    if (!binding) throw new Error('native binding not loaded')
+    this.implementation = kind
+    // The completion callback holds the driver weakly: an idle, unreachable context can be
+    // collected (its native finalizer then tears it down). A busy one is in `live`.
+    const weak = new WeakRef(this)
+    this.#native = new binding.NativeContext(kind, size, () => weak.deref()?.onReady())
+  }
+
+  start(req: Req, settle: Settle): number {
+    const id = this.#free.length > 0 ? this.#free.pop()! : this.#settles.length
+    const n = this.#native
+    const o = req.opts
+    switch (req.op) {
+      case 'read':
+        n.read(id, req.fd, req.offset, req.buf, o.flags, o.priority)
+        this.#pins[id] = req.buf
+        break
+      case 'write':
+        n.write(id, req.fd, req.offset, req.buf, o.flags, o.priority)
+        this.#pins[id] = req.buf
+        break
+      case 'readv':
+      case 'writev':
+        n.vectored(id, req.fd, req.offset, req.bufs, req.op === 'writev', o.flags, o.priority)
+        this.#pins[id] = req.bufs
+        break
+      case 'fsync':
+      case 'fdatasync':
+        n.sync(id, req.fd, req.op === 'fdatasync', o.priority)
+        break
+      case 'poll':
+        n.poll(id, req.fd, req.events, o.priority)
+        break
+    }
+    this.#settles[id] = settle
+    if (this.#pending++ === 0) live.add(this)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      queueMicrotask(this.#flush)
+    }
+    return id
+  }
+
+  cancel(id: number): boolean {
+    if (this.#settles[id] === undefined) return false
+    const res = this.#native.cancel(id)
+    if (res === null) return false
+    this.#settleOne(id, res, 0)
+    this.#afterSettle()
+    return true
+  }
+
+  /** Submits what this tick queued and settles what the kernel finished already. */
+  #doFlush(): void {
+    this.#scheduled = false
+    if (this.#closed && this.#pending === 0) return
+    const done = this.#native.flush()
+    if (done) this.#settleAll(done)
+    if (this.#pending > 0 && !this.#referenced) {
+      this.#referenced = true
+      this.#native.setRef(true)
+    }
+    this.#afterSettle()
+  }
+
+  /** Called through the threadsafe function when the mailbox has completions. */
+  onReady(): void {
+    const done = this.#native.drain()
+    if (done) this.#settleAll(done)
+    this.#afterSettle()
+  }
+
+  #settleAll(done: Float64Array): void {
+    for (let i = 0; i < done.length; i += 3) this.#settleOne(done[i]!, done[i + 1]!, done[i + 2]!)
+  }
+
+  #settleOne(id: number, res: number, res2: number): void {
+    const settle = this.#settles[id]
+    if (settle === undefined) return
+    this.#settles[id] = undefined
+    this.#pins[id] = undefined
+    this.#free.push(id)
+    this.#pending--
+    settle(res, res2)
+  }
+
+  #afterSettle(): void {
+    if (this.#pending !== 0) return
+    live.delete(this)
+    if (this.#referenced) {
+      this.#referenced = false
+      this.#native.setRef(false)
+    }
+    const idle = this.#onIdle
+    if (idle) {
+      this.#onIdle = null
+      idle()
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      const refused = this.#native.close()
+      if (refused) this.#settleAll(refused)
+      this.#afterSettle()
+      if (this.#pending > 0) {
+        if (!this.#referenced) {
+          this.#referenced = true
+          this.#native.setRef(true)
+        }
+        await new Promise<void>((resolve) => {
+          this.#onIdle = resolve
+        })
+      }
+      this.#native.destroy()
+    })()
+    return this.#closed
+  }
+}
+
+/** The js backend: node:fs's callback API (about half the cost of fs.promises per request). */
+export class JsDriver implements Driver {
+  readonly implementation = 'js' as const
+  #running = 0
+  #queue: { id: number; req: Req; settle: Settle }[] = []
+  #next = 0
+  #closing = false
+  #onIdle: (() => void) | null = null
+  #closed: Promise<void> | null = null
+
+  constructor(readonly maxRequests: number) {}
+
+  start(req: Req, settle: Settle): number {
+    const id = this.#next++
+    if (this.#closing) {
+      queueMicrotask(() => settle(RES_CLOSED, 0))
+      return id
+    }
+    if (this.#running < this.maxRequests) this.#run(req, settle)
+    else this.#queue.push({ id, req, settle })
+    return id
+  }
+
+  cancel(id: number): boolean {
+    const i = this.#queue.findIndex((q) => q.id === id)
+    if (i < 0) return false
+    const [q] = this.#queue.splice(i, 1)
+    q!.settle(RES_CANCELLED, 0)
+    return true
+  }
+
+  #run(req: Req, settle: Settle): void {
+    this.#running++
+    const done = (err: NodeJS.ErrnoException | null, n?: number): void => {
+      this.#running--
+      settle(err ? (err.errno ?? -5) : (n ?? 0), 0)
+      const next = this.#queue.shift()
+      if (next) this.#run(next.req, next.settle)
+      else if (this.#running === 0 && this.#onIdle) this.#onIdle()
+    }
+    if (req.opts.flags !== 0) {
+      // node:fs has no preadv2/pwritev2: refuse rather than ignore the flags.
+      queueMicrotask(() => done({ errno: -95 } as NodeJS.ErrnoException))
+      return
+    }
+    const pos = req.op === 'read' || req.op === 'write' || req.op === 'readv' || req.op === 'writev' ? req.offset : 0
+    switch (req.op) {
+      case 'read':
+        fs.read(req.fd, req.buf, 0, req.buf.byteLength, pos as number, done)
+        break
+      case 'write':
+        fs.write(req.fd, req.buf, 0, req.buf.byteLength, pos as number, done)
+        break
+      case 'readv':
+        fs.readv(req.fd, req.bufs, pos as number, done)
+        break
+      case 'writev':
+        fs.writev(req.fd, req.bufs, pos as number, done)
+        break
+      case 'fsync':
+        fs.fsync(req.fd, (e) => done(e, 0))
+        break
+      case 'fdatasync':
+        fs.fdatasync(req.fd, (e) => done(e, 0))
+        break
+      case 'poll':
+        queueMicrotask(() => done({ errno: -95 } as NodeJS.ErrnoException))
+        break
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing = true
+      for (const q of this.#queue.splice(0)) q.settle(RES_CLOSED, 0)
+      if (this.#running > 0) {
+        await new Promise<void>((resolve) => {
+          this.#onIdle = resolve
+        })
+      }
+    })()
+    return this.#closed
+  }
+}

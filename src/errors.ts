@@ -1,0 +1,89 @@
+// Errors shaped like node:fs's: `code`, negative `errno`, `syscall`, and the same message form
+// ("EBADF: bad file descriptor, read"). kaio's own conditions use ERR_AIO_* codes.
+import { getSystemErrorMap, getSystemErrorName, inspect } from 'node:util'
+
+export interface SystemError extends Error {
+  code: string
+  errno: number
+  syscall: string
+  path?: string
+}
+
+let errorMap: Map<number, [string, string]> | undefined
+
+/** A node:fs-style system error for a negative (or positive) errno. */
+export function errnoError(errno: number, syscall: string, path?: string): SystemError {
+  const neg = -Math.abs(errno)
+  errorMap ??= getSystemErrorMap()
+  const known = errorMap.get(neg)
+  const code = known?.[0] ?? safeName(neg)
+  const desc = known?.[1] ?? 'unknown error'
+  const where = path === undefined ? '' : ` '${path}'`
+  const err = new Error(`${code}: ${desc}, ${syscall}${where}`) as SystemError
+  err.errno = neg
+  err.code = code
+  err.syscall = syscall
+  if (path !== undefined) err.path = path
+  Error.captureStackTrace(err, errnoError)
+  return err
+}
+
+function safeName(neg: number): string {
+  try {
+    return getSystemErrorName(neg)
+  } catch {
+    return `Unknown system error ${neg}`
+  }
+}
+
+/** An error with a Node-style `code` (ERR_*). */
+export function codedError<E extends Error>(Ctor: new (msg: string) => E, code: string, message: string): E & { code: string } {
+  const err = new Ctor(message) as E & { code: string }
+  err.code = code
+  return err
+}
+
+/** `ERR_AIO_CLOSED`: the context was closed before the request could run. */
+export function closedError(): Error & { code: string } {
+  return codedError(Error, 'ERR_AIO_CLOSED', 'The kaio context is closed')
+}
+
+/** `ERR_AIO_UNAVAILABLE`: the requested backend cannot run here. */
+export function unavailableError(impl: string, why: string): Error & { code: string } {
+  return codedError(Error, 'ERR_AIO_UNAVAILABLE', `kaio backend '${impl}' is unavailable: ${why}`)
+}
+
+/** An `AbortError` like node:fs's (name 'AbortError', code 'ABORT_ERR'). */
+export class AbortError extends Error {
+  code = 'ABORT_ERR'
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'AbortError'
+  }
+}
+
+/** Describes a received value the way Node's ERR_INVALID_ARG_TYPE messages do. */
+export function describe(value: unknown): string {
+  if (value == null) return ` Received ${value}`
+  if (typeof value === 'function') return ` Received function ${value.name || '<anonymous>'}`
+  if (typeof value === 'object') {
+    const name = (value as object).constructor?.name
+    return name ? ` Received an instance of ${name}` : ` Received ${inspect(value, { depth: -1 })}`
+  }
+  let shown = inspect(value, { colors: false })
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`
+  return ` Received type ${typeof value} (${shown})`
+}
+
+export function invalidArgType(name: string, expected: string, value: unknown): TypeError & { code: string } {
+  return codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}.${describe(value)}`)
+}
+
+export function outOfRange(name: string, range: string, value: unknown): RangeError & { code: string } {
+  const shown = typeof value === 'bigint' ? `${value}n` : inspect(value)
+  return codedError(RangeError, 'ERR_OUT_OF_RANGE', `The value of "${name}" is out of range. It must be ${range}. Received ${shown}`)
+}
+
+export function invalidArgValue(name: string, value: unknown, reason = 'is invalid'): TypeError & { code: string } {
+  return codedError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument '${name}' ${reason}. Received ${inspect(value)}`)
+}
