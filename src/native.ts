@@ -1,17 +1,8 @@
-// Loads the native binding without ever throwing: a missing or broken binary leaves
-// `binding` null and the reason in `loadError`, and kaio runs on the js backend.
-import type * as Binding from '../binding'
+// The native binding, or null with the reason: a missing or broken binary means the js backend.
+import * as loader from './load-binding.cjs'
 
-export type NativeBinding = typeof Binding
+export type NativeBinding = NonNullable<typeof loader.binding>
 
-let binding: NativeBinding | null = null
-let loadError = ''
-
-try {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  binding = require('../binding.js') as NativeBinding
-} catch (e) {
-  loadError = e instanceof Error ? e.message.split('\n')[0]! : String(e)
-}
-
-export { binding, loadError }
+export const binding: NativeBinding | null = loader.binding
+export const loadError: string = loader.loadError
+export const packageRoot: string = loader.root

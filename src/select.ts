@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { binding, loadError } from './native'
+import { binding, loadError, packageRoot } from './native'
 import type { Implementation } from './driver'
 
 export const IMPLEMENTATIONS: readonly Implementation[] = ['linux', 'thread', 'js']
@@ -47,7 +47,7 @@ function isImplementation(v: string): v is Implementation {
 function fileChoice(): string | undefined {
   let text: string
   try {
-    text = readFileSync(join(__dirname, '..', 'default-implementation'), 'utf8')
+    text = readFileSync(join(packageRoot, 'default-implementation'), 'utf8')
   } catch {
     return undefined
   }
