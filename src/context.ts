@@ -1,14 +1,17 @@
 // The public `Context`: caio's API with node:fs's errors. Validates, picks a driver, turns raw
 // completions into values or errors.
-import { JsDriver, NativeDriver, RES_CANCELLED, toError } from './driver'
-import type { Driver, Implementation, Req, ReqOptions } from './driver'
-import { AbortError, closedError, errnoError, invalidArgType, outOfRange, unavailableError } from './errors'
+import { JsDriver, NativeDriver, RES_CANCELLED, RES_CLOSED, toError } from './driver'
+import type { Driver, Implementation } from './driver'
+import { AbortError, closedError, codedError, errnoError, invalidArgType, unavailableError } from './errors'
 import type { SystemError } from './errors'
 import { availability, defaultImplementation, IMPLEMENTATIONS } from './select'
 import { readBuffer } from './aligned'
-import { asBytes, isDetached, MAX_LENGTH, toPayload, validateFd, validateInt, validateOffset } from './validate'
+import { buildPoll, buildRead, buildSync, buildVectored, buildWrite, Operation } from './ops'
+import type { Built, OperationOptions } from './ops'
+import { MAX_LENGTH, validateInt } from './validate'
 
 export type { Implementation } from './driver'
+export type { OperationOptions } from './ops'
 
 /** Options of `new Context()`. */
 export interface ContextOptions {
@@ -20,45 +23,15 @@ export interface ContextOptions {
   poolSize?: number
 }
 
-/** Options every operation takes as its last argument. */
-export interface OperationOptions {
-  /** Aborting rejects with an AbortError; see the README for what happens in flight. */
-  signal?: AbortSignal
-  /** RWF_* flags (RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOWAIT, RWF_APPEND). */
-  flags?: number
-  /** An I/O priority from `ioprio(class, level)`. */
-  priority?: number
-}
-
 export const DEFAULT_MAX_REQUESTS = 128
 export const DEFAULT_POOL_SIZE = 16
 const MAX_REQUESTS = 65536
-const MAX_IOVECS = 1024
-const RWF_ALL = 0x1f
 
-function validateOptions(options: unknown): { signal: AbortSignal | undefined; opts: ReqOptions } {
-  if (options === undefined || options === null) return { signal: undefined, opts: NO_OPTS }
-  if (typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
-  const { signal, flags = 0, priority } = options as OperationOptions
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', signal)
-  validateInt(flags, 'options.flags', 0, 2 ** 31 - 1)
-  if ((flags & ~RWF_ALL) !== 0) throw outOfRange('options.flags', 'a combination of RWF_* flags', flags)
-  const prio = priority === undefined ? -1 : validateInt(priority, 'options.priority', 0, 0xffff)
-  return { signal, opts: flags === 0 && prio === -1 ? NO_OPTS : { flags, priority: prio } }
-}
-
-const NO_OPTS: ReqOptions = Object.freeze({ flags: 0, priority: -1 })
-
-function checkView(view: Uint8Array, name: string): Uint8Array {
-  if (isDetached(view)) throw invalidArgType(name, 'a view of an attached (not transferred) ArrayBuffer', view)
-  if (view.byteLength > MAX_LENGTH) throw outOfRange(`${name}.byteLength`, `<= ${MAX_LENGTH}`, view.byteLength)
-  return view
-}
-
-function validateViews(buffers: unknown, name: string): Uint8Array[] {
-  if (!Array.isArray(buffers)) throw invalidArgType(name, 'an instance of Array', buffers)
-  if (buffers.length > MAX_IOVECS) throw outOfRange(`${name}.length`, `<= ${MAX_IOVECS}`, buffers.length)
-  return buffers.map((b, i) => checkView(asBytes(b, `${name}[${i}]`), `${name}[${i}]`))
+/** The raw outcome of one operation of a batch, as the kernel reported it. */
+export interface RawResult {
+  /** Bytes transferred (or the ready mask for poll), or a negative errno. */
+  res: number
+  res2: number
 }
 
 function makeDriver(impl: Implementation, maxRequests: number, poolSize: number): Driver {
@@ -117,15 +90,16 @@ export class Context {
     this.#driver = driver
   }
 
-  /** Runs one request; `map` turns a non-negative result into the resolved value. */
-  #run<T>(req: Req, signal: AbortSignal | undefined, syscall: string, map: (res: number, res2: number) => T): Promise<T> {
-    if (this.#closed) return Promise.reject(closedError())
-    if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
+  /**
+   * Runs one request. `map` turns a result into the resolved value; errors (negative results)
+   * reject unless `raw`, where only kaio's own outcomes (closed, withdrawn) reject.
+   */
+  #run<T>({ req, signal, syscall }: Built, map: (res: number, res2: number) => T, raw = false, onDone?: () => void): Promise<T> {
+    if (this.#closed || signal?.aborted) {
+      onDone?.()
+      return Promise.reject(this.#closed ? closedError() : new AbortError(undefined, { cause: signal!.reason }))
+    }
     return new Promise<T>((resolve, reject) => {
-      if (signal === undefined) {
-        this.#driver.start(req, (res, res2) => (res >= 0 ? resolve(map(res, res2)) : reject(toError(res, syscall))))
-        return
-      }
       let done = false
       const onAbort = (): void => {
         if (done) return
@@ -133,17 +107,27 @@ export class Context {
         // A queued request is withdrawn; one in flight runs on (its buffer stays pinned by
         // the driver) and its late completion is discarded below.
         this.#driver.cancel(id)
-        reject(new AbortError(undefined, { cause: signal.reason }))
+        reject(new AbortError(undefined, { cause: signal!.reason }))
       }
       const id = this.#driver.start(req, (res, res2) => {
-        signal.removeEventListener('abort', onAbort)
+        onDone?.()
+        signal?.removeEventListener('abort', onAbort)
         if (done || res === RES_CANCELLED) return
         done = true
-        if (res >= 0) resolve(map(res, res2))
+        if (res >= 0 || (raw && res !== RES_CLOSED)) resolve(map(res, res2))
         else reject(toError(res, syscall))
       })
-      signal.addEventListener('abort', onAbort, { once: true })
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
+  }
+
+  /** Calls `build` and runs the result, turning a validation throw into a rejection. */
+  #call<T>(build: () => Built, map: (res: number, res2: number) => T): Promise<T> {
+    try {
+      return this.#run(build(), map)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /**
@@ -151,102 +135,71 @@ export class Context {
    * EOF, empty past it). The buffer is page aligned, so O_DIRECT descriptors work.
    */
   read(nbytes: number, fd: number, offset: number | bigint, options?: OperationOptions): Promise<Buffer> {
-    try {
-      validateInt(nbytes, 'nbytes', 0, MAX_LENGTH)
-      validateFd(fd)
-      const off = validateOffset(offset)
-      const { signal, opts } = validateOptions(options)
-      const buf = readBuffer(nbytes)
-      return this.#run({ op: 'read', fd, offset: off, buf, opts }, signal, 'read', (n) => buf.subarray(0, n))
-    } catch (e) {
-      return Promise.reject(e)
-    }
+    let buf: Buffer
+    return this.#call(
+      () => {
+        validateInt(nbytes, 'nbytes', 0, MAX_LENGTH)
+        buf = readBuffer(nbytes)
+        return buildRead(buf, fd, offset, options)
+      },
+      (n) => buf.subarray(0, n),
+    )
   }
 
   /** Reads into `buffer` (any ArrayBufferView, zero-copy) at `offset`; resolves bytes read. */
   readInto(buffer: ArrayBufferView, fd: number, offset: number | bigint, options?: OperationOptions): Promise<number> {
-    try {
-      const buf = checkView(asBytes(buffer, 'buffer'), 'buffer')
-      validateFd(fd)
-      const off = validateOffset(offset)
-      const { signal, opts } = validateOptions(options)
-      return this.#run({ op: 'read', fd, offset: off, buf, opts }, signal, 'read', (n) => n)
-    } catch (e) {
-      return Promise.reject(e)
-    }
+    return this.#call(() => buildRead(buffer, fd, offset, options), count)
   }
 
   /** Writes `data` (a string as UTF-8, or any ArrayBufferView) at `offset`; resolves bytes written (may be short). */
   write(data: string | ArrayBufferView, fd: number, offset: number | bigint, options?: OperationOptions): Promise<number> {
-    try {
-      const buf = checkView(toPayload(data), 'data')
-      validateFd(fd)
-      const off = validateOffset(offset)
-      const { signal, opts } = validateOptions(options)
-      return this.#run({ op: 'write', fd, offset: off, buf, opts }, signal, 'write', (n) => n)
-    } catch (e) {
-      return Promise.reject(e)
-    }
+    return this.#call(() => buildWrite(data, fd, offset, options), count)
   }
 
   /** Vectored read into `buffers` (at most 1024) at `offset`; resolves the total bytes read. */
   readv(buffers: readonly ArrayBufferView[], fd: number, offset: number | bigint, options?: OperationOptions): Promise<number> {
-    try {
-      const bufs = validateViews(buffers, 'buffers')
-      validateFd(fd)
-      const off = validateOffset(offset)
-      const { signal, opts } = validateOptions(options)
-      return this.#run({ op: 'readv', fd, offset: off, bufs, opts }, signal, 'read', (n) => n)
-    } catch (e) {
-      return Promise.reject(e)
-    }
+    return this.#call(() => buildVectored('readv', buffers, fd, offset, options), count)
   }
 
   /** Vectored write of `buffers` (at most 1024) at `offset`; resolves the total bytes written. */
   writev(buffers: readonly ArrayBufferView[], fd: number, offset: number | bigint, options?: OperationOptions): Promise<number> {
-    try {
-      const bufs = validateViews(buffers, 'buffers')
-      validateFd(fd)
-      const off = validateOffset(offset)
-      const { signal, opts } = validateOptions(options)
-      return this.#run({ op: 'writev', fd, offset: off, bufs, opts }, signal, 'write', (n) => n)
-    } catch (e) {
-      return Promise.reject(e)
-    }
+    return this.#call(() => buildVectored('writev', buffers, fd, offset, options), count)
   }
 
   /** `fsync(2)`: flushes data and metadata. */
   fsync(fd: number, options?: OperationOptions): Promise<void> {
-    return this.#sync(fd, options, 'fsync')
+    return this.#call(() => buildSync('fsync', fd, options), nothing)
   }
 
   /** `fdatasync(2)`: flushes data (and the metadata needed to read it). */
   fdsync(fd: number, options?: OperationOptions): Promise<void> {
-    return this.#sync(fd, options, 'fdatasync')
-  }
-
-  #sync(fd: number, options: OperationOptions | undefined, op: 'fsync' | 'fdatasync'): Promise<void> {
-    try {
-      validateFd(fd)
-      const { signal, opts } = validateOptions(options)
-      if (opts.flags !== 0) throw outOfRange('options.flags', '0 for fsync and fdsync', opts.flags)
-      return this.#run({ op, fd, opts }, signal, op, () => undefined)
-    } catch (e) {
-      return Promise.reject(e)
-    }
+    return this.#call(() => buildSync('fdatasync', fd, options), nothing)
   }
 
   /** Waits until `fd` is ready for `events` (POLL* bits); resolves the ready mask. */
   poll(fd: number, events: number, options?: OperationOptions): Promise<number> {
-    try {
-      validateFd(fd)
-      validateInt(events, 'events', 0, 0xffff)
-      const { signal, opts } = validateOptions(options)
-      if (opts.flags !== 0) throw outOfRange('options.flags', '0 for poll', opts.flags)
-      return this.#run({ op: 'poll', fd, events, opts }, signal, 'poll', (n) => n)
-    } catch (e) {
-      return Promise.reject(e)
+    return this.#call(() => buildPoll(fd, events, options), count)
+  }
+
+  /**
+   * Submits prepared operations together (one `io_submit` when they fit) and resolves their
+   * raw results in order: a negative `res` is a result (-errno), not a rejection. Throws
+   * ERR_AIO_IN_FLIGHT, submitting nothing, if any operation is still in flight.
+   */
+  submit(operations: readonly Operation[]): Promise<RawResult[]> {
+    if (!Array.isArray(operations)) throw invalidArgType('operations', 'an instance of Array', operations)
+    operations.forEach((op, i) => {
+      if (!(op instanceof Operation)) throw invalidArgType(`operations[${i}]`, 'an instance of Operation', op)
+    })
+    if (new Set(operations).size !== operations.length || operations.some((op) => op.inFlight)) {
+      throw codedError(Error, 'ERR_AIO_IN_FLIGHT', 'An operation of the batch is already in flight')
     }
+    return Promise.all(
+      operations.map((op) => {
+        op.inFlight = true
+        return this.#run(op.built, (res, res2) => ({ res, res2 }), true, () => (op.inFlight = false))
+      }),
+    )
   }
 
   /**
@@ -263,6 +216,9 @@ export class Context {
     return this.close()
   }
 }
+
+const count = (n: number): number => n
+const nothing = (): void => undefined
 
 function codedInvalid(value: unknown): TypeError & { code: string } {
   const e = new TypeError(

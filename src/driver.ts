@@ -222,9 +222,14 @@ export class JsDriver implements Driver {
       if (next) this.#run(next.req, next.settle)
       else if (this.#running === 0 && this.#onIdle) this.#onIdle()
     }
-    if (req.opts.flags !== 0) {
-      // node:fs has no preadv2/pwritev2: refuse rather than ignore the flags.
+    if (req.opts.flags !== 0 || req.opts.priority !== -1) {
+      // node:fs has no preadv2/pwritev2 and no I/O priorities: refuse rather than ignore.
       queueMicrotask(() => done({ errno: -95 } as NodeJS.ErrnoException))
+      return
+    }
+    if ((req.op === 'readv' || req.op === 'writev') && req.bufs.length === 0) {
+      // libuv refuses an empty vector (EINVAL); the kernel and the thread backend move 0 bytes.
+      queueMicrotask(() => done(null, 0))
       return
     }
     const pos = req.op === 'read' || req.op === 'write' || req.op === 'readv' || req.op === 'writev' ? req.offset : 0

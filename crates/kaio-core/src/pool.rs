@@ -184,11 +184,25 @@ fn ret(n: isize) -> i64 {
 /// Runs one request on this thread; returns bytes, the ready mask, or `-errno`.
 #[must_use]
 pub fn execute(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
-    let fd = req.fd;
-    let off = req.offset as libc::off_t;
     if req.rw_flags & !sys::RWF_SUPPORTED != 0 {
         return -i64::from(libc::EOPNOTSUPP);
     }
+    if let Some(prio) = req.priority {
+        // The priority applies to this worker thread for this one request (kernel AIO sets it
+        // per iocb with IOCB_FLAG_IOPRIO); the default class is restored afterwards.
+        if let Err(errno) = sys::ioprio_set_current(prio) {
+            return -i64::from(errno);
+        }
+        let r = run(req, cancel, stop);
+        let _ = sys::ioprio_set_current(0);
+        return r;
+    }
+    run(req, cancel, stop)
+}
+
+fn run(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
+    let fd = req.fd;
+    let off = req.offset as libc::off_t;
     match &req.op {
         Op::Read { buf, len } => {
             let iov = [libc::iovec {

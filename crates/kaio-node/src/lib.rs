@@ -6,6 +6,9 @@
 //! pending is reachable from a module-level set, so the memory stays alive; dropping a
 //! backend waits for the kernel and the workers before returning.
 
+// napi-rs hands arguments over by value; taking them by reference is not an option.
+#![allow(clippy::needless_pass_by_value)]
+
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
@@ -75,10 +78,11 @@ impl NativeContext {
         })));
         let backend = match kind.as_str() {
             #[cfg(target_os = "linux")]
-            "linux" => Backend::linux(size, mailbox.clone()).map_err(|e| os_error(&e, "io_setup"))?,
-            "thread" => {
-                Backend::thread(size, mailbox.clone()).map_err(|e| os_error(&e, "pthread_create"))?
+            "linux" => {
+                Backend::linux(size, mailbox.clone()).map_err(|e| os_error(&e, "io_setup"))?
             }
+            "thread" => Backend::thread(size, mailbox.clone())
+                .map_err(|e| os_error(&e, "pthread_create"))?,
             _ => {
                 return Err(Error::new(
                     Status::InvalidArg,

@@ -32,6 +32,33 @@ pub fn fd_type(fd: RawFd) -> Result<libc::mode_t, i32> {
     Ok(unsafe { st.assume_init() }.st_mode & libc::S_IFMT)
 }
 
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, prio)`: the I/O priority of the calling thread.
+/// Returns the errno on failure (EPERM for the RT class without privileges).
+#[cfg(target_os = "linux")]
+pub fn ioprio_set_current(prio: u16) -> Result<(), i32> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: plain syscall with integer arguments; `0` means the calling thread.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            libc::c_long::from(prio),
+        )
+    };
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// Thread I/O priorities exist only on Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn ioprio_set_current(_prio: u16) -> Result<(), i32> {
+    Err(libc::ENOTSUP)
+}
+
 /// The calling thread's `errno` as a positive number.
 pub fn last_errno() -> i32 {
     io::Error::last_os_error()

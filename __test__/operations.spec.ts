@@ -1,0 +1,314 @@
+// Every kernel AIO operation and option: vectored I/O, poll, RWF flags, priority, raw batch
+// submit, cancellation, aligned buffers. Runs once per backend; where a backend cannot do
+// something (js: poll, flags, priority) the spec checks that it refuses with ENOTSUP.
+import test from 'ava'
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+
+import {
+  allocAligned,
+  Context,
+  IOPRIO_CLASS_BE,
+  IOPRIO_CLASS_IDLE,
+  IOPRIO_CLASS_RT,
+  ioprio,
+  isAligned,
+  Operation,
+  POLLIN,
+  POLLRDNORM,
+  RWF_APPEND,
+  RWF_DSYNC,
+  RWF_HIPRI,
+  RWF_SYNC,
+} from '../index'
+import { each, isSystemError, tempFile } from './helpers'
+
+/** A pipe as two descriptors (node has no pipe(2); a FIFO opened both ways gives one). */
+function pipe(): { r: number; w: number; close: () => void } {
+  const { path: p, fd } = tempFile()
+  fs.closeSync(fd)
+  fs.unlinkSync(p)
+  const r0 = spawnSync('mkfifo', [p])
+  if (r0.status !== 0) throw new Error('mkfifo failed')
+  const r = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  const w = fs.openSync(p, fs.constants.O_WRONLY)
+  return {
+    r,
+    w,
+    close: () => {
+      fs.closeSync(r)
+      fs.closeSync(w)
+    },
+  }
+}
+
+each("vectored I/O: python-libaio's 'blah' / 'bluez' scenario", async (t, ctx) => {
+  const { fd } = tempFile(undefined, Buffer.from('blah'))
+  const a = Buffer.alloc(2)
+  const b = Buffer.alloc(2)
+  t.is(await ctx.readv([a, b], fd, 0), 4)
+  t.is(a.toString(), 'bl')
+  t.is(b.toString(), 'ah')
+  t.is(await ctx.writev([Buffer.from('u'), Buffer.from('ez')], fd, 2), 3)
+  t.is((await ctx.read(10, fd, 0)).toString(), 'bluez')
+  await t.throwsAsync(
+    ctx.readv(
+      Array.from({ length: 1025 }, () => Buffer.alloc(1)),
+      fd,
+      0,
+    ),
+    { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' },
+  )
+  t.is(await ctx.readv([], fd, 0), 0)
+  fs.closeSync(fd)
+})
+
+each('poll on a pipe: pending until data, then the ready mask', async (t, ctx, impl) => {
+  const p = pipe()
+  try {
+    if (impl === 'js') {
+      isSystemError(t, await t.throwsAsync(ctx.poll(p.r, POLLIN)), 'ENOTSUP', 'poll')
+      return
+    }
+    let ready: number | undefined
+    const polled = ctx.poll(p.r, POLLIN).then((m) => (ready = m))
+    await new Promise((r) => setTimeout(r, 50))
+    t.is(ready, undefined, 'nothing to read yet')
+    fs.writeSync(p.w, 'data')
+    const mask = await polled
+    t.is(mask & POLLIN, POLLIN)
+    if (impl === 'linux') t.is(mask, POLLIN | POLLRDNORM)
+    t.is((await ctx.poll(p.r, POLLIN)) & POLLIN, POLLIN, 'already readable: resolves at once')
+  } finally {
+    p.close()
+  }
+})
+
+each('RWF_APPEND appends whatever the offset; RWF_DSYNC, RWF_SYNC, RWF_HIPRI work', async (t, ctx, impl) => {
+  const { fd } = tempFile(undefined, Buffer.from('abc'))
+  if (impl === 'js') {
+    isSystemError(t, await t.throwsAsync(ctx.write('x', fd, 0, { flags: RWF_APPEND })), 'ENOTSUP', 'write')
+    isSystemError(t, await t.throwsAsync(ctx.read(1, fd, 0, { flags: RWF_HIPRI })), 'ENOTSUP', 'read')
+    fs.closeSync(fd)
+    return
+  }
+  t.is(await ctx.write('XY', fd, 0, { flags: RWF_APPEND }), 2)
+  t.is((await ctx.read(10, fd, 0)).toString(), 'abcXY')
+  t.is(await ctx.write('D', fd, 0, { flags: RWF_DSYNC }), 1)
+  t.is(await ctx.write('S', fd, 1, { flags: RWF_SYNC }), 1)
+  t.is((await ctx.read(10, fd, 0, { flags: RWF_HIPRI })).toString(), 'DScXY')
+  await t.throwsAsync(ctx.write('x', fd, 0, { flags: 0x100 }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  await t.throwsAsync(ctx.fsync(fd, { flags: RWF_DSYNC }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  fs.closeSync(fd)
+})
+
+each('priority: ioprio() values reach the kernel; the RT class needs privileges', async (t, ctx, impl) => {
+  t.is(ioprio(IOPRIO_CLASS_BE, 4), (2 << 13) | 4)
+  t.throws(() => ioprio(4, 0), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => ioprio(IOPRIO_CLASS_BE, 8), { code: 'ERR_OUT_OF_RANGE' })
+  const { fd } = tempFile(undefined, Buffer.from('prio'))
+  if (impl === 'js') {
+    isSystemError(t, await t.throwsAsync(ctx.read(4, fd, 0, { priority: ioprio(IOPRIO_CLASS_BE, 0) })), 'ENOTSUP', 'read')
+    fs.closeSync(fd)
+    return
+  }
+  t.is((await ctx.read(4, fd, 0, { priority: ioprio(IOPRIO_CLASS_BE, 7) })).toString(), 'prio')
+  t.is(await ctx.write('P', fd, 0, { priority: ioprio(IOPRIO_CLASS_IDLE) }), 1)
+  // An invalid class is refused by the kernel, not ignored as in caio.
+  isSystemError(t, await t.throwsAsync(ctx.read(4, fd, 0, { priority: 7 << 13 })), 'EINVAL', 'read')
+  // As root the RT class is allowed; without CAP_SYS_ADMIN/CAP_SYS_NICE it is EPERM.
+  const rt = ioprio(IOPRIO_CLASS_RT, 0)
+  if (process.getuid?.() === 0) {
+    t.is((await ctx.read(4, fd, 0, { priority: rt })).length, 4)
+    const script = `
+      const { Context } = require('./index.js'); const fs = require('fs')
+      const ctx = new Context({ implementation: '${impl}' })
+      ctx.read(4, fs.openSync('/proc/self/exe', 'r'), 0, { priority: ${rt} })
+        .then(() => console.log('allowed'), (e) => console.log(e.code, e.syscall)).finally(() => ctx.close())`
+    const r = spawnSync('setpriv', ['--inh-caps=-all', '--bounding-set=-sys_admin,-sys_nice', process.execPath, '-e', script], {
+      encoding: 'utf8',
+    })
+    if (r.error || r.status !== 0) t.log(`setpriv unavailable (${r.error?.message ?? r.stderr}); EPERM not checked`)
+    else t.is(r.stdout.trim(), 'EPERM read')
+  }
+  fs.closeSync(fd)
+})
+
+each('abort: an aborted signal rejects without submitting', async (t, ctx) => {
+  const { fd } = tempFile()
+  const ac = new AbortController()
+  ac.abort()
+  const e = await t.throwsAsync(ctx.write('never', fd, 0, { signal: ac.signal }))
+  t.is(e?.name, 'AbortError')
+  t.is((e as NodeJS.ErrnoException).code, 'ABORT_ERR')
+  await ctx.fsync(fd)
+  t.is(fs.fstatSync(fd).size, 0)
+  fs.closeSync(fd)
+})
+
+each(
+  'abort while queued: rejects at once and is never submitted',
+  async (t, ctx) => {
+    const { fd } = tempFile()
+    const first = ctx.write('A', fd, 0)
+    const ac = new AbortController()
+    const queued = ctx.write('B', fd, 1, { signal: ac.signal })
+    ac.abort(new Error('changed my mind'))
+    const e = await t.throwsAsync(queued)
+    t.is(e?.name, 'AbortError')
+    t.is((e?.cause as Error).message, 'changed my mind')
+    await first
+    await ctx.fsync(fd)
+    t.is(fs.readFileSync(`/proc/self/fd/${fd}`, 'utf8'), 'A')
+    fs.closeSync(fd)
+  },
+  { maxRequests: 1 },
+)
+
+each('abort while in flight: a poll is cancelled in the kernel', async (t, ctx, impl) => {
+  if (impl === 'js') {
+    t.pass('the js backend has no poll (ENOTSUP, checked above)')
+    return
+  }
+  const p = pipe()
+  const ac = new AbortController()
+  const polled = ctx.poll(p.r, POLLIN, { signal: ac.signal })
+  await new Promise((r) => setTimeout(r, 30))
+  ac.abort()
+  const e = await t.throwsAsync(polled)
+  t.is(e?.name, 'AbortError')
+  // The cancelled poll no longer holds the context: close completes promptly.
+  const started = Date.now()
+  await ctx.close()
+  t.true(Date.now() - started < 2000)
+  p.close()
+})
+
+each('abort while in flight on a regular file: the late completion is discarded', async (t, ctx) => {
+  const { fd } = tempFile()
+  const ac = new AbortController()
+  const data = randomBytes(1 << 20)
+  const w = ctx.write(data, fd, 0, { signal: ac.signal })
+  await Promise.resolve()
+  await Promise.resolve()
+  ac.abort()
+  await t.throwsAsync(w, { name: 'AbortError' })
+  await ctx.fsync(fd)
+  // Either it never ran or it ran to completion: never a torn buffer.
+  const size = fs.fstatSync(fd).size
+  t.true(size === 0 || size === data.length)
+  fs.closeSync(fd)
+})
+
+each('submit: two writes in one call, raw results in order', async (t, ctx) => {
+  const { fd } = tempFile()
+  const results = await ctx.submit([Operation.write(Buffer.from('wo'), fd, 2), Operation.write('he', fd, 0)])
+  t.deepEqual(results, [
+    { res: 2, res2: 0 },
+    { res: 2, res2: 0 },
+  ])
+  t.is((await ctx.read(4, fd, 0)).toString(), 'hewo')
+  const buf = Buffer.alloc(4)
+  const [r, s, ds] = await ctx.submit([Operation.read(buf, fd, 0), Operation.fsync(fd), Operation.fdsync(fd)])
+  t.deepEqual([r, s, ds], [{ res: 4, res2: 0 }, { res: 0, res2: 0 }, { res: 0, res2: 0 }])
+  t.is(buf.toString(), 'hewo')
+  const [v] = await ctx.submit([Operation.readv([Buffer.alloc(1), Buffer.alloc(8)], fd, 0)])
+  t.is(v!.res, 4)
+  fs.closeSync(fd)
+})
+
+each('submit: a bad request in a batch gives a raw negative res, not a rejection', async (t, ctx) => {
+  const { fd } = tempFile(undefined, Buffer.from('ok'))
+  const [good, bad] = await ctx.submit([Operation.read(Buffer.alloc(2), fd, 0), Operation.read(Buffer.alloc(2), 2 ** 30, 0)])
+  t.deepEqual(good, { res: 2, res2: 0 })
+  t.deepEqual(bad, { res: -9, res2: 0 })
+  fs.closeSync(fd)
+})
+
+each('submit: an operation in flight cannot be submitted again', async (t, ctx) => {
+  const { fd } = tempFile()
+  const op = Operation.write('x', fd, 0)
+  const other = Operation.write('y', fd, 1)
+  const first = ctx.submit([op])
+  t.true(op.inFlight)
+  t.throws(() => ctx.submit([other, op]), { code: 'ERR_AIO_IN_FLIGHT' })
+  t.false(other.inFlight, 'none of the batch was submitted')
+  t.throws(() => ctx.submit([other, other]), { code: 'ERR_AIO_IN_FLIGHT' })
+  await first
+  t.false(op.inFlight)
+  t.deepEqual(await ctx.submit([op, other]), [
+    { res: 1, res2: 0 },
+    { res: 1, res2: 0 },
+  ])
+  t.throws(() => ctx.submit([{}] as never), { code: 'ERR_INVALID_ARG_TYPE' })
+  fs.closeSync(fd)
+})
+
+test('allocAligned and isAligned', (t) => {
+  const b = allocAligned(10000)
+  t.is(b.length, 10000)
+  t.true(isAligned(b))
+  t.true(b.every((x) => x === 0))
+  t.true(isAligned(allocAligned(100, 65536), 65536))
+  t.false(isAligned(b.subarray(1)))
+  t.true(isAligned(b.subarray(512), 512))
+  t.is(allocAligned(0).length, 0)
+  t.throws(() => allocAligned(10, 3), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => allocAligned(-1), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => allocAligned('1' as never), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+function openDirect(t: import('ava').ExecutionContext, size: number): { fd: number; data: Buffer } | undefined {
+  const data = randomBytes(size)
+  const { path: p, fd } = tempFile(undefined, data)
+  fs.closeSync(fd)
+  try {
+    return { fd: fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_DIRECT), data }
+  } catch (e) {
+    t.log(`O_DIRECT unsupported here: ${(e as Error).message}`)
+    return undefined
+  }
+}
+
+each('O_DIRECT: aligned buffers round trip; misaligned requests reject with EINVAL', async (t, ctx) => {
+  const f = openDirect(t, 16384)
+  if (!f) return t.pass()
+  const out = allocAligned(8192)
+  out.fill(0x5a)
+  t.is(await ctx.write(out, f.fd, 4096), 8192)
+  const back = allocAligned(8192)
+  t.is(await ctx.readInto(back, f.fd, 4096), 8192)
+  t.true(back.equals(out))
+  t.is((await ctx.read(4096, f.fd, 0)).compare(f.data, 0, 4096), 0, 'read() allocates aligned memory itself')
+  isSystemError(t, await t.throwsAsync(ctx.readInto(back.subarray(1, 4097), f.fd, 0)), 'EINVAL', 'read')
+  isSystemError(t, await t.throwsAsync(ctx.read(4096, f.fd, 100)), 'EINVAL', 'read')
+  isSystemError(t, await t.throwsAsync(ctx.write(out.subarray(0, 100), f.fd, 0)), 'EINVAL', 'write')
+  fs.closeSync(f.fd)
+})
+
+each('positional I/O on a socket or FIFO never blocks the event loop', async (t, ctx, impl) => {
+  const p = pipe()
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 5)
+  isSystemError(t, await t.throwsAsync(ctx.read(4, p.r, 0)), 'ESPIPE', 'read')
+  isSystemError(t, await t.throwsAsync(ctx.write('x', p.w, 0)), 'ESPIPE', 'write')
+  const server = net.createServer()
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const sock = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  await new Promise((r) => sock.once('connect', r))
+  const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd
+  isSystemError(t, await t.throwsAsync(ctx.read(4, fd, 0)), 'ESPIPE', 'read')
+  sock.destroy()
+  server.close()
+  await new Promise((r) => setTimeout(r, 30))
+  clearInterval(timer)
+  t.true(ticks > 0, `${impl}: the event loop kept running`)
+  p.close()
+})
+
+test('Context options validate', (t) => {
+  t.throws(() => new Context({ poolSize: 0 }), { code: 'ERR_OUT_OF_RANGE' })
+  t.throws(() => new Context(5 as never), { code: 'ERR_INVALID_ARG_TYPE' })
+})
