@@ -37,7 +37,7 @@ export interface RawResult {
 function makeDriver(impl: Implementation, maxRequests: number, poolSize: number): Driver {
   if (impl === 'js') return new JsDriver(maxRequests)
   try {
-    return new NativeDriver(impl, impl === 'linux' ? maxRequests : poolSize)
+    return new NativeDriver(impl, impl === 'linux' ? maxRequests : Math.min(poolSize, maxRequests))
   } catch (e) {
     const m = e instanceof Error ? /^(\w+):(\d+)$/.exec(e.message) : null
     if (m) throw errnoError(Number(m[2]), m[1]!)

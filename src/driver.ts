@@ -44,6 +44,9 @@ export function toError(res: number, syscall: string): Error {
   return errnoError(res, syscall)
 }
 
+/** Completions one native call hands over at most. */
+const OUT_CAPACITY = 1024
+
 /** Contexts with requests pending: reachable from here, so their buffers cannot be collected. */
 const live = new Set<unknown>()
 
@@ -59,6 +62,8 @@ export class NativeDriver implements Driver {
   #referenced = false
   #onIdle: (() => void) | null = null
   #closed: Promise<void> | null = null
+  /** Native code writes completions here (`[id, res, res2]*`); never reallocated. */
+  readonly #out = new Float64Array(3 * OUT_CAPACITY)
   readonly #flush = (): void => this.#doFlush()
 
   constructor(kind: 'linux' | 'thread', size: number) {
@@ -67,7 +72,7 @@ export class NativeDriver implements Driver {
     // The completion callback holds the driver weakly: an idle, unreachable context can be
     // collected (its native finalizer then tears it down). A busy one is in `live`.
     const weak = new WeakRef(this)
-    this.#native = new binding.NativeContext(kind, size, () => weak.deref()?.onReady())
+    this.#native = new binding.NativeContext(kind, size, () => weak.deref()?.onReady(), this.#out)
   }
 
   start(req: Req, settle: Settle): number {
@@ -118,8 +123,11 @@ export class NativeDriver implements Driver {
   #doFlush(): void {
     this.#scheduled = false
     if (this.#closed && this.#pending === 0) return
-    const done = this.#native.flush()
-    if (done) this.#settleAll(done)
+    let n
+    while ((n = this.#native.flush()) > 0) {
+      this.#settleAll(n)
+      if (n < OUT_CAPACITY) break
+    }
     if (this.#pending > 0 && !this.#referenced) {
       this.#referenced = true
       this.#native.setRef(true)
@@ -129,13 +137,19 @@ export class NativeDriver implements Driver {
 
   /** Called through the threadsafe function when the mailbox has completions. */
   onReady(): void {
-    const done = this.#native.drain()
-    if (done) this.#settleAll(done)
+    let n
+    while ((n = this.#native.drain()) > 0) {
+      this.#settleAll(n)
+      if (n < OUT_CAPACITY) break
+    }
     this.#afterSettle()
   }
 
-  #settleAll(done: Float64Array): void {
-    for (let i = 0; i < done.length; i += 3) this.#settleOne(done[i]!, done[i + 1]!, done[i + 2]!)
+  /** Settles the first `n` completions of the completion array (or of `from`). */
+  #settleAll(n: number, from: Float64Array = this.#out): void {
+    // Copy first: a settle callback may start requests whose flush reuses the array.
+    const done = from === this.#out ? from.slice(0, n * 3) : from
+    for (let i = 0; i < n * 3; i += 3) this.#settleOne(done[i]!, done[i + 1]!, done[i + 2]!)
   }
 
   #settleOne(id: number, res: number, res2: number): void {
@@ -165,7 +179,7 @@ export class NativeDriver implements Driver {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       const refused = this.#native.close()
-      if (refused) this.#settleAll(refused)
+      if (refused) this.#settleAll(refused.length / 3, refused)
       this.#afterSettle()
       if (this.#pending > 0) {
         if (!this.#referenced) {

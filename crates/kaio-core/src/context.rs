@@ -55,6 +55,11 @@ struct Shared {
     state: Mutex<State>,
     /// Serialises submitters (caller thread and completion thread) so the queue stays FIFO.
     submit_lock: Mutex<()>,
+    /// Held by `flush` across submit + inline reap, and by the completion thread while it
+    /// reaps: a buffered request completes inside `io_submit` and signals the eventfd, and
+    /// without this the woken thread could take the event the caller is about to reap,
+    /// turning a zero-hop completion into a two-hop one.
+    reap_lock: Mutex<()>,
     stopping: AtomicBool,
     mailbox: Arc<Mailbox>,
 }
@@ -93,6 +98,7 @@ impl AioContext {
                 closed: false,
             }),
             submit_lock: Mutex::new(()),
+            reap_lock: Mutex::new(()),
             stopping: AtomicBool::new(false),
             mailbox,
         });
@@ -150,6 +156,7 @@ impl AioContext {
     /// Submits what is queued and returns every completion already available, reaped on this
     /// thread. The rest arrive through the mailbox.
     pub fn flush(&self) -> Vec<Completion> {
+        let _reaping = lock(&self.shared.reap_lock);
         let mut out = std::mem::take(&mut lock(&self.shared.state).ready);
         for _ in 0..INLINE_ROUNDS {
             self.shared.pump(&mut out);
@@ -419,9 +426,12 @@ fn reaper_loop(s: &Shared) {
         if sys::eventfd_read(efd).is_err() || s.stopping.load(Ordering::Acquire) {
             return;
         }
-        s.reap(&mut out);
-        // Slots may have freed up (here or in an inline reap): refill them.
-        s.pump(&mut out);
+        {
+            let _reaping = lock(&s.reap_lock);
+            s.reap(&mut out);
+            // Slots may have freed up (here or in an inline reap): refill them.
+            s.pump(&mut out);
+        }
         if !out.is_empty() {
             s.mailbox.push(out.drain(..));
         }

@@ -27,6 +27,9 @@ struct Running {
 }
 
 struct State {
+    /// Pushed since the last flush; handed to the workers together by `flush`, so requests
+    /// made in one tick start together and can still be withdrawn until then.
+    staged: Vec<Request>,
     jobs: VecDeque<Request>,
     running: Vec<Running>,
     ready: Vec<Completion>,
@@ -55,6 +58,7 @@ impl Pool {
     pub fn new(size: u32, mailbox: Arc<Mailbox>) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
+                staged: Vec::new(),
                 jobs: VecDeque::new(),
                 running: Vec::new(),
                 ready: Vec::new(),
@@ -85,22 +89,34 @@ impl Pool {
         self.workers.len()
     }
 
-    /// Queues a request for the next free worker. Flags a platform cannot honour fail with
-    /// ENOTSUP rather than being dropped silently.
+    /// Stages a request; the next [`flush`](Self::flush) hands it to the workers. Flags a
+    /// platform cannot honour fail with ENOTSUP rather than being dropped silently.
     pub fn push(&self, req: Request) {
         let mut st = lock(&self.shared.state);
         if st.closed {
             st.ready.push(Completion::new(req.user, res::CLOSED));
             return;
         }
-        st.jobs.push_back(req);
-        drop(st);
-        self.shared.cv.notify_one();
+        st.staged.push(req);
     }
 
-    /// Completions decided without a worker (requests pushed after close).
+    /// Hands staged requests to the workers; returns completions decided without a worker
+    /// (requests pushed after close).
     pub fn flush(&self) -> Vec<Completion> {
-        std::mem::take(&mut lock(&self.shared.state).ready)
+        let mut st = lock(&self.shared.state);
+        let n = st.staged.len();
+        if n > 0 {
+            let staged = std::mem::take(&mut st.staged);
+            st.jobs.extend(staged);
+        }
+        let ready = std::mem::take(&mut st.ready);
+        drop(st);
+        if n == 1 {
+            self.shared.cv.notify_one();
+        } else if n > 1 {
+            self.shared.cv.notify_all();
+        }
+        ready
     }
 
     /// Withdraws request `user`: a queued one is removed (returned as cancelled); a running
@@ -108,6 +124,10 @@ impl Pool {
     /// run to completion.
     pub fn cancel(&self, user: u64) -> Option<Completion> {
         let mut st = lock(&self.shared.state);
+        if let Some(i) = st.staged.iter().position(|r| r.user == user) {
+            st.staged.remove(i);
+            return Some(Completion::new(user, res::CANCELLED));
+        }
         if let Some(i) = st.jobs.iter().position(|r| r.user == user) {
             st.jobs.remove(i);
             return Some(Completion::new(user, res::CANCELLED));
@@ -139,7 +159,7 @@ impl Pool {
     #[must_use]
     pub fn outstanding(&self) -> usize {
         let st = lock(&self.shared.state);
-        st.jobs.len() + st.running.len() + st.ready.len()
+        st.staged.len() + st.jobs.len() + st.running.len() + st.ready.len()
     }
 }
 
@@ -306,6 +326,7 @@ impl Drop for Pool {
         {
             let mut st = lock(&self.shared.state);
             st.closed = true;
+            st.staged.clear();
             st.jobs.clear();
             for r in &st.running {
                 r.cancel.store(true, Ordering::Release);

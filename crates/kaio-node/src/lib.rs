@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use kaio_core::{Backend, Completion, Mailbox, Op, Request};
 use napi::bindgen_prelude::{
-    BigInt, BufferSlice, Either, Float64Array, Function, Uint8Array, Uint8ArraySlice,
+    BigInt, BufferSlice, Either, Float64Array, Float64ArraySlice, Function, Uint8Array,
+    Uint8ArraySlice,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{CleanupEnvHook, Env, Error, Result, Status};
@@ -32,6 +33,11 @@ pub struct NativeContext {
     mailbox: Arc<Mailbox>,
     raw_tsfn: usize,
     referenced: bool,
+    /// The caller's completion array (`[id, res, res2]*`), written by `flush` and `drain`.
+    out: *mut f64,
+    out_cap: usize,
+    /// Completions that did not fit into `out` yet.
+    spill: RefCell<Vec<Completion>>,
     hook: RefCell<Option<CleanupEnvHook<Slot>>>,
 }
 
@@ -44,6 +50,27 @@ fn to_js(cs: Vec<Completion>) -> Option<Float64Array> {
         v.extend([c.user as f64, c.res as f64, c.res2 as f64]);
     }
     Some(Float64Array::new(v))
+}
+
+impl NativeContext {
+    /// Copies as many completions as fit into the caller's array; the rest wait in `spill`.
+    /// Returns how many were written.
+    fn deliver(&self, cs: Vec<Completion>) -> u32 {
+        let mut spill = self.spill.borrow_mut();
+        if spill.is_empty() && cs.is_empty() {
+            return 0;
+        }
+        spill.extend(cs);
+        let n = spill.len().min(self.out_cap);
+        // SAFETY: `out` points at the caller's Float64Array of `out_cap * 3` elements, which the
+        // TypeScript driver keeps alive as long as this object and never detaches; we only
+        // write from the JS thread inside a call the driver made.
+        let out = unsafe { std::slice::from_raw_parts_mut(self.out, n * 3) };
+        for (dst, c) in out.chunks_exact_mut(3).zip(spill.drain(..n)) {
+            dst.copy_from_slice(&[c.user as f64, c.res as f64, c.res2 as f64]);
+        }
+        n as u32
+    }
 }
 
 fn offset_of(o: Either<i64, BigInt>) -> i64 {
@@ -65,7 +92,18 @@ impl NativeContext {
     /// context. `on_ready` is called (with no arguments) when completions wait in the mailbox.
     /// Errors carry the message `syscall:errno` for TypeScript to turn into a system error.
     #[napi(constructor)]
-    pub fn new(env: Env, kind: String, size: u32, on_ready: Function<(), ()>) -> Result<Self> {
+    pub fn new(
+        env: Env,
+        kind: String,
+        size: u32,
+        on_ready: Function<(), ()>,
+        mut out: Float64ArraySlice<'_>,
+    ) -> Result<Self> {
+        // SAFETY: we keep only the address; see `deliver` for the lifetime contract.
+        let (out_ptr, out_len) = unsafe { (out.as_mut().as_mut_ptr(), out.len()) };
+        if out_len < 3 {
+            return Err(Error::new(Status::InvalidArg, "completion array too small"));
+        }
         let wake: Wake = on_ready
             .build_threadsafe_function::<()>()
             .weak::<true>()
@@ -102,6 +140,9 @@ impl NativeContext {
             mailbox,
             raw_tsfn,
             referenced: false,
+            out: out_ptr,
+            out_cap: out_len / 3,
+            spill: RefCell::new(Vec::new()),
             hook: RefCell::new(Some(hook)),
         })
     }
@@ -209,16 +250,19 @@ impl NativeContext {
         self.push(req)
     }
 
-    /// Submits what is queued; returns completions available now as `[id, res, res2]*`.
+    /// Submits what is queued; writes the completions available now into the completion
+    /// array as `[id, res, res2]*` and returns their count (call again while it is full).
     #[napi]
-    pub fn flush(&self) -> Result<Option<Float64Array>> {
-        self.with(Backend::flush).map(to_js)
+    pub fn flush(&self) -> Result<u32> {
+        let cs = self.with(Backend::flush)?;
+        Ok(self.deliver(cs))
     }
 
-    /// Takes the completions waiting in the mailbox, as `[id, res, res2]*`.
+    /// Writes the completions waiting in the mailbox into the completion array; returns the
+    /// count (call again while it is full).
     #[napi]
-    pub fn drain(&self) -> Option<Float64Array> {
-        to_js(self.mailbox.take())
+    pub fn drain(&self) -> u32 {
+        self.deliver(self.mailbox.take())
     }
 
     /// Withdraws request `id`; returns its result code if it had not started.
