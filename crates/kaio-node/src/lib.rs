@@ -10,6 +10,7 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use std::cell::RefCell;
+use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
 use kaio_core::{Backend, Completion, Mailbox, Op, Request};
@@ -18,13 +19,26 @@ use napi::bindgen_prelude::{
     Uint8ArraySlice,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{CleanupEnvHook, Env, Error, Result, Status};
+use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
 
-/// What the env cleanup hook tears down if JavaScript never closed the context.
+/// The backend, shared with the env cleanup hook, which tears it down if the environment
+/// goes away (process exit, worker termination) before JavaScript closed the context.
 type Slot = Arc<Mutex<Option<Backend>>>;
+
+fn take_backend(slot: &Mutex<Option<Backend>>) -> Option<Backend> {
+    slot.lock().ok().and_then(|mut g| g.take())
+}
+
+/// Env cleanup hook: stop the threads and wait for the kernel before V8's memory goes away.
+unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
+    // SAFETY: `arg` is the `Arc::into_raw` reference given to this registration; the hook
+    // runs once and consumes it.
+    let slot = unsafe { Arc::from_raw(arg.cast_const().cast::<Mutex<Option<Backend>>>()) };
+    drop(take_backend(&slot));
+}
 
 /// A native context: a kernel AIO context or a worker pool, plus its completion mailbox.
 #[napi]
@@ -38,7 +52,9 @@ pub struct NativeContext {
     out_cap: usize,
     /// Completions that did not fit into `out` yet.
     spill: RefCell<Vec<Completion>>,
-    hook: RefCell<Option<CleanupEnvHook<Slot>>>,
+    env: napi::sys::napi_env,
+    /// The cleanup hook's argument while it is registered.
+    hook: Option<*const Mutex<Option<Backend>>>,
 }
 
 fn to_js(cs: Vec<Completion>) -> Option<Float64Array> {
@@ -129,21 +145,33 @@ impl NativeContext {
             }
         };
         let backend: Slot = Arc::new(Mutex::new(Some(backend)));
-        // If the environment goes away (process exit, worker termination) with this context
-        // open, stop its threads and wait for the kernel before V8's memory is freed.
-        let hook = env.add_env_cleanup_hook(backend.clone(), |slot| {
-            let b = slot.lock().ok().and_then(|mut g| g.take());
-            drop(b);
-        })?;
+        let hook = Arc::into_raw(backend.clone());
+        // SAFETY: registering a plain function with a pointer it owns (see `env_cleanup`).
+        let status = unsafe {
+            napi::sys::napi_add_env_cleanup_hook(
+                env.raw(),
+                Some(env_cleanup),
+                hook.cast_mut().cast(),
+            )
+        };
+        if status != napi::sys::Status::napi_ok {
+            // SAFETY: the registration failed, so the reference is still ours.
+            drop(unsafe { Arc::from_raw(hook) });
+            return Err(Error::new(
+                Status::GenericFailure,
+                "napi_add_env_cleanup_hook failed",
+            ));
+        }
         Ok(Self {
             backend,
             mailbox,
             raw_tsfn,
+            env: env.raw(),
+            hook: Some(hook),
             referenced: false,
             out: out_ptr,
             out_cap: out_len / 3,
             spill: RefCell::new(Vec::new()),
-            hook: RefCell::new(Some(hook)),
         })
     }
 
@@ -284,11 +312,7 @@ impl NativeContext {
     #[napi]
     pub fn destroy(&mut self, env: Env) -> Result<()> {
         self.set_ref(env, false)?;
-        if let Some(hook) = self.hook.borrow_mut().take() {
-            env.remove_env_cleanup_hook(hook)?;
-        }
-        let b = self.backend.lock().ok().and_then(|mut g| g.take());
-        drop(b);
+        self.teardown();
         Ok(())
     }
 
@@ -312,6 +336,38 @@ impl NativeContext {
         }
         self.referenced = referenced;
         Ok(())
+    }
+}
+
+impl NativeContext {
+    /// Unregisters the cleanup hook (unless it already ran) and drops the backend, which
+    /// joins its threads and waits for the kernel. Runs on the JS thread.
+    fn teardown(&mut self) {
+        let backend = take_backend(&self.backend);
+        if let Some(hook) = self.hook.take() {
+            // An empty slot with the hook still registered means the hook ran (env teardown)
+            // and consumed its reference; otherwise take it back.
+            if backend.is_some() {
+                // SAFETY: same function and argument as registered, on the env's thread.
+                unsafe {
+                    napi::sys::napi_remove_env_cleanup_hook(
+                        self.env,
+                        Some(env_cleanup),
+                        hook.cast_mut().cast(),
+                    );
+                    drop(Arc::from_raw(hook));
+                }
+            }
+        }
+        drop(backend);
+    }
+}
+
+/// A context collected without `close()`: nothing is pending (the TypeScript driver keeps busy
+/// contexts reachable), so this only frees the kernel context and stops the threads.
+impl Drop for NativeContext {
+    fn drop(&mut self) {
+        self.teardown();
     }
 }
 
