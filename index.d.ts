@@ -14,3 +14,4 @@ export declare const implementation: Implementation;
 export declare const implementations: readonly Implementation[];
 /** Per backend: whether it is available here and, if not, why (for diagnostics). */
 export declare function backends(): Record<Implementation, BackendStatus>;
+export * from './src/fs';

@@ -23,3 +23,4 @@ export function backends(): Record<Implementation, BackendStatus> {
   const a = availability()
   return { linux: { ...a.linux }, thread: { ...a.thread }, js: { ...a.js } }
 }
+export * from './src/fs'

@@ -13,7 +13,7 @@ export const backends: readonly Implementation[] = implementations
 /** Registers `title` once per available backend, with a fresh Context closed afterwards. */
 export function each(
   title: string,
-  fn: (t: ExecutionContext, ctx: Context, impl: Implementation) => Promise<void>,
+  fn: (t: ExecutionContext, ctx: Context, impl: Implementation) => Promise<unknown>,
   options: Omit<ContextOptions, 'implementation'> = {},
 ): void {
   for (const impl of backends) {

@@ -1,0 +1,663 @@
+// `open()` and `FileHandle`: node:fs/promises' FileHandle with its data I/O served by a kaio
+// Context. Arguments, defaults, results and errors follow node:fs; opening and metadata go
+// through node:fs itself.
+import { EventEmitter } from 'node:events'
+import * as fs from 'node:fs'
+import * as readline from 'node:readline'
+
+import { Context } from '../context'
+import { errnoError, invalidArgType } from '../errors'
+import { ALIGN, DirectIO, PlainIO, WriteOnlyIO } from './io'
+import type { BlockIO } from './io'
+import { kCore } from './internal'
+import type { AppendMode, Core } from './internal'
+import { ReadStream, WriteStream } from './streams'
+import type { ReadStreamOptions, WriteStreamOptions } from './streams'
+import { closeFd, defaultContext, fchmod, fchown, fstat, ftruncate, futimes, openFd } from './sys'
+import {
+  alignUp,
+  bytesOf,
+  checkAborted,
+  fileClosedError,
+  fileTooLarge,
+  flagsToNumber,
+  getOptions,
+  IO_MAX_LENGTH,
+  positionOrNull,
+  validateAbortSignal,
+  validateBoolean,
+  validateBuffer,
+  validateBufferArray,
+  validateInt32,
+  validateInteger,
+  validateObject,
+  validateOffsetLengthRead,
+  validateOffsetLengthWrite,
+  validateStringAfterArrayBufferView,
+  validateStringEncoding,
+  writeEncoding,
+} from './util'
+import type { PathLike } from './util'
+
+const { O_APPEND, O_DIRECT, O_RDWR, O_WRONLY } = fs.constants
+const O_ACCMODE = 3
+
+/** Options of `open()` beyond node's: which Context serves the handle, and O_DIRECT. */
+export interface OpenOptions {
+  /** The Context for this handle's data I/O; default: the thread's default Context. */
+  context?: Context
+  /** Open with O_DIRECT; every call still accepts any buffer, offset and length. */
+  direct?: boolean
+}
+
+export interface FileReadResult<T extends ArrayBufferView> {
+  bytesRead: number
+  buffer: T
+}
+
+export interface FileReadOptions<T extends ArrayBufferView = Buffer> {
+  buffer?: T
+  offset?: number | null
+  length?: number | null
+  position?: number | bigint | null
+}
+
+export interface ReadPositionOptions {
+  offset?: number | null
+  length?: number | null
+  position?: number | bigint | null
+}
+
+export interface FileWriteResult<T> {
+  bytesWritten: number
+  buffer: T
+}
+
+export interface ReadFileOptions {
+  encoding?: BufferEncoding | null
+  flag?: string | number
+  signal?: AbortSignal
+}
+
+export interface WriteFileOptions {
+  encoding?: BufferEncoding | null
+  mode?: number | string
+  flag?: string | number
+  flush?: boolean
+  signal?: AbortSignal
+}
+
+/** Data `writeFile` accepts: a string, any ArrayBufferView, or an (async) iterable of them. */
+export type WriteFileData =
+  | string
+  | ArrayBufferView
+  | Iterable<string | ArrayBufferView>
+  | AsyncIterable<string | ArrayBufferView>
+
+/** Chunk of the parallel transfers (readFile, writeFile, copyFile). */
+export const CHUNK = 1 << 20
+/** Chunks in flight at once in those transfers. */
+export const DEPTH = 4
+/** node:fs's buffer for files of unknown size. */
+const UNKNOWN_SIZE_CHUNK = 64 * 1024
+const EMPTY = new Uint8Array(0)
+
+const registry = new FinalizationRegistry<number>((fd) => {
+  process.emitWarning(`Closing file descriptor ${fd} on garbage collection`, { code: 'KAIO_FILEHANDLE_GC' })
+  fs.close(fd, () => {})
+})
+
+/** Reads `[pos, pos + want)` into `buf` with up to DEPTH chunks in flight; resolves the bytes read (short at EOF). */
+export async function readRange(io: BlockIO, buf: Uint8Array, want: number, pos: number, signal?: AbortSignal): Promise<number> {
+  let next = 0
+  let eof = Infinity
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const off = next
+      if (off >= want || off >= eof) return
+      next += CHUNK
+      const len = Math.min(CHUNK, buf.byteLength - off)
+      const n = await io.pread(buf.subarray(off, off + len), pos + off)
+      if (n < len) eof = Math.min(eof, off + n)
+      checkAborted(signal)
+    }
+  }
+  await settleAll(Array.from({ length: DEPTH }, worker))
+  return Math.min(want, eof)
+}
+
+/** Writes `view` at `pos` with up to DEPTH chunks in flight. */
+export async function writeRange(io: BlockIO, view: Uint8Array, pos: number, signal?: AbortSignal): Promise<number> {
+  if (view.byteLength <= CHUNK) return io.pwrite(view, pos)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const off = next
+      if (off >= view.byteLength) return
+      next += CHUNK
+      checkAborted(signal)
+      await io.pwrite(view.subarray(off, Math.min(off + CHUNK, view.byteLength)), pos + off)
+    }
+  }
+  await settleAll(Array.from({ length: DEPTH }, worker))
+  return view.byteLength
+}
+
+/** Like Promise.all, but waits for every promise (no request outlives the call) before rejecting. */
+export async function settleAll(promises: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(promises)
+  for (const r of results) if (r.status === 'rejected') throw r.reason
+}
+
+function isCustomIterable(obj: unknown): obj is Iterable<unknown> | AsyncIterable<unknown> {
+  if (obj === null || obj === undefined || typeof obj === 'string' || ArrayBuffer.isView(obj)) return false
+  const o = obj as Record<symbol, unknown>
+  return typeof o[Symbol.iterator] === 'function' || typeof o[Symbol.asyncIterator] === 'function'
+}
+
+/**
+ * A file opened by `open()`: node's `fs.promises.FileHandle` (same methods, arguments,
+ * results and errors) whose reads, writes and syncs run on a kaio Context.
+ */
+export class FileHandle extends EventEmitter {
+  #fd: number
+  #refs = 1
+  #closePromise: Promise<void> | null = null
+  #closeResolve: (() => void) | null = null
+  #closeReject: ((e: unknown) => void) | null = null
+  readonly #ctx: Context
+  readonly #io: BlockIO
+  readonly #append: AppendMode
+  #pos = 0
+  /** After a kernel O_APPEND write without position: the position is the file end, not yet read. */
+  #posAtEnd = false
+  #chain: Promise<unknown> = Promise.resolve()
+  #core: Core | null = null
+
+  /** @internal Use `open()`. */
+  constructor(fd: number, ctx: Context, direct: boolean, append: AppendMode, writeOnly = false) {
+    super()
+    this.#fd = fd
+    this.#ctx = ctx
+    const io = direct ? new DirectIO(ctx, fd) : new PlainIO(ctx, fd)
+    this.#io = writeOnly ? new WriteOnlyIO(io) : io
+    this.#append = append
+    registry.register(this, fd, this)
+  }
+
+  /** The numeric file descriptor, or -1 once closed. */
+  get fd(): number {
+    return this.#fd
+  }
+
+  /** The Context serving this handle. */
+  get context(): Context {
+    return this.#ctx
+  }
+
+  /** Whether the file is open with O_DIRECT. */
+  get direct(): boolean {
+    return this.#io.direct
+  }
+
+  // ---- the node:fs/promises FileHandle API ----
+
+  read(): Promise<FileReadResult<Buffer>>
+  read<T extends ArrayBufferView>(buffer: T, offset?: number | null, length?: number | null, position?: number | bigint | null): Promise<FileReadResult<T>>
+  read<T extends ArrayBufferView>(buffer: T, options?: ReadPositionOptions): Promise<FileReadResult<T>>
+  read<T extends ArrayBufferView = Buffer>(options?: FileReadOptions<T> | null): Promise<FileReadResult<T>>
+  read(bufferOrParams?: unknown, offset?: unknown, length?: unknown, position?: unknown): Promise<FileReadResult<ArrayBufferView>> {
+    return this.#call('read', () => this.#read(bufferOrParams, offset, length, position))
+  }
+
+  readv<T extends readonly ArrayBufferView[]>(buffers: T, position?: number | null): Promise<{ bytesRead: number; buffers: T }> {
+    return this.#call('readv', async () => {
+      const views = validateBufferArray(buffers).map((b) => bytesOf(b))
+      const pos = positionOrNull(position)
+      // node:fs passes an empty list to preadv(2), which refuses it.
+      if (views.length === 0) throw errnoError(-22, 'read')
+      const bytesRead = pos === null ? await this.#readNext((p) => this.#io.preadv(views, p)) : await this.#io.preadv(views, pos)
+      return { __proto__: null, bytesRead, buffers } as unknown as { bytesRead: number; buffers: T }
+    })
+  }
+
+  write<T extends ArrayBufferView>(buffer: T, offset?: number | null, length?: number | null, position?: number | null): Promise<FileWriteResult<T>>
+  write<T extends ArrayBufferView>(buffer: T, options?: { offset?: number | null; length?: number | null; position?: number | null }): Promise<FileWriteResult<T>>
+  write(data: string, position?: number | null, encoding?: BufferEncoding | null): Promise<FileWriteResult<string>>
+  write(buffer: unknown, offsetOrOptions?: unknown, length?: unknown, position?: unknown): Promise<FileWriteResult<unknown>> {
+    return this.#call('write', () => this.#write(buffer, offsetOrOptions, length, position))
+  }
+
+  writev<T extends readonly ArrayBufferView[]>(buffers: T, position?: number | null): Promise<{ bytesWritten: number; buffers: T }> {
+    return this.#call('writev', async () => {
+      const views = validateBufferArray(buffers).map((b) => bytesOf(b))
+      const pos = positionOrNull(position)
+      let bytesWritten = 0
+      if (views.length > 0) {
+        bytesWritten = pos === null ? await this.#writeNextV(views) : await this.#writeAtV(views, pos)
+      }
+      return { __proto__: null, bytesWritten, buffers } as unknown as { bytesWritten: number; buffers: T }
+    })
+  }
+
+  readFile(options?: ReadFileOptions & { encoding?: null }): Promise<Buffer>
+  readFile(options: (ReadFileOptions & { encoding: BufferEncoding }) | BufferEncoding): Promise<string>
+  readFile(options?: ReadFileOptions | BufferEncoding | null): Promise<string | Buffer>
+  readFile(options?: unknown): Promise<string | Buffer> {
+    return this.#call('readFile', () => this.readFileInternal(getOptions(options, { flag: 'r' })))
+  }
+
+  writeFile(data: WriteFileData, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
+    return this.#call('writeFile', () => this.writeFileInternal(data, options))
+  }
+
+  /** As node: writes at the current position (an append only for files opened with 'a'). */
+  appendFile(data: WriteFileData, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
+    return this.#call('writeFile', () => this.writeFileInternal(data, options))
+  }
+
+  stat(options?: { bigint?: false }): Promise<fs.Stats>
+  stat(options: { bigint: true }): Promise<fs.BigIntStats>
+  stat(options?: { bigint?: boolean }): Promise<fs.Stats | fs.BigIntStats>
+  stat(options?: unknown): Promise<fs.Stats | fs.BigIntStats> {
+    return this.#call('fstat', async () => {
+      const opts = (options === undefined ? { bigint: false } : options) as { bigint?: unknown }
+      return fstat(this.#fd, opts.bigint === true)
+    })
+  }
+
+  truncate(len: number = 0): Promise<void> {
+    return this.#call('ftruncate', async () => {
+      validateInteger(len, 'len')
+      const n = Math.max(0, len)
+      if (this.#append !== 'kernel') return ftruncate(this.#fd, n)
+      return this.#serial(async () => {
+        await this.#resolvePos()
+        await ftruncate(this.#fd, n)
+      })
+    })
+  }
+
+  /** `fsync(2)` through the Context. */
+  sync(): Promise<void> {
+    return this.#call('fsync', () => this.#ctx.fsync(this.#fd))
+  }
+
+  /** `fdatasync(2)` through the Context. */
+  datasync(): Promise<void> {
+    return this.#call('fdatasync', () => this.#ctx.fdsync(this.#fd))
+  }
+
+  chmod(mode: fs.Mode): Promise<void> {
+    return this.#call('fchmod', () => fchmod(this.#fd, mode))
+  }
+
+  chown(uid: number, gid: number): Promise<void> {
+    return this.#call('fchown', () => fchown(this.#fd, uid, gid))
+  }
+
+  utimes(atime: fs.TimeLike, mtime: fs.TimeLike): Promise<void> {
+    return this.#call('futimes', () => futimes(this.#fd, atime, mtime))
+  }
+
+  /** Lines of the file, from a `createReadStream(options)` (as node's `readLines`). */
+  readLines(options?: ReadStreamOptions): readline.Interface {
+    return readline.createInterface({ input: this.createReadStream(options), crlfDelay: Infinity })
+  }
+
+  /** A Readable over the file with several reads in flight (`readAhead`). */
+  createReadStream(options?: ReadStreamOptions | BufferEncoding): ReadStream {
+    return new ReadStream(this, options)
+  }
+
+  /** A Writable into the file with several writes in flight (`writeBehind`). */
+  createWriteStream(options?: WriteStreamOptions | BufferEncoding): WriteStream {
+    return new WriteStream(this, options)
+  }
+
+  /**
+   * Closes the descriptor once the operations running on it are done. Emits 'close'.
+   * Resolves at once if already closed.
+   */
+  close = (): Promise<void> => {
+    if (this.#fd === -1) return Promise.resolve()
+    if (this.#closePromise) return this.#closePromise
+    this.#refs--
+    if (this.#refs === 0) {
+      const fd = this.#fd
+      this.#fd = -1
+      registry.unregister(this)
+      this.#closePromise = closeFd(fd).finally(() => {
+        this.#closePromise = null
+      })
+    } else {
+      this.#closePromise = new Promise<void>((resolve, reject) => {
+        this.#closeResolve = resolve
+        this.#closeReject = reject
+      }).finally(() => {
+        this.#closePromise = null
+        this.#closeResolve = null
+        this.#closeReject = null
+      })
+    }
+    this.emit('close')
+    return this.#closePromise
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  // ---- internals shared with the streams and module functions ----
+
+  /** @internal */
+  [kCore](): Core {
+    this.#core ??= {
+      ctx: this.#ctx,
+      io: this.#io,
+      append: this.#append,
+      fd: () => this.#fd,
+      ref: () => this.#ref(),
+      unref: () => this.#unref(),
+      tell: () => this.#serial(() => this.#resolvePos()),
+      seek: (pos) => {
+        this.#pos = pos
+        this.#posAtEnd = false
+      },
+      writeNext: (view) => this.#writeNext(view),
+      writeAt: (view, pos) => this.#writeAt(view, pos),
+    }
+    return this.#core
+  }
+
+  #direct(): DirectIO {
+    const io = this.#io
+    return (io instanceof WriteOnlyIO ? io.inner : io) as DirectIO
+  }
+
+  #ref(): void {
+    this.#refs++
+  }
+
+  #unref(): void {
+    if (--this.#refs === 0) {
+      const fd = this.#fd
+      this.#fd = -1
+      registry.unregister(this)
+      closeFd(fd).then(
+        () => this.#closeResolve?.(),
+        (e: unknown) => this.#closeReject?.(e),
+      )
+    }
+  }
+
+  /** node's fsCall: EBADF once closed; keeps the descriptor open while `fn` runs. */
+  async #call<T>(syscall: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#fd === -1) throw fileClosedError(syscall)
+    this.#ref()
+    try {
+      return await fn()
+    } finally {
+      this.#unref()
+    }
+  }
+
+  /** Runs `fn` after the position-ordered operations queued before it. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#chain.then(fn)
+    this.#chain = p.catch(() => {})
+    return p
+  }
+
+  async #resolvePos(): Promise<number> {
+    if (this.#posAtEnd) {
+      this.#pos = ((await fstat(this.#fd)) as fs.Stats).size
+      this.#posAtEnd = false
+    }
+    return this.#pos
+  }
+
+  /** A read at the handle's position, which advances by the bytes read. */
+  #readNext(op: (pos: number) => Promise<number>): Promise<number> {
+    return this.#serial(async () => {
+      const p = await this.#resolvePos()
+      const n = await op(p)
+      this.#pos = p + n
+      return n
+    })
+  }
+
+  /** A zero-byte write still reaches the kernel (EBADF on a read-only file) but moves nothing. */
+  #writeEmpty(pos: number | null): Promise<number> {
+    return this.#ctx.write(EMPTY, this.#fd, pos ?? this.#pos)
+  }
+
+  #writeNext(view: Uint8Array): Promise<number> {
+    if (view.byteLength === 0) return this.#writeEmpty(null)
+    return this.#serial(async () => {
+      if (this.#append === 'kernel') {
+        // O_APPEND: the kernel writes at the end and leaves the position there.
+        const n = await this.#io.pwrite(view, this.#pos)
+        this.#posAtEnd = true
+        return n
+      }
+      if (this.#append === 'emulated') {
+        const { pos, n } = await this.#direct().append(view)
+        this.#pos = pos + n
+        return n
+      }
+      const p = this.#pos
+      const n = await writeRange(this.#io, view, p)
+      this.#pos = p + n
+      return n
+    })
+  }
+
+  #writeAt(view: Uint8Array, pos: number): Promise<number> {
+    if (view.byteLength === 0) return this.#writeEmpty(pos)
+    if (this.#append === 'none') return this.#io.pwrite(view, pos)
+    return this.#serial(async () => {
+      if (this.#append === 'emulated') return (await this.#direct().append(view)).n
+      // O_APPEND: Linux appends whatever the position; the file end moves under the position.
+      await this.#resolvePos()
+      return this.#io.pwrite(view, pos)
+    })
+  }
+
+  #writeNextV(views: Uint8Array[]): Promise<number> {
+    if (views.every((v) => v.byteLength === 0)) return this.#writeEmpty(null)
+    if (this.#append === 'emulated') return this.#writeNext(Buffer.concat(views))
+    return this.#serial(async () => {
+      if (this.#append === 'kernel') {
+        const n = await this.#io.pwritev(views, this.#pos)
+        this.#posAtEnd = true
+        return n
+      }
+      const p = this.#pos
+      const n = await this.#io.pwritev(views, p)
+      this.#pos = p + n
+      return n
+    })
+  }
+
+  #writeAtV(views: Uint8Array[], pos: number): Promise<number> {
+    if (views.every((v) => v.byteLength === 0)) return this.#writeEmpty(pos)
+    if (this.#append === 'none') return this.#io.pwritev(views, pos)
+    if (this.#append === 'emulated') return this.#writeAt(Buffer.concat(views), pos)
+    return this.#serial(async () => {
+      await this.#resolvePos()
+      return this.#io.pwritev(views, pos)
+    })
+  }
+
+  async #read(bufferOrParams: unknown, offsetArg: unknown, lengthArg: unknown, positionArg: unknown): Promise<FileReadResult<ArrayBufferView>> {
+    // The argument forms of node's FileHandle.read, resolved in the same order.
+    let buffer = bufferOrParams as ArrayBufferView
+    let offset = offsetArg as any // eslint-disable-line @typescript-eslint/no-explicit-any
+    let length = lengthArg as any // eslint-disable-line @typescript-eslint/no-explicit-any
+    let position = positionArg
+    if (!ArrayBuffer.isView(buffer)) {
+      if (bufferOrParams !== undefined) validateObject(bufferOrParams, 'options', true)
+      const params = (bufferOrParams ?? {}) as FileReadOptions<ArrayBufferView>
+      buffer = params.buffer === undefined ? Buffer.alloc(16384) : params.buffer
+      offset = params.offset === undefined ? 0 : params.offset
+      length = params.length === undefined ? buffer.byteLength - offset : params.length
+      position = params.position === undefined ? null : params.position
+      validateBuffer(buffer)
+    }
+    if (offset !== null && typeof offset === 'object') {
+      const o = offset as ReadPositionOptions
+      offset = o.offset === undefined ? 0 : o.offset
+      length = o.length === undefined ? buffer.byteLength - offset : o.length
+      position = o.position === undefined ? null : o.position
+    }
+    if (offset === null || offset === undefined) offset = 0
+    else validateInteger(offset, 'offset', 0)
+    length ??= buffer.byteLength - offset
+    if (length === 0) return { __proto__: null, bytesRead: 0, buffer } as FileReadResult<ArrayBufferView>
+    if (buffer.byteLength === 0) {
+      const e = new TypeError('The argument \'buffer\' is empty and cannot be written.') as TypeError & { code: string }
+      e.code = 'ERR_INVALID_ARG_VALUE'
+      throw e
+    }
+    // node's binding would abort the process on a non-int32 length; refuse it as node's JS does others.
+    validateInt32(length, 'length', -(2 ** 31))
+    validateOffsetLengthRead(offset as number, length as number, buffer.byteLength)
+    const pos = positionOrNull(position)
+    const view = bytesOf(buffer, offset as number, length as number)
+    const bytesRead = pos === null ? await this.#readNext((p) => this.#io.pread(view, p)) : await this.#io.pread(view, pos)
+    return { __proto__: null, bytesRead, buffer } as FileReadResult<ArrayBufferView>
+  }
+
+  async #write(buffer: unknown, offsetOrOptions: unknown, lengthArg: unknown, positionArg: unknown): Promise<FileWriteResult<unknown>> {
+    if ((buffer as { byteLength?: unknown } | null | undefined)?.byteLength === 0) {
+      return { __proto__: null, bytesWritten: 0, buffer } as FileWriteResult<unknown>
+    }
+    let offset = offsetOrOptions as any // eslint-disable-line @typescript-eslint/no-explicit-any
+    let length = lengthArg
+    let position = positionArg
+    if (ArrayBuffer.isView(buffer)) {
+      if (typeof offset === 'object') {
+        const o = (offsetOrOptions ?? {}) as ReadPositionOptions
+        offset = o.offset === undefined ? 0 : o.offset
+        length = o.length === undefined ? buffer.byteLength - offset : o.length
+        position = o.position === undefined ? null : o.position
+      }
+      if (offset === null || offset === undefined) offset = 0
+      else validateInteger(offset, 'offset', 0)
+      if (typeof length !== 'number') length = buffer.byteLength - offset
+      validateOffsetLengthWrite(offset as number, length as number, buffer.byteLength)
+      const pos = positionOrNull(position)
+      const view = bytesOf(buffer, offset as number, length as number)
+      const bytesWritten = pos === null ? await this.#writeNext(view) : await this.#writeAt(view, pos)
+      return { __proto__: null, bytesWritten, buffer } as FileWriteResult<unknown>
+    }
+    validateStringAfterArrayBufferView(buffer, 'buffer')
+    validateStringEncoding(buffer, length)
+    const data = Buffer.from(buffer, writeEncoding(length))
+    const pos = positionOrNull(offset)
+    const bytesWritten = pos === null ? await this.#writeNext(data) : await this.#writeAt(data, pos)
+    return { __proto__: null, bytesWritten, buffer } as FileWriteResult<unknown>
+  }
+
+  /** @internal readFile on this handle: from the current position to the end of file. */
+  async readFileInternal(options: Record<string, unknown>): Promise<string | Buffer> {
+    const signal = options.signal as AbortSignal | undefined
+    const encoding = options.encoding as BufferEncoding | null | undefined
+    checkAborted(signal)
+    const st = (await fstat(this.#fd)) as fs.Stats
+    checkAborted(signal)
+    const size = st.isFile() ? st.size : 0
+    if (size > IO_MAX_LENGTH) throw fileTooLarge(size)
+    const buf = await this.#serial(async () => {
+      const pos = await this.#resolvePos()
+      let out: Buffer
+      if (size > 0) {
+        const all = this.#io.alloc(this.#io.direct ? alignUp(size, ALIGN) : size)
+        out = all.subarray(0, await readRange(this.#io, all, size, pos, signal))
+      } else {
+        // Size unknown (not a regular file, or empty): read until end of file.
+        const parts: Buffer[] = []
+        let total = 0
+        for (;;) {
+          checkAborted(signal)
+          const chunk = this.#io.alloc(UNKNOWN_SIZE_CHUNK)
+          const n = await this.#io.pread(chunk, pos + total)
+          if (n === 0) break
+          parts.push(chunk.subarray(0, n))
+          total += n
+        }
+        out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, total)
+      }
+      this.#pos = pos + out.byteLength
+      return out
+    })
+    return encoding ? buf.toString(encoding) : buf
+  }
+
+  /** @internal writeFile on this handle: at the current position (the end in append mode). */
+  async writeFileInternal(data: unknown, optionsArg: unknown): Promise<void> {
+    const options = getOptions(optionsArg, { encoding: 'utf8', mode: 0o666, flag: 'w', flush: false })
+    validateBoolean(options.flush ?? false, 'options.flush')
+    let payload = data
+    if (!ArrayBuffer.isView(payload) && !isCustomIterable(payload)) {
+      validateStringAfterArrayBufferView(payload, 'data')
+      payload = Buffer.from(payload, (options.encoding as BufferEncoding | null) || 'utf8')
+    }
+    const signal = validateAbortSignal(options.signal)
+    await this.writeData(payload as ArrayBufferView | Iterable<unknown> | AsyncIterable<unknown>, signal, options.encoding as BufferEncoding | null)
+  }
+
+  /** @internal */
+  async writeData(data: ArrayBufferView | Iterable<unknown> | AsyncIterable<unknown>, signal: AbortSignal | undefined, encoding: BufferEncoding | null | undefined): Promise<void> {
+    checkAborted(signal)
+    if (ArrayBuffer.isView(data)) {
+      if (data.byteLength > 0) await this.#writeNext(bytesOf(data))
+      return
+    }
+    for await (const chunk of data as AsyncIterable<unknown>) {
+      checkAborted(signal)
+      const bytes = ArrayBuffer.isView(chunk) ? bytesOf(chunk) : Buffer.from(chunk as string, encoding || 'utf8')
+      if (bytes.byteLength > 0) await this.#writeNext(bytes)
+      checkAborted(signal)
+    }
+  }
+}
+
+function validateOpenOptions(options: unknown): { ctx: Context; direct: boolean } {
+  if (options === undefined || options === null) return { ctx: defaultContext(), direct: false }
+  if (typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
+  const { context, direct = false } = options as OpenOptions
+  if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
+  validateBoolean(direct, 'options.direct')
+  return { ctx: context ?? defaultContext(), direct }
+}
+
+/**
+ * Opens a file like `fs.promises.open(path, flags, mode)`; resolves a FileHandle whose data
+ * I/O runs on `options.context` (default: the thread's Context). `options.direct` adds O_DIRECT.
+ */
+export async function open(path: PathLike, flags: string | number = 'r', mode: fs.Mode = 0o666, options?: OpenOptions): Promise<FileHandle> {
+  const { ctx, direct: wantDirect } = validateOpenOptions(options)
+  const num = flagsToNumber(flags)
+  // Flags we cannot read go to node:fs unchanged, so that it reports them (after the path).
+  if (num === undefined) return openWith(path, flags, mode, ctx, false, false)
+  const direct = wantDirect || (num & O_DIRECT) !== 0
+  return openWith(path, num, mode, ctx, direct, (num & O_APPEND) !== 0)
+}
+
+async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Context, direct: boolean, append: boolean): Promise<FileHandle> {
+  if (!direct) return new FileHandle(await openFd(path, flags, mode), ctx, false, append ? 'kernel' : 'none')
+  // With O_APPEND the kernel would ignore the aligned offsets of read-modify-write: emulate it.
+  const f = ((flags as number) | O_DIRECT) & ~(append ? O_APPEND : 0)
+  const appendMode: AppendMode = append ? 'emulated' : 'none'
+  if ((f & O_ACCMODE) === O_WRONLY) {
+    // Partial blocks are read back, so ask for read access too (write-only if refused).
+    try {
+      return new FileHandle(await openFd(path, (f & ~O_ACCMODE) | O_RDWR, mode), ctx, true, appendMode, true)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EACCES') throw e
+    }
+  }
+  return new FileHandle(await openFd(path, f, mode), ctx, true, appendMode)
+}

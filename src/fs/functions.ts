@@ -1,0 +1,217 @@
+// Module functions of node:fs/promises on kaio: readFile, writeFile, appendFile, copyFile,
+// and path-based streams.
+import * as fs from 'node:fs'
+
+import { Context } from '../context'
+import { errnoError, invalidArgType, outOfRange } from '../errors'
+import type { SystemError } from '../errors'
+import { CHUNK, DEPTH, FileHandle, open, settleAll } from './filehandle'
+import type { OpenOptions, ReadFileOptions, WriteFileData, WriteFileOptions } from './filehandle'
+import { ReadStream, WriteStream } from './streams'
+import type { ReadStreamOptions, WriteStreamOptions } from './streams'
+import { closeFd, defaultContext, fchmod, fstat, ftruncate, openFd } from './sys'
+import { DirectIO, PlainIO } from './io'
+import type { BlockIO } from './io'
+import { checkAborted, getOptions, validateBoolean, validatePath } from './util'
+import type { PathLike } from './util'
+
+const { O_RDONLY, O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_DIRECT, COPYFILE_EXCL, COPYFILE_FICLONE_FORCE } = fs.constants
+
+/** Options every module function takes besides node's. */
+export interface KaioOptions {
+  context?: Context
+  direct?: boolean
+}
+
+function kaioOptions(options: Record<string, unknown>): OpenOptions {
+  const { context, direct } = options
+  const out: OpenOptions = {}
+  if (context !== undefined) out.context = context as Context
+  if (direct !== undefined) out.direct = direct as boolean
+  return out
+}
+
+/** Runs `op`, then closes `handle` either way (node's handleFdClose). */
+async function withClose<T>(handle: FileHandle, op: Promise<T>): Promise<T> {
+  let result: T
+  try {
+    result = await op
+  } catch (e) {
+    await handle.close().catch(() => {})
+    throw e
+  }
+  await handle.close()
+  return result
+}
+
+/** `fs.promises.readFile`: a path (opened with `options.flag`, default 'r') or a FileHandle. */
+export function readFile(path: PathLike | FileHandle, options?: (ReadFileOptions & KaioOptions & { encoding?: null }) | null): Promise<Buffer>
+export function readFile(path: PathLike | FileHandle, options: (ReadFileOptions & KaioOptions & { encoding: BufferEncoding }) | BufferEncoding): Promise<string>
+export function readFile(path: PathLike | FileHandle, options?: (ReadFileOptions & KaioOptions) | BufferEncoding | null): Promise<string | Buffer>
+export async function readFile(path: unknown, optionsArg?: unknown): Promise<string | Buffer> {
+  const options = getOptions(optionsArg, { flag: 'r' })
+  const flag = options.flag || 'r'
+  // As node: a FileHandle is read from its position, without the closed-handle check of its method.
+  if (path instanceof FileHandle) return path.readFileInternal(options)
+  checkAborted(options.signal as AbortSignal | undefined)
+  const handle = await open(path as PathLike, flag as string, 0o666, kaioOptions(options))
+  return withClose(handle, handle.readFileInternal(options))
+}
+
+/** `fs.promises.writeFile`: `options.flag` default 'w', `mode` 0o666, `flush` fsyncs before closing. */
+export async function writeFile(path: PathLike | FileHandle, data: WriteFileData, optionsArg?: (WriteFileOptions & KaioOptions) | BufferEncoding | null): Promise<void> {
+  const options = getOptions(optionsArg, { encoding: 'utf8', mode: 0o666, flag: 'w', flush: false })
+  const flag = options.flag || 'w'
+  const flush = options.flush ?? false
+  validateBoolean(flush, 'options.flush')
+  if (path instanceof FileHandle) return path.writeFileInternal(data, options)
+  // The same checks as FileHandle.writeFile, before anything is opened.
+  if (!ArrayBuffer.isView(data) && typeof data !== 'string' && !isIterable(data)) {
+    throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data)
+  }
+  checkAborted(options.signal as AbortSignal | undefined)
+  const handle = await open(path as PathLike, flag as string, options.mode as fs.Mode, kaioOptions(options))
+  const op = (async () => {
+    await handle.writeFileInternal(data, options)
+    if (flush) await handle.sync()
+  })()
+  return withClose(handle, op)
+}
+
+function isIterable(obj: unknown): boolean {
+  if (obj === null || obj === undefined) return false
+  const o = obj as Record<symbol, unknown>
+  return typeof o[Symbol.iterator] === 'function' || typeof o[Symbol.asyncIterator] === 'function'
+}
+
+/** `fs.promises.appendFile`: writeFile with `flag` 'a' by default. */
+export async function appendFile(path: PathLike | FileHandle, data: WriteFileData, optionsArg?: (WriteFileOptions & KaioOptions) | BufferEncoding | null): Promise<void> {
+  const options = { ...getOptions(optionsArg, { encoding: 'utf8', mode: 0o666, flag: 'a' }) }
+  options.flag = options.flag || 'a'
+  return writeFile(path, data, options as WriteFileOptions & KaioOptions)
+}
+
+export interface CopyFileOptions extends KaioOptions {
+  /** COPYFILE_* flags, as node's `mode` argument. */
+  mode?: number
+}
+
+function copyError(e: unknown, src: string | Buffer, dest: string | Buffer): unknown {
+  const err = e as SystemError
+  if (typeof err?.errno !== 'number' || typeof err.code !== 'string' || err.code.startsWith('ERR_')) return e
+  const out = errnoError(err.errno, 'copyfile', String(src)) as SystemError & { dest: string }
+  out.dest = String(dest)
+  out.message = `${out.code}: ${out.message.slice(out.code.length + 2).replace(/, copyfile .*$/, '')}, copyfile '${String(src)}' -> '${String(dest)}'`
+  return out
+}
+
+/**
+ * `fs.promises.copyFile(src, dest, mode)`, copying through the Context with DEPTH chunks of
+ * 1 MiB in flight. The third argument is node's `mode` or `{ mode, context, direct }`.
+ */
+export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOptions?: number | CopyFileOptions | null): Promise<void> {
+  const src = validatePath(srcArg, 'src')
+  const dest = validatePath(destArg, 'dest')
+  let mode: unknown = modeOrOptions
+  let kaio: OpenOptions = {}
+  if (modeOrOptions !== null && typeof modeOrOptions === 'object') {
+    mode = modeOrOptions.mode
+    kaio = kaioOptions(modeOrOptions as Record<string, unknown>)
+  }
+  if (mode !== undefined && mode !== null && typeof mode !== 'number') throw invalidArgType('mode', 'of type number', mode)
+  const m = typeof mode === 'number' ? Math.trunc(mode) : 0
+  if (typeof mode === 'number' && !(m >= 0 && m <= 7)) throw outOfRange('mode', '>= 0 && <= 7', mode)
+  const { context, direct = false } = kaio
+  if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
+  validateBoolean(direct, 'options.direct')
+  // A clone or nothing: only the kernel's FICLONE can do that.
+  if (m & COPYFILE_FICLONE_FORCE) return fs.promises.copyFile(src, dest, m)
+  const ctx = context ?? defaultContext()
+  const dflag = direct ? O_DIRECT : 0
+  let srcFd = -1
+  let dstFd = -1
+  let created = false
+  try {
+    srcFd = await openFd(src, O_RDONLY | dflag, 0o666)
+    const st = (await fstat(srcFd)) as fs.Stats
+    const dflags = O_CREAT | dflag | (m & COPYFILE_EXCL ? O_EXCL : 0)
+    // O_DIRECT reads back the partial last block: ask for read access too (write-only if refused).
+    dstFd = direct
+      ? await openFd(dest, dflags | O_RDWR, st.mode).catch((e: NodeJS.ErrnoException) => {
+          if (e.code === 'EACCES') return openFd(dest, dflags | O_WRONLY, st.mode)
+          throw e
+        })
+      : await openFd(dest, dflags | O_WRONLY, st.mode)
+    // From here on a failure removes the destination, as libuv does (a directory as the
+    // source fails at the first read, EISDIR).
+    created = true
+    const dst = (await fstat(dstFd)) as fs.Stats
+    if (dst.dev === st.dev && dst.ino === st.ino) {
+      created = false
+      return
+    }
+    await ftruncate(dstFd, 0)
+    await fchmod(dstFd, st.mode & 0o7777).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPERM') throw e
+    })
+    const from: BlockIO = direct ? new DirectIO(ctx, srcFd) : new PlainIO(ctx, srcFd)
+    const to: BlockIO = direct ? new DirectIO(ctx, dstFd) : new PlainIO(ctx, dstFd)
+    await copyData(from, to)
+    created = false
+  } catch (e) {
+    throw copyError(e, src, dest)
+  } finally {
+    const closing: Promise<void>[] = []
+    if (srcFd >= 0) closing.push(closeFd(srcFd))
+    if (dstFd >= 0) closing.push(closeFd(dstFd))
+    await Promise.allSettled(closing)
+    // As libuv: a failed copy does not leave a partial destination behind.
+    if (created) await fs.promises.unlink(dest).catch(() => {})
+  }
+}
+
+/** Copies until end of file with DEPTH chunks in flight, each read then written at its offset. */
+async function copyData(from: BlockIO, to: BlockIO): Promise<void> {
+  let next = 0
+  let eof = Infinity
+  const worker = async (): Promise<void> => {
+    const buf = from.alloc(CHUNK)
+    for (;;) {
+      const off = next
+      if (off >= eof) return
+      next += CHUNK
+      const n = await from.pread(buf, off)
+      if (n < CHUNK) eof = Math.min(eof, off + n)
+      if (n > 0) await to.pwrite(buf.subarray(0, n), off)
+      if (n < CHUNK) return
+    }
+  }
+  await settleAll(Array.from({ length: DEPTH }, worker))
+}
+
+export interface CreateReadStreamOptions extends ReadStreamOptions, KaioOptions {
+  /** Flags to open with. Default 'r'. */
+  flags?: string | number
+  mode?: fs.Mode
+}
+
+export interface CreateWriteStreamOptions extends WriteStreamOptions, KaioOptions {
+  /** Flags to open with. Default 'w'. */
+  flags?: string | number
+  mode?: fs.Mode
+}
+
+/** A ReadStream over `path` (opened on construction, as `fs.createReadStream`). */
+export function createReadStream(path: PathLike, options?: CreateReadStreamOptions | BufferEncoding): ReadStream {
+  const p = validatePath(path)
+  const opts = getOptions(options, {}) as CreateReadStreamOptions
+  return new ReadStream(() => open(p, opts.flags ?? 'r', opts.mode ?? 0o666, kaioOptions(opts as Record<string, unknown>)), opts, p)
+}
+
+/** A WriteStream into `path` (opened on construction, as `fs.createWriteStream`). */
+export function createWriteStream(path: PathLike, options?: CreateWriteStreamOptions | BufferEncoding): WriteStream {
+  const p = validatePath(path)
+  const opts = getOptions(options, {}) as CreateWriteStreamOptions
+  return new WriteStream(() => open(p, opts.flags ?? 'w', opts.mode ?? 0o666, kaioOptions(opts as Record<string, unknown>)), opts, p)
+}
+

@@ -1,0 +1,67 @@
+// Metadata operations on descriptors, through node:fs's callback API (kaio only moves data).
+// Each rejects with node's own error (code, errno, syscall); a synchronous validation error
+// becomes a rejection.
+import * as fs from 'node:fs'
+
+import { Context } from '../context'
+
+function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    try {
+      fn((err, value) => (err ? reject(err) : resolve(value as T)))
+    } catch (e) {
+      reject(e)
+    }
+  })
+}
+
+export function openFd(path: unknown, flags: unknown, mode: unknown): Promise<number> {
+  return call<number>((cb) => fs.open(path as fs.PathLike, flags as fs.OpenMode, mode as fs.Mode, cb))
+}
+
+export function closeFd(fd: number): Promise<void> {
+  return call<void>((cb) => fs.close(fd, cb))
+}
+
+export function fstat(fd: number, bigint = false): Promise<fs.Stats | fs.BigIntStats> {
+  return call((cb) => fs.fstat(fd, { bigint }, cb as (err: NodeJS.ErrnoException | null, s: fs.Stats | fs.BigIntStats) => void))
+}
+
+/** The size of the file behind `fd`. */
+export async function fileSize(fd: number): Promise<number> {
+  return ((await fstat(fd)) as fs.Stats).size
+}
+
+export function ftruncate(fd: number, len: unknown): Promise<void> {
+  return call<void>((cb) => fs.ftruncate(fd, len as number, cb))
+}
+
+export function fchmod(fd: number, mode: unknown): Promise<void> {
+  return call<void>((cb) => fs.fchmod(fd, mode as fs.Mode, cb))
+}
+
+export function fchown(fd: number, uid: unknown, gid: unknown): Promise<void> {
+  return call<void>((cb) => fs.fchown(fd, uid as number, gid as number, cb))
+}
+
+export function futimes(fd: number, atime: unknown, mtime: unknown): Promise<void> {
+  return call<void>((cb) => fs.futimes(fd, atime as fs.TimeLike, mtime as fs.TimeLike, cb))
+}
+
+let shared: Context | null = null
+
+/**
+ * The thread's default Context, created on first use with default options. An idle Context
+ * does not hold the event loop open; it is closed when the thread exits.
+ */
+export function defaultContext(): Context {
+  if (shared === null) {
+    const ctx = new Context()
+    shared = ctx
+    process.once('exit', () => {
+      if (shared === ctx) shared = null
+      void ctx.close()
+    })
+  }
+  return shared
+}
