@@ -1,0 +1,138 @@
+// `kaio bench` from the outside: spawns the built CLI (`npm run build` first). Checks exit
+// codes, the one-line errors, the JSON shape and the chart; never timings.
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+// ava runs specs with the package root as the working directory.
+const ROOT = process.cwd()
+const BIN = path.join(ROOT, 'bin', 'kaio.js')
+
+interface Ran {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+function kaio(args: string[], cwd = os.tmpdir()): Promise<Ran> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd, timeout: 60_000, env: { ...process.env, KAIO_DEBUG: '' } }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) })
+    })
+  })
+}
+
+function tmpDir(t: { teardown: (fn: () => void) => void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaio-bench-test-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+function assertUsageError(t: import('ava').ExecutionContext, r: Ran): void {
+  t.is(r.code, 2, r.stderr)
+  const lines = r.stderr.trimEnd().split('\n')
+  t.is(lines.length, 1, r.stderr)
+  t.regex(lines[0]!, /^kaio: /)
+  t.notRegex(r.stderr, /\n\s+at /)
+  t.is(r.stdout, '')
+}
+
+test.before(() => {
+  if (!fs.existsSync(path.join(ROOT, 'src', 'cli.js'))) throw new Error('src/cli.js is missing: run `npm run build` first')
+})
+
+test('kaio --help and kaio bench --help exit 0', async (t) => {
+  const [a, b] = await Promise.all([kaio(['--help']), kaio(['bench', '--help'])])
+  t.is(a.code, 0)
+  t.regex(a.stdout, /bench/)
+  t.is(b.code, 0)
+  t.regex(b.stdout, /--impl/)
+})
+
+for (const args of [
+  ['bench', '--depth', '0'],
+  ['bench', '--depth', 'x'],
+  ['bench', '--size', 'huge'],
+  ['bench', '--workload', 'randjump'],
+  ['bench', '--impl', 'uring'],
+  ['bench', '--duration', '-1'],
+  ['bench', '--bs', '1000'],
+  ['bench', '--frobnicate'],
+  ['bench', '--size'],
+  ['bench', 'extra'],
+  ['frobnicate'],
+]) {
+  test(`bad arguments exit 2 with one line: ${args.join(' ')}`, async (t) => {
+    assertUsageError(t, await kaio(args))
+  })
+}
+
+test('an unwritable --dir exits 2 with one line', async (t) => {
+  assertUsageError(t, await kaio(['bench', '--dir', '/proc', '--size', '8M', '--duration', '0.1', '--impl', 'node']))
+})
+
+test('a missing --dir exits 2 with one line', async (t) => {
+  assertUsageError(t, await kaio(['bench', '--dir', '/nonexistent/kaio', '--impl', 'node']))
+})
+
+test('a tiny run prints parseable JSON with the expected fields and removes its file', async (t) => {
+  const dir = tmpDir(t)
+  const r = await kaio(
+    ['bench', '--dir', dir, '--size', '8M', '--duration', '0.3', '--depth', '1', '--workload', 'randread', '--buffered', '--impl', 'linux,node', '--json'],
+    dir,
+  )
+  t.is(r.code, 0, r.stderr)
+  const doc = JSON.parse(r.stdout) as {
+    version: string
+    machine: Record<string, unknown>
+    config: { size: number; depths: number[]; engines: string[] }
+    results: Record<string, unknown>[]
+    targets: { name: string; status: string; value: number | null }[]
+    notes: string[]
+  }
+  t.is(typeof doc.version, 'string')
+  t.is(doc.config.size, 8 << 20)
+  t.deepEqual(doc.config.depths, [1])
+  t.true(Array.isArray(doc.notes))
+  const engines = doc.results.map((x) => x.engine)
+  t.true(engines.includes('node'))
+  for (const res of doc.results) {
+    t.is(res.mode, 'buffered')
+    t.is(res.workload, 'randread')
+    t.is(res.depth, 1)
+    t.is(res.bs, 4096)
+    if (res.error) continue
+    for (const k of ['iops', 'mbps', 'meanLatUs', 'p99LatUs', 'cpuPerOpUs', 'ops', 'seconds']) {
+      t.is(typeof res[k], 'number', k)
+      t.true((res[k] as number) > 0, k)
+    }
+    t.true('vsNode' in res && 'vsFio' in res)
+  }
+  const node = doc.results.find((x) => x.engine === 'node')!
+  t.is(node.vsNode, 1)
+  t.true(doc.targets.length > 0)
+  for (const tr of doc.targets) t.true(['PASS', 'MISS', 'n/a'].includes(tr.status))
+  t.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.startsWith('.kaio-bench')),
+    [],
+  )
+})
+
+test('--plot writes an SVG chart', async (t) => {
+  const dir = tmpDir(t)
+  const svg = path.join(dir, 'chart.svg')
+  const r = await kaio(
+    ['bench', '--dir', dir, '--size', '8M', '--duration', '0.2', '--depth', '1,4', '--workload', 'randread', '--buffered', '--impl', 'js,node', '--plot', svg],
+    dir,
+  )
+  t.is(r.code, 0, r.stderr)
+  t.regex(r.stdout, /targets/)
+  const text = fs.readFileSync(svg, 'utf8')
+  t.regex(text, /<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
+  t.regex(text, /<\/svg>\s*$/)
+  t.regex(text, /polyline/)
+  t.regex(text, /node:fs\/promises/)
+})

@@ -1,0 +1,179 @@
+// The engines measured by `kaio bench`: kaio on a backend, node:fs/promises, and fio.
+// A queue depth N means N requests kept in flight: N async loops, each awaiting one operation
+// on its own preallocated page-aligned buffer, so a run measures I/O rather than allocation.
+import * as fs from 'node:fs'
+import * as fsp from 'node:fs/promises'
+import { randomFillSync } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+
+import { Context } from '../context'
+import { allocAligned } from '../aligned'
+import type { Implementation } from '../driver'
+import { Histogram } from './hist'
+import type { EngineName, Mode, Workload } from './options'
+
+/** One engine run on one cell. */
+export interface RunSpec {
+  path: string
+  mode: Mode
+  workload: Workload
+  /** Block size in bytes. */
+  bs: number
+  depth: number
+  /** Seconds. */
+  duration: number
+  /** Bytes of the file the offsets fall in. */
+  size: number
+}
+
+/** What one engine run measured. Times in microseconds; NaN where not measured. */
+export interface Measured {
+  ops: number
+  bytes: number
+  seconds: number
+  iops: number
+  /** 10^6 bytes per second. */
+  mbps: number
+  meanLatUs: number
+  p99LatUs: number
+  /** CPU (user + system) per operation. */
+  cpuPerOpUs: number
+}
+
+export const O_DIRECT = fs.constants.O_DIRECT ?? 0
+
+export function openFlags(mode: Mode): number {
+  return fs.constants.O_RDWR | (mode === 'direct' ? O_DIRECT : 0)
+}
+
+export function isRead(w: Workload): boolean {
+  return w === 'randread' || w === 'read'
+}
+
+/** Per-slot page-aligned buffers, filled with random bytes (what writes store). */
+export function slotBuffers(depth: number, bs: number): Buffer[] {
+  return Array.from({ length: depth }, () => randomFillSync(allocAligned(bs)))
+}
+
+/** An operation on slot `slot`'s buffer at `offset`; resolves bytes transferred. */
+export type Op = (slot: number, offset: number) => Promise<number>
+
+/**
+ * Keeps `spec.depth` operations in flight for `spec.duration` seconds and measures them.
+ * Random offsets are block aligned and uniform (xorshift32); sequential ones share a cursor,
+ * as fio's do at a queue depth above 1, and wrap at the end of the file.
+ */
+export async function drive(spec: RunSpec, op: Op): Promise<Measured> {
+  const { bs, depth } = spec
+  const nblocks = Math.floor(spec.size / bs)
+  const random = spec.workload === 'randread' || spec.workload === 'randwrite'
+  let seed = (Math.random() * 0xffffffff) | 1
+  let cursor = 0
+  const hist = new Histogram()
+  let ops = 0
+  let bytes = 0
+  let failure: unknown = null
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  let end = t0 + spec.duration * 1000
+
+  const worker = async (slot: number): Promise<void> => {
+    try {
+      for (;;) {
+        const start = performance.now()
+        if (start >= end) return
+        let off: number
+        if (random) {
+          seed ^= seed << 13
+          seed ^= seed >>> 17
+          seed ^= seed << 5
+          off = ((seed >>> 0) % nblocks) * bs
+        } else {
+          off = cursor * bs
+          cursor = cursor + 1 === nblocks ? 0 : cursor + 1
+        }
+        const n = await op(slot, off)
+        hist.record((performance.now() - start) * 1e6)
+        if (n !== bs) throw new Error(`short ${isRead(spec.workload) ? 'read' : 'write'}: ${n} of ${bs} bytes at offset ${off}`)
+        ops++
+        bytes += n
+      }
+    } catch (e) {
+      failure ??= e
+      end = 0
+    }
+  }
+  const workers: Promise<void>[] = []
+  for (let i = 0; i < depth; i++) workers.push(worker(i))
+  await Promise.all(workers)
+  const seconds = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  if (failure !== null) throw failure
+  return {
+    ops,
+    bytes,
+    seconds,
+    iops: ops / seconds,
+    mbps: bytes / seconds / 1e6,
+    meanLatUs: hist.mean() / 1000,
+    p99LatUs: hist.quantile(0.99) / 1000,
+    cpuPerOpUs: ops > 0 ? (cpu.user + cpu.system) / ops : NaN,
+  }
+}
+
+/** kaio on backend `impl`: `ctx.readInto` / `ctx.write` on an fd opened with `fs.openSync`. */
+export async function runKaio(impl: Implementation, spec: RunSpec): Promise<Measured> {
+  const fd = fs.openSync(spec.path, openFlags(spec.mode))
+  let ctx: Context | undefined
+  try {
+    ctx = new Context({ implementation: impl, maxRequests: Math.max(128, spec.depth) })
+    const c = ctx
+    const bufs = slotBuffers(spec.depth, spec.bs)
+    const op: Op = isRead(spec.workload)
+      ? (slot, off) => c.readInto(bufs[slot]!, fd, off)
+      : (slot, off) => c.write(bufs[slot]!, fd, off)
+    return await drive(spec, op)
+  } finally {
+    await ctx?.close()
+    fs.closeSync(fd)
+  }
+}
+
+const bytesRead = (r: { bytesRead: number }): number => r.bytesRead
+const bytesWritten = (r: { bytesWritten: number }): number => r.bytesWritten
+
+/** node:fs/promises: FileHandle.read / FileHandle.write, N concurrent workers. */
+export async function runNode(spec: RunSpec): Promise<Measured> {
+  const fh = await fsp.open(spec.path, openFlags(spec.mode))
+  try {
+    const bufs = slotBuffers(spec.depth, spec.bs)
+    const bs = spec.bs
+    const op: Op = isRead(spec.workload)
+      ? (slot, off) => fh.read(bufs[slot]!, 0, bs, off).then(bytesRead)
+      : (slot, off) => fh.write(bufs[slot]!, 0, bs, off).then(bytesWritten)
+    return await drive(spec, op)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Whether `name` measures kaio itself. */
+export function isKaio(name: EngineName): name is Implementation {
+  return name === 'linux' || name === 'thread' || name === 'js'
+}
+
+/** A human label for an engine. */
+export function engineLabel(name: EngineName): string {
+  switch (name) {
+    case 'linux':
+    case 'thread':
+    case 'js':
+      return `kaio ${name}`
+    case 'node':
+      return 'node:fs/promises'
+    case 'fio':
+      return 'fio libaio'
+    case 'fio-psync':
+      return 'fio psync'
+  }
+}

@@ -1,0 +1,204 @@
+// `kaio bench` options: parsing and validation. Every problem is a UsageError, which the CLI
+// prints as one line and turns into exit code 2.
+
+/** A bad command line: printed as one line on stderr, exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+export type Workload = 'randread' | 'randwrite' | 'read' | 'write'
+export type Mode = 'direct' | 'buffered'
+/** kaio backends, node:fs/promises, fio libaio and fio psync (depth 1 only). */
+export type EngineName = 'linux' | 'thread' | 'js' | 'node' | 'fio' | 'fio-psync'
+
+export const WORKLOADS: readonly Workload[] = ['randread', 'randwrite', 'read', 'write']
+export const ENGINES: readonly EngineName[] = ['linux', 'thread', 'js', 'node', 'fio', 'fio-psync']
+export const KAIO_ENGINES: readonly EngineName[] = ['linux', 'thread', 'js']
+
+export interface BenchOptions {
+  /** Test file path; created and removed by the run. */
+  file: string | undefined
+  /** Directory for the test file when `file` is not given. */
+  dir: string
+  size: number
+  /** Seconds per (cell, engine) run. */
+  duration: number
+  depths: number[]
+  /** Block size of the random workloads. */
+  randBs: number
+  /** Block size of the sequential workloads. */
+  seqBs: number
+  workloads: Workload[]
+  modes: Mode[]
+  engines: EngineName[]
+  /** Whether `--impl` was given (an explicitly asked engine that cannot run is noted louder). */
+  enginesExplicit: boolean
+  json: boolean
+  quick: boolean
+  plot: string | undefined
+  help: boolean
+}
+
+export const DEFAULTS = {
+  size: 1 << 30,
+  duration: 2,
+  depths: [1, 8, 32, 128],
+  randBs: 4096,
+  seqBs: 1 << 20,
+}
+
+export const QUICK = {
+  size: 64 << 20,
+  duration: 1.25,
+  depths: [1, 32],
+  workloads: ['randread'] as Workload[],
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
+
+/** Parses "4k", "1M", "256MiB", "1G", "4096" into bytes. */
+export function parseSize(text: string, name: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?$/i.exec(text.trim())
+  if (!m) throw new UsageError(`invalid ${name} '${text}' (expected a size such as 4k, 256M, 1G)`)
+  const v = Number(m[1]) * UNITS[m[2]!.toLowerCase()]!
+  if (!Number.isSafeInteger(v) || v <= 0) throw new UsageError(`invalid ${name} '${text}' (must be a positive whole number of bytes)`)
+  return v
+}
+
+function parseList<T extends string>(text: string, name: string, allowed: readonly T[]): T[] {
+  const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (items.length === 0) throw new UsageError(`${name} needs at least one of: ${allowed.join(', ')}`)
+  const out: T[] = []
+  for (const it of items) {
+    if (!(allowed as readonly string[]).includes(it)) throw new UsageError(`unknown ${name} '${it}' (expected ${allowed.join(', ')})`)
+    if (!out.includes(it as T)) out.push(it as T)
+  }
+  return out
+}
+
+function parseDepths(text: string): number[] {
+  const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (items.length === 0) throw new UsageError('--depth needs at least one queue depth')
+  const out: number[] = []
+  for (const it of items) {
+    if (!/^\d+$/.test(it)) throw new UsageError(`invalid --depth '${it}' (expected whole numbers such as 1,8,32,128)`)
+    const d = Number(it)
+    if (d < 1 || d > 4096) throw new UsageError(`invalid --depth '${it}' (must be 1..4096)`)
+    if (!out.includes(d)) out.push(d)
+  }
+  return out.sort((a, b) => a - b)
+}
+
+function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(text.trim())
+  if (!m) throw new UsageError(`invalid --duration '${text}' (expected seconds, e.g. 2 or 0.5)`)
+  const v = Number(m[1]) / (m[2] === 'ms' ? 1000 : 1)
+  if (!(v >= 0.05 && v <= 3600)) throw new UsageError(`invalid --duration '${text}' (must be 0.05..3600 seconds)`)
+  return v
+}
+
+function checkBs(bs: number, text: string): number {
+  if (bs % 512 !== 0) throw new UsageError(`invalid --bs '${text}' (must be a multiple of 512)`)
+  if (bs > 64 << 20) throw new UsageError(`invalid --bs '${text}' (at most 64M)`)
+  return bs
+}
+
+const FLAGS = new Set(['--json', '--quick', '--direct', '--buffered', '--help', '-h'])
+const VALUED = new Set(['--file', '--dir', '--size', '--duration', '--depth', '--bs', '--workload', '--impl', '--plot'])
+
+/** Parses the arguments after `bench`. Throws UsageError. */
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  const raw = new Map<string, string>()
+  const flags = new Set<string>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1
+    const key = eq > 0 ? arg.slice(0, eq) : arg
+    if (FLAGS.has(key)) {
+      if (eq > 0) throw new UsageError(`option ${key} takes no value`)
+      flags.add(key === '-h' ? '--help' : key)
+    } else if (VALUED.has(key)) {
+      let value: string | undefined
+      if (eq > 0) value = arg.slice(eq + 1)
+      else {
+        value = argv[++i]
+        if (value === undefined || (value.startsWith('--') && value.length > 2)) throw new UsageError(`option ${key} needs a value`)
+      }
+      if (value === '') throw new UsageError(`option ${key} needs a value`)
+      raw.set(key, value)
+    } else if (arg.startsWith('-')) {
+      throw new UsageError(`unknown option '${arg}' (see 'kaio bench --help')`)
+    } else {
+      throw new UsageError(`unexpected argument '${arg}' (see 'kaio bench --help')`)
+    }
+  }
+  const quick = flags.has('--quick')
+  const opts: BenchOptions = {
+    file: raw.get('--file'),
+    dir: raw.get('--dir') ?? process.cwd(),
+    size: quick ? QUICK.size : DEFAULTS.size,
+    duration: quick ? QUICK.duration : DEFAULTS.duration,
+    depths: quick ? [...QUICK.depths] : [...DEFAULTS.depths],
+    randBs: DEFAULTS.randBs,
+    seqBs: DEFAULTS.seqBs,
+    workloads: quick ? [...QUICK.workloads] : [...WORKLOADS],
+    modes: ['direct', 'buffered'],
+    engines: [...ENGINES],
+    enginesExplicit: raw.has('--impl'),
+    json: flags.has('--json'),
+    quick,
+    plot: raw.get('--plot'),
+    help: flags.has('--help'),
+  }
+  if (opts.help) return opts
+  if (raw.has('--file') && raw.has('--dir')) throw new UsageError('give --file or --dir, not both')
+  const size = raw.get('--size')
+  if (size !== undefined) opts.size = parseSize(size, '--size')
+  const duration = raw.get('--duration')
+  if (duration !== undefined) opts.duration = parseDuration(duration)
+  const depth = raw.get('--depth')
+  if (depth !== undefined) opts.depths = parseDepths(depth)
+  const bs = raw.get('--bs')
+  if (bs !== undefined) {
+    const parts = bs.split(',')
+    if (parts.length > 2) throw new UsageError(`invalid --bs '${bs}' (one size, or RANDOM,SEQUENTIAL)`)
+    opts.randBs = checkBs(parseSize(parts[0]!, '--bs'), bs)
+    opts.seqBs = parts.length === 2 ? checkBs(parseSize(parts[1]!, '--bs'), bs) : opts.randBs
+  }
+  const workload = raw.get('--workload')
+  if (workload !== undefined) opts.workloads = parseList(workload, '--workload', WORKLOADS)
+  const impl = raw.get('--impl')
+  if (impl !== undefined) opts.engines = parseList(impl, '--impl', ENGINES)
+  if (flags.has('--direct') && !flags.has('--buffered')) opts.modes = ['direct']
+  if (flags.has('--buffered') && !flags.has('--direct')) opts.modes = ['buffered']
+  const maxBs = Math.max(...opts.workloads.map((w) => (w.startsWith('rand') ? opts.randBs : opts.seqBs)))
+  if (opts.size < maxBs) throw new UsageError(`--size ${opts.size} is smaller than the block size ${maxBs}`)
+  if (opts.size % 4096 !== 0) throw new UsageError('--size must be a multiple of 4k')
+  if (opts.size > 2 ** 40) throw new UsageError('--size must be at most 1T')
+  return opts
+}
+
+export const BENCH_HELP = `Usage: kaio bench [options]
+
+Benchmarks the disk under the test file: kaio on each available backend side by side with
+node:fs/promises and fio (when on PATH), O_DIRECT and page cache, by queue depth.
+
+Options:
+  --dir DIR             directory for the test file (default: the current directory)
+  --file PATH           test file path instead (must not exist; created and removed)
+  --size SIZE           test file size (default 1G; e.g. 256M)
+  --duration SECONDS    seconds per engine per cell (default 2)
+  --depth LIST          queue depths (default 1,8,32,128)
+  --bs SIZE[,SIZE]      block size for all workloads, or RANDOM,SEQUENTIAL (default 4k,1M)
+  --workload LIST       randread,randwrite,read,write (default all)
+  --direct              O_DIRECT only        --buffered   page cache only (default both)
+  --impl LIST           engines: linux,thread,js (kaio backends), node (node:fs/promises),
+                        fio (libaio), fio-psync (depth 1 only) (default all available)
+  --json                machine-readable results on stdout
+  --plot FILE           write a chart (SVG, or HTML with inline SVG if FILE ends in .html)
+  --quick               a run of under a minute: 64M file, depths 1,32, randread, 1.25 s
+  -h, --help            this help
+
+Exit codes: 0 done (missed targets are reported, not fatal), 2 bad arguments or unusable
+directory, 1 unexpected failure.
+`

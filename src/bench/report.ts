@@ -1,0 +1,193 @@
+// Results of `kaio bench`: ratios, the targets section, the text table and the JSON document.
+import * as os from 'node:os'
+
+import type { Measured } from './engines'
+import type { EngineName, Mode, Workload } from './options'
+
+/** One engine on one cell, with its ratios to node:fs/promises and to fio libaio. */
+export interface CellResult extends Measured {
+  mode: Mode
+  workload: Workload
+  bs: number
+  depth: number
+  engine: EngineName
+  label: string
+  /** IOPS of this engine / IOPS of node:fs/promises in the same cell (null: not measured). */
+  vsNode: number | null
+  /** IOPS of this engine / IOPS of fio libaio in the same cell (null: not measured). */
+  vsFio: number | null
+  /** Set when the run failed; the figures are then NaN. */
+  error?: string
+}
+
+export interface TargetResult {
+  name: string
+  /** The measured ratio, or null when a side of it was not measured. */
+  value: number | null
+  /** `value` must be >= this (or <= for 'max'). */
+  threshold: number
+  kind: 'min' | 'max'
+  status: 'PASS' | 'MISS' | 'n/a'
+}
+
+export function failedResult(base: Omit<CellResult, keyof Measured | 'vsNode' | 'vsFio'>, error: string): CellResult {
+  return { ...base, ops: 0, bytes: 0, seconds: NaN, iops: NaN, mbps: NaN, meanLatUs: NaN, p99LatUs: NaN, cpuPerOpUs: NaN, vsNode: null, vsFio: null, error }
+}
+
+/** Fills vsNode / vsFio for every result of one cell. */
+export function addRatios(cell: CellResult[]): void {
+  const node = cell.find((r) => r.engine === 'node' && !r.error)
+  const fio = cell.find((r) => r.engine === 'fio' && !r.error)
+  for (const r of cell) {
+    r.vsNode = node && !r.error && node.iops > 0 ? r.iops / node.iops : null
+    r.vsFio = fio && !r.error && fio.iops > 0 ? r.iops / fio.iops : null
+  }
+}
+
+function find(results: CellResult[], mode: Mode, workload: Workload, depth: number, engine: EngineName): CellResult | undefined {
+  return results.find((r) => r.mode === mode && r.workload === workload && r.depth === depth && r.engine === engine && !r.error)
+}
+
+interface TargetDef {
+  name: string
+  mode: Mode
+  workload: Workload
+  depth: number
+  ref: EngineName
+  metric: 'iops' | 'cpu'
+  threshold: number
+}
+
+function targetDefs(depths: number[], workloads: readonly Workload[]): TargetDef[] {
+  const defs: TargetDef[] = [
+    { name: 'O_DIRECT 4k randread d1: kaio linux / fio libaio >= 0.8', mode: 'direct', workload: 'randread', depth: 1, ref: 'fio', metric: 'iops', threshold: 0.8 },
+    { name: 'O_DIRECT 4k randread d32: kaio linux / fio libaio >= 0.9', mode: 'direct', workload: 'randread', depth: 32, ref: 'fio', metric: 'iops', threshold: 0.9 },
+    { name: 'O_DIRECT 4k randread d128: kaio linux / fio libaio >= 0.9', mode: 'direct', workload: 'randread', depth: 128, ref: 'fio', metric: 'iops', threshold: 0.9 },
+    { name: 'O_DIRECT 4k randread d32: kaio linux / node:fs >= 2.5', mode: 'direct', workload: 'randread', depth: 32, ref: 'node', metric: 'iops', threshold: 2.5 },
+  ]
+  for (const w of ['read', 'write'] as const) {
+    // One line per depth run; a single 'not measured' line when the workload was not run.
+    for (const d of workloads.includes(w) ? depths : [0]) {
+      const at = d === 0 ? '' : ` d${d}`
+      defs.push({ name: `O_DIRECT 1M seq ${w}${at}: kaio linux / fio libaio >= 0.95`, mode: 'direct', workload: w, depth: d, ref: 'fio', metric: 'iops', threshold: 0.95 })
+    }
+  }
+  defs.push(
+    { name: 'page cache 4k randread d1: kaio linux / node:fs >= 5', mode: 'buffered', workload: 'randread', depth: 1, ref: 'node', metric: 'iops', threshold: 5 },
+    { name: 'page cache 4k randread d32: kaio linux / node:fs >= 5', mode: 'buffered', workload: 'randread', depth: 32, ref: 'node', metric: 'iops', threshold: 5 },
+    { name: 'page cache 4k randread d32: kaio linux / fio libaio >= 0.8', mode: 'buffered', workload: 'randread', depth: 32, ref: 'fio', metric: 'iops', threshold: 0.8 },
+    { name: 'O_DIRECT 4k randread d32: CPU/op kaio linux / node:fs <= 0.25', mode: 'direct', workload: 'randread', depth: 32, ref: 'node', metric: 'cpu', threshold: 0.25 },
+  )
+  return defs
+}
+
+/** Every target, PASS / MISS against the measurements, or n/a when a side was not run. */
+export function evaluateTargets(results: CellResult[], depths: number[], workloads: readonly Workload[]): TargetResult[] {
+  return targetDefs(depths, workloads).map((t) => {
+    const k = find(results, t.mode, t.workload, t.depth, 'linux')
+    const ref = find(results, t.mode, t.workload, t.depth, t.ref)
+    let value: number | null = null
+    if (k && ref) {
+      value = t.metric === 'iops' ? k.iops / ref.iops : k.cpuPerOpUs / ref.cpuPerOpUs
+      if (!Number.isFinite(value)) value = null
+    }
+    const kind = t.metric === 'cpu' ? 'max' : 'min'
+    const status = value === null ? 'n/a' : (kind === 'min' ? value >= t.threshold : value <= t.threshold) ? 'PASS' : 'MISS'
+    return { name: t.name, value, threshold: t.threshold, kind, status }
+  })
+}
+
+// ---------- text ----------
+
+/** 1234 -> '1.23k', 152000 -> '152k'. */
+export function si(v: number): string {
+  if (!Number.isFinite(v)) return '-'
+  const a = Math.abs(v)
+  if (a >= 1e6) return `${(v / 1e6).toPrecision(3)}M`
+  if (a >= 1e3) return `${(v / 1e3).toPrecision(3)}k`
+  return v.toPrecision(3)
+}
+
+function num(v: number, digits = 1): string {
+  if (!Number.isFinite(v)) return '-'
+  if (Math.abs(v) >= 10000) return v.toFixed(0)
+  return v.toFixed(digits)
+}
+
+function ratio(v: number | null): string {
+  return v === null || !Number.isFinite(v) ? '-' : v.toFixed(2)
+}
+
+export function sizeLabel(bytes: number): string {
+  for (const [unit, n] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['k', 1024]] as const) {
+    if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`
+  }
+  return `${bytes}`
+}
+
+export function modeLabel(m: Mode): string {
+  return m === 'direct' ? 'O_DIRECT' : 'page cache'
+}
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padEnd(n) : s.padStart(n)
+}
+
+const COLUMNS = ['depth', 'engine', 'IOPS', 'MB/s', 'mean µs', 'p99 µs', 'CPU µs/op', '×node', '×fio'] as const
+
+/** The results as text tables, one per (mode, workload), rows by depth then engine. */
+export function formatTables(results: CellResult[]): string {
+  const out: string[] = []
+  const sections: { mode: Mode; workload: Workload; bs: number }[] = []
+  for (const r of results) {
+    if (!sections.some((s) => s.mode === r.mode && s.workload === r.workload)) sections.push({ mode: r.mode, workload: r.workload, bs: r.bs })
+  }
+  for (const s of sections) {
+    out.push('', `${modeLabel(s.mode)} · ${s.workload} · ${sizeLabel(s.bs)}`)
+    const rows: string[][] = [COLUMNS.slice()]
+    let lastDepth = -1
+    for (const r of results) {
+      if (r.mode !== s.mode || r.workload !== s.workload) continue
+      const depth = r.depth === lastDepth ? '' : String(r.depth)
+      lastDepth = r.depth
+      if (r.error) rows.push([depth, r.label, `error: ${r.error}`])
+      else rows.push([depth, r.label, si(r.iops), num(r.mbps), num(r.meanLatUs), num(r.p99LatUs), num(r.cpuPerOpUs), ratio(r.vsNode), ratio(r.vsFio)])
+    }
+    const widths = COLUMNS.map((_, i) => Math.max(...rows.filter((row) => !(row[2] ?? '').startsWith('error')).map((row) => (row[i] ?? '').length)))
+    for (const row of rows) {
+      out.push(
+        row
+          .map((c, i) => (i === 1 ? pad(c, widths[i]!, true) : i === 2 && c.startsWith('error') ? c : pad(c, widths[i]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+    }
+  }
+  return out.join('\n')
+}
+
+export function formatTargets(targets: TargetResult[]): string {
+  const lines = ['', 'targets (reported, never fatal)']
+  const w = Math.max(...targets.map((t) => t.name.length))
+  for (const t of targets) {
+    const v = t.value === null ? 'not measured' : `${t.value.toFixed(2)}x`
+    lines.push(`  ${t.status.padEnd(4)}  ${t.name.padEnd(w)}  ${v}`)
+  }
+  const pass = targets.filter((t) => t.status === 'PASS').length
+  const miss = targets.filter((t) => t.status === 'MISS').length
+  lines.push(`  ${pass} pass, ${miss} miss, ${targets.length - pass - miss} not measured`)
+  return lines.join('\n')
+}
+
+/** What the machine is, for the header and the JSON. */
+export function machineInfo(fio: string | null): Record<string, string | number> {
+  const cpus = os.cpus()
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memory: `${Math.round(os.totalmem() / 1024 ** 3)} GiB`,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    fio: fio ?? 'fio not found',
+  }
+}

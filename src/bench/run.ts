@@ -1,0 +1,198 @@
+// `kaio bench`: plans the matrix, runs every engine on each (mode, workload, depth) cell in
+// turn, and prints the tables, the targets, JSON and the chart.
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import { available } from '../select'
+import { engineLabel, isKaio, isRead, runKaio, runNode } from './engines'
+import type { Measured, RunSpec } from './engines'
+import { fioVersion, runFio } from './fio'
+import { ENGINES, UsageError } from './options'
+import type { BenchOptions, EngineName, Mode, Workload } from './options'
+import { renderPlot } from './plot'
+import { Progress } from './progress'
+import { addRatios, evaluateTargets, failedResult, formatTables, formatTargets, machineInfo, modeLabel, sizeLabel } from './report'
+import type { CellResult } from './report'
+import { directProblem, fillTestFile, openTestFile, removeTestFile, sync, testFilePath, warm } from './testfile'
+
+export function kaioVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version
+  } catch {
+    return 'unknown'
+  }
+}
+
+function shortError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException
+  if (typeof err?.code === 'string' && typeof err.syscall === 'string') return `${err.code} (${err.syscall})`
+  const msg = e instanceof Error ? e.message : String(e)
+  return msg.split('\n')[0]!.slice(0, 200)
+}
+
+/** The engines this run can use, and notes on the ones it cannot. */
+function resolveEngines(opts: BenchOptions, notes: string[]): EngineName[] {
+  const usable = available()
+  const fio = fioVersion()
+  const out: EngineName[] = []
+  for (const e of ENGINES) {
+    if (!opts.engines.includes(e)) continue
+    if (isKaio(e) && !usable.includes(e)) {
+      notes.push(`kaio ${e} backend is not available here; skipped`)
+      continue
+    }
+    if ((e === 'fio' || e === 'fio-psync') && fio === null) {
+      if (!notes.some((n) => n.startsWith('fio'))) notes.push('fio is not on PATH; fio columns skipped (install it, e.g. apt-get install fio)')
+      continue
+    }
+    out.push(e)
+  }
+  if (out.includes('fio-psync') && !opts.depths.includes(1)) notes.push('fio psync runs at depth 1 only; no depth 1 in this run')
+  return out
+}
+
+function checkPlotPath(file: string): void {
+  const dir = path.dirname(path.resolve(file))
+  try {
+    fs.accessSync(dir, fs.constants.W_OK)
+  } catch (e) {
+    throw new UsageError(`cannot write --plot ${file}: ${(e as NodeJS.ErrnoException).code ?? 'not writable'}`)
+  }
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new UsageError(`cannot write --plot ${file}: is a directory`)
+}
+
+interface Cell {
+  mode: Mode
+  workload: Workload
+  depth: number
+  bs: number
+  engines: EngineName[]
+}
+
+async function runOne(engine: EngineName, spec: RunSpec): Promise<Measured> {
+  if (isKaio(engine)) return runKaio(engine, spec)
+  if (engine === 'node') return runNode(spec)
+  return runFio(spec, engine === 'fio' ? 'libaio' : 'psync')
+}
+
+/** Runs the bench; resolves the exit code. Throws UsageError for exit code 2. */
+export async function runBench(opts: BenchOptions): Promise<number> {
+  const notes: string[] = []
+  const say = (text: string): void => {
+    notes.push(text)
+    progress.note(`note: ${text}`)
+  }
+  const engines = resolveEngines(opts, notes)
+  if (engines.length === 0) throw new UsageError(`none of the engines asked for can run here (${notes.join('; ')})`)
+  if (opts.plot !== undefined) checkPlotPath(opts.plot)
+  const file = testFilePath(opts.file, opts.dir)
+
+  // Plan the matrix: engines alternate inside each (mode, workload, depth) cell.
+  const cells: Cell[] = []
+  const plan = (modes: Mode[]): void => {
+    cells.length = 0
+    for (const mode of modes) {
+      for (const workload of opts.workloads) {
+        const bs = workload.startsWith('rand') ? opts.randBs : opts.seqBs
+        for (const depth of opts.depths) {
+          const es = engines.filter((e) => e !== 'fio-psync' || depth === 1)
+          if (es.length > 0) cells.push({ mode, workload, depth, bs, engines: es })
+        }
+      }
+    }
+  }
+  plan(opts.modes)
+  const runs = (): number => cells.reduce((n, c) => n + c.engines.length, 0)
+  let progress = new Progress(runs(), runs() * (opts.duration + 0.3), false)
+  for (const n of notes) progress.note(`note: ${n}`)
+
+  const fd = openTestFile(file)
+  try {
+    progress.note(`kaio bench: writing the ${sizeLabel(opts.size)} test file ${file}`)
+    fillTestFile(fd, file, opts.size)
+    let modes = opts.modes
+    if (modes.includes('direct')) {
+      const problem = directProblem(file)
+      if (problem !== '') {
+        if (modes.length === 1) throw new UsageError(`O_DIRECT is unusable in ${path.dirname(file)}: ${problem}`)
+        modes = modes.filter((m) => m !== 'direct')
+        say(`O_DIRECT is unusable in ${path.dirname(file)} (${problem}); O_DIRECT cells skipped`)
+        plan(modes)
+        progress = new Progress(runs(), runs() * (opts.duration + 0.3), false)
+      }
+    }
+
+    const results: CellResult[] = []
+    const started = new Date()
+    for (const c of cells) {
+      const cell: CellResult[] = []
+      for (const engine of c.engines) {
+        const spec: RunSpec = { path: file, mode: c.mode, workload: c.workload, bs: c.bs, depth: c.depth, duration: opts.duration, size: opts.size }
+        progress.start(`${modeLabel(c.mode)} ${c.workload} ${sizeLabel(c.bs)} d${c.depth} ${engineLabel(engine)}`)
+        // The VM evicts idle page cache within a minute: warm right before each buffered run.
+        if (c.mode === 'buffered') warm(file)
+        const base = { mode: c.mode, workload: c.workload, bs: c.bs, depth: c.depth, engine, label: engineLabel(engine) }
+        try {
+          const m = await runOne(engine, spec)
+          cell.push({ ...base, ...m, vsNode: null, vsFio: null })
+        } catch (e) {
+          cell.push(failedResult(base, shortError(e)))
+        }
+        // Dirty pages of a write run must not be flushed during the next engine's run.
+        if (!isRead(c.workload)) sync(file)
+        progress.step()
+      }
+      addRatios(cell)
+      results.push(...cell)
+    }
+    progress.clear()
+
+    const targets = evaluateTargets(results, opts.depths, opts.workloads)
+    const fio = fioVersion()
+    const machine = machineInfo(fio)
+    if (opts.plot !== undefined) {
+      const subtitle = `${started.toISOString().slice(0, 16).replace('T', ' ')} · ${machine.cpu} ×${machine.cores} · ${machine.kernel} · node ${machine.node} · ${sizeLabel(opts.size)} file`
+      fs.writeFileSync(opts.plot, renderPlot(opts.plot, results, subtitle))
+    }
+    if (opts.json) {
+      const doc = {
+        tool: 'kaio bench',
+        version: kaioVersion(),
+        date: started.toISOString(),
+        machine,
+        config: {
+          file,
+          size: opts.size,
+          duration: opts.duration,
+          depths: opts.depths,
+          randBs: opts.randBs,
+          seqBs: opts.seqBs,
+          workloads: opts.workloads,
+          modes,
+          engines,
+        },
+        notes,
+        results,
+        targets,
+        plot: opts.plot ?? null,
+      }
+      process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`)
+    } else {
+      const head = [
+        `kaio bench ${kaioVersion()} · ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+        `machine: ${machine.cpu} ×${machine.cores}, ${machine.memory}, ${machine.kernel}, node ${machine.node}, ${machine.fio}`,
+        `file: ${file} (${sizeLabel(opts.size)}), ${opts.duration} s per run, depths ${opts.depths.join(',')}`,
+        `engines: ${engines.map(engineLabel).join(', ')}`,
+        'CPU µs/op: process user+system time / ops (fio: its usr_cpu+sys_cpu × runtime / ops); ×node, ×fio: IOPS ratios',
+      ]
+      for (const n of notes) head.push(`note: ${n}`)
+      const text = [head.join('\n'), formatTables(results), formatTargets(targets)]
+      if (opts.plot !== undefined) text.push('', `chart written to ${opts.plot}`)
+      process.stdout.write(`${text.join('\n')}\n`)
+    }
+    return 0
+  } finally {
+    progress.clear()
+    removeTestFile()
+  }
+}
