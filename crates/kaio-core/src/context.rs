@@ -31,6 +31,11 @@ const REAP_BATCH: usize = 256;
 /// How many submit/reap rounds `flush` runs on the caller's thread before leaving the rest
 /// of the queue to the completion thread (bounds how long one flush can block).
 const INLINE_ROUNDS: usize = 4;
+/// With this many requests in the kernel, `flush` leaves submission to the completion thread
+/// instead of calling `io_submit` itself: at low depth inline submit + reap saves the thread
+/// hop (10x at depth 1 on page cache), at high depth the other core doing the submits (and the
+/// page-cache copies inside them) pipelines better (see benchmark/RESULTS.md).
+pub const OFFLOAD_AT: usize = 8;
 
 struct Slot {
     user: u64,
@@ -156,6 +161,19 @@ impl AioContext {
     /// Submits what is queued and returns every completion already available, reaped on this
     /// thread. The rest arrive through the mailbox.
     pub fn flush(&self) -> Vec<Completion> {
+        {
+            let mut st = lock(&self.shared.state);
+            if st.inflight.len() >= OFFLOAD_AT {
+                let out = std::mem::take(&mut st.ready);
+                let queued = !st.queue.is_empty();
+                drop(st);
+                if queued {
+                    // Wake the completion thread: it submits, reaps and refills.
+                    let _ = sys::eventfd_write(self.shared.efd.as_raw_fd(), 1);
+                }
+                return out;
+            }
+        }
         let _reaping = lock(&self.shared.reap_lock);
         let mut out = std::mem::take(&mut lock(&self.shared.state).ready);
         for _ in 0..INLINE_ROUNDS {
@@ -221,18 +239,19 @@ impl AioContext {
 
 impl Shared {
     /// Moves queued requests into free slots and submits them, in batches, until the queue is
-    /// empty or the slots are full. Requests the kernel refuses outright become completions
+    /// empty or the slots are full; returns how many the kernel took. Requests the kernel refuses outright become completions
     /// in `out`; a full ring (EAGAIN) leaves the rest queued, in order.
-    fn pump(&self, out: &mut Vec<Completion>) {
+    fn pump(&self, out: &mut Vec<Completion>) -> usize {
         let _g = lock(&self.submit_lock);
         let efd = self.efd.as_raw_fd() as u32;
+        let mut submitted = 0;
         loop {
             let mut ptrs: Vec<*mut Iocb> = Vec::new();
             let mut keys: Vec<u64> = Vec::new();
             {
                 let mut st = lock(&self.state);
                 if st.closed {
-                    return;
+                    return submitted;
                 }
                 while ptrs.len() < MAX_BATCH && !st.inflight.is_full() {
                     let Some(req) = st.queue.pop_front() else {
@@ -255,21 +274,24 @@ impl Shared {
                 }
             }
             if ptrs.is_empty() {
-                return;
+                return submitted;
             }
             let mut done = 0;
             while done < ptrs.len() {
                 // SAFETY: each iocb points at caller memory that the Request contract keeps
                 // valid until its completion; iovec arrays live in the arena slot.
                 match unsafe { sys::io_submit(self.ctx, &mut ptrs[done..]) } {
-                    Ok(n) if n > 0 => done += n,
+                    Ok(n) if n > 0 => {
+                        done += n;
+                        submitted += n;
+                    }
                     Ok(_) => {
                         self.requeue(&keys[done..], &ptrs[done..], out);
-                        return;
+                        return submitted;
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                         self.requeue(&keys[done..], &ptrs[done..], out);
-                        return;
+                        return submitted;
                     }
                     Err(e) => {
                         // The first remaining iocb was refused: it completes with the errno.
@@ -426,11 +448,15 @@ fn reaper_loop(s: &Shared) {
         if sys::eventfd_read(efd).is_err() || s.stopping.load(Ordering::Acquire) {
             return;
         }
-        {
-            let _reaping = lock(&s.reap_lock);
+        let _reaping = lock(&s.reap_lock);
+        s.reap(&mut out);
+        // Slots may have freed up (here or in an inline reap): refill them. Buffered requests
+        // complete inside io_submit, so reap again after every round that submitted.
+        while s.pump(&mut out) > 0 {
+            if !out.is_empty() {
+                s.mailbox.push(out.drain(..));
+            }
             s.reap(&mut out);
-            // Slots may have freed up (here or in an inline reap): refill them.
-            s.pump(&mut out);
         }
         if !out.is_empty() {
             s.mailbox.push(out.drain(..));
