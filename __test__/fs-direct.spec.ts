@@ -1,15 +1,14 @@
 // O_DIRECT through the fs layer: any buffer, offset and length work (bounce buffers and
 // read-modify-write inside), and files keep their exact length. Every backend.
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
 import { createHash, randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 
-import { Context, copyFile, createReadStream, createWriteStream, implementations, open, readFile, writeFile } from '../index'
-import type { Implementation } from '../index'
+import { copyFile, createReadStream, createWriteStream, open, readFile, writeFile } from '../index'
+import { each } from './helpers'
 
 // O_DIRECT needs a real disk: the temp dir if it is not tmpfs, else one under the repo's target/.
 function diskDir(): string {
@@ -31,18 +30,6 @@ process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
 let n = 0
 const tmp = (): string => path.join(dir, `f${n++}`)
 
-function each(title: string, fn: (t: ExecutionContext, context: Context, impl: Implementation) => Promise<void>): void {
-  for (const impl of implementations) {
-    test(`${impl}: ${title}`, async (t) => {
-      const context = new Context({ implementation: impl })
-      try {
-        await fn(t, context, impl)
-      } finally {
-        await context.close()
-      }
-    })
-  }
-}
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 const SIZES = [1, 4095, 4097, (1 << 20) + 3]

@@ -1,40 +1,17 @@
 // FileHandle and the module functions, method by method, on every backend.
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { appendFile, Context, copyFile, FileHandle, implementation, implementations, open, readFile, writeFile } from '../index'
-import type { Implementation } from '../index'
+import { appendFile, Context, copyFile, FileHandle, implementation, open, readFile, writeFile } from '../index'
+import { each, sha, tempDir, tempPath } from './helpers'
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaio-fs-fh-'))
-process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
-let n = 0
-function tmp(content?: string | Buffer): string {
-  const p = path.join(dir, `f${n++}`)
-  if (content !== undefined) fs.writeFileSync(p, content)
-  return p
-}
+const tmp = tempPath
 
-function each(title: string, fn: (t: ExecutionContext, context: Context, impl: Implementation) => Promise<void>): void {
-  for (const impl of implementations) {
-    test(`${impl}: ${title}`, async (t) => {
-      const context = new Context({ implementation: impl })
-      try {
-        await fn(t, context, impl)
-      } finally {
-        await context.close()
-      }
-    })
-  }
-}
 
-function sha(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex')
-}
 
 async function rejects(t: ExecutionContext, p: Promise<unknown>, code: string, syscall?: string): Promise<void> {
   const err = (await t.throwsAsync(p)) as NodeJS.ErrnoException
@@ -51,11 +28,11 @@ each('open: string and numeric flags, mode, errors as node:fs', async (t, contex
   t.false(fh.direct)
   await fh.close()
   t.is(fh.fd, -1)
-  const created = path.join(dir, `created${n++}`)
+  const created = tmp()
   const fh2 = await open(created, fs.constants.O_CREAT | fs.constants.O_RDWR, 0o600, { context })
   t.is(fs.statSync(created).mode & 0o777, 0o600)
   await fh2.close()
-  await rejects(t, open(path.join(dir, 'missing'), 'r', 0o666, { context }), 'ENOENT', 'open')
+  await rejects(t, open(path.join(tempDir(), 'missing'), 'r', 0o666, { context }), 'ENOENT', 'open')
   await rejects(t, open(created, 'wx', 0o666, { context }), 'EEXIST', 'open')
   await rejects(t, open(created, 'nope', 0o666, { context }), 'ERR_INVALID_ARG_VALUE')
   await rejects(t, open(5 as unknown as string, 'r'), 'ERR_INVALID_ARG_TYPE')
@@ -259,7 +236,7 @@ each('module readFile, writeFile, appendFile: options and errors', async (t, con
   const fh = await open(p, 'r', 0o666, { context })
   t.is(await readFile(fh, 'utf8'), 'ab')
   await fh.close()
-  await rejects(t, readFile(path.join(dir, 'nope'), { context }), 'ENOENT', 'open')
+  await rejects(t, readFile(path.join(tempDir(), 'nope'), { context }), 'ENOENT', 'open')
   await rejects(t, writeFile(p, 'x', { flag: 'wx', context }), 'EEXIST', 'open')
   await rejects(t, readFile(p, 5 as unknown as BufferEncoding), 'ERR_INVALID_ARG_TYPE')
   await rejects(t, writeFile(p, 'x', { signal: AbortSignal.abort(), context }), 'ABORT_ERR')
@@ -269,7 +246,7 @@ each('copyFile: content, mode, COPYFILE_EXCL, errors shaped like node', async (t
   const data = randomBytes((9 << 20) + 17)
   const src = tmp(data)
   fs.chmodSync(src, 0o640)
-  const dest = path.join(dir, `copy${n++}`)
+  const dest = tmp()
   await copyFile(src, dest, { context })
   t.is(sha(fs.readFileSync(dest)), sha(data))
   t.is(fs.statSync(dest).mode & 0o777, 0o640)
@@ -282,7 +259,7 @@ each('copyFile: content, mode, COPYFILE_EXCL, errors shaped like node', async (t
   t.is(err.path, src)
   t.is(err.dest, dest)
   t.is(fs.readFileSync(dest, 'utf8'), 'short', 'an EEXIST leaves the destination alone')
-  await rejects(t, copyFile(path.join(dir, 'nope'), dest, { context }), 'ENOENT', 'copyfile')
+  await rejects(t, copyFile(path.join(tempDir(), 'nope'), dest, { context }), 'ENOENT', 'copyfile')
   await rejects(t, copyFile(src, dest, 8), 'ERR_OUT_OF_RANGE')
   await copyFile(dest, dest)
   t.is(fs.readFileSync(dest, 'utf8'), 'short', 'copying a file onto itself changes nothing')

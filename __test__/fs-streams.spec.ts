@@ -1,43 +1,18 @@
 // ReadStream and WriteStream: node's options and events, read-ahead and write-behind
 // (several requests in flight), order, errors, pipeline; on every backend.
-import test from 'ava'
-import type { ExecutionContext } from 'ava'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 
-import { Context, createReadStream, createWriteStream, implementations, open, ReadStream, WriteStream } from '../index'
-import type { Implementation } from '../index'
+import { Context, createReadStream, createWriteStream, open, ReadStream, WriteStream } from '../index'
+import { each, sha, tempDir, tempPath } from './helpers'
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaio-fs-streams-'))
-process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
-let n = 0
-function tmp(content?: string | Buffer): string {
-  const p = path.join(dir, `f${n++}`)
-  if (content !== undefined) fs.writeFileSync(p, content)
-  return p
-}
+const tmp = tempPath
 
-function each(title: string, fn: (t: ExecutionContext, context: Context, impl: Implementation) => Promise<void>): void {
-  for (const impl of implementations) {
-    test(`${impl}: ${title}`, async (t) => {
-      const context = new Context({ implementation: impl })
-      try {
-        await fn(t, context, impl)
-      } finally {
-        await context.close()
-      }
-    })
-  }
-}
 
-function sha(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex')
-}
 
 async function collect(stream: Readable): Promise<Buffer[]> {
   const chunks: Buffer[] = []
@@ -199,7 +174,7 @@ each('path streams: open/ready events, ENOENT, flush, pipeline', async (t, conte
   t.is(sha(fs.readFileSync(dest)), sha(data))
   t.true(rs instanceof ReadStream)
   t.true(ws instanceof WriteStream)
-  const missing = createReadStream(path.join(dir, 'missing'), { context })
+  const missing = createReadStream(path.join(tempDir(), 'missing'), { context })
   const [err] = (await once(missing, 'error')) as [NodeJS.ErrnoException]
   t.is(err.code, 'ENOENT')
   t.is(err.syscall, 'open')

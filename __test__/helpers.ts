@@ -1,6 +1,7 @@
 // Shared test helpers: run a spec once per backend, and temp files on the real disk.
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
+import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -59,4 +60,15 @@ export function isSystemError(t: ExecutionContext, err: unknown, code: string, s
     t.is(typeof e.errno, 'number')
     t.true((e.errno ?? 0) < 0)
   }
+}
+
+/** A fresh path in the temp directory, with `content` written there if given. */
+export function tempPath(content?: string | Uint8Array): string {
+  const p = path.join(tempDir(), `p${process.pid}-${n++}`)
+  if (content !== undefined) fs.writeFileSync(p, content)
+  return p
+}
+
+export function sha(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex')
 }

@@ -9,5 +9,9 @@ exports.loadError = ''
 try {
   exports.binding = require('../binding.js')
 } catch (e) {
-  exports.loadError = e instanceof Error ? String(e.message).split('\n')[0] : String(e)
+  const msg = e instanceof Error ? String(e.message).split('\n')[0] : String(e)
+  // napi-rs's loader blames an npm bug whenever no package fits; say what is missing instead.
+  exports.loadError = /Cannot find native binding/.test(msg)
+    ? `no kaio binary for ${process.platform}-${process.arch} (the kaio-${process.platform}-${process.arch}* package is not installed)`
+    : msg
 }
