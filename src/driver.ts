@@ -196,6 +196,16 @@ export class NativeDriver implements Driver {
   }
 }
 
+/** Copies `from` into `bufs` in order. */
+function scatter(from: Uint8Array, bufs: Uint8Array[]): void {
+  let at = 0
+  for (const b of bufs) {
+    if (at >= from.length) break
+    b.set(from.subarray(at, at + b.byteLength))
+    at += b.byteLength
+  }
+}
+
 /** The js backend: node:fs's callback API (about half the cost of fs.promises per request). */
 export class JsDriver implements Driver {
   readonly implementation = 'js' as const
@@ -244,6 +254,25 @@ export class JsDriver implements Driver {
     if ((req.op === 'readv' || req.op === 'writev') && req.bufs.length === 0) {
       // libuv refuses an empty vector (EINVAL); the kernel and the thread backend move 0 bytes.
       queueMicrotask(() => done(null, 0))
+      return
+    }
+    if (req.op === 'readv' && typeof req.offset === 'bigint') {
+      // fs.readv takes a bigint position for "the current position"; fs.read takes it as is.
+      const bufs = req.bufs
+      const tmp = Buffer.allocUnsafe(bufs.reduce((a, b) => a + b.byteLength, 0))
+      fs.read(req.fd, tmp, 0, tmp.length, req.offset, (err, n) => {
+        if (!err) scatter(tmp.subarray(0, n), bufs)
+        done(err, n)
+      })
+      return
+    }
+    if ((req.op === 'write' || req.op === 'writev') && typeof req.offset === 'bigint') {
+      // Offsets past 2^53 arrive as bigints, which node:fs's write/writev take for "the current
+      // position" (the data would land elsewhere). Past 2^53 no ext4 file can grow: answer as
+      // the kernel does, EINVAL when offset + length overflows, else EFBIG.
+      const len = 'buf' in req ? req.buf.byteLength : req.bufs.reduce((a, b) => a + b.byteLength, 0)
+      const errno = req.offset + BigInt(len) > 2n ** 63n - 1n ? -22 : -27
+      queueMicrotask(() => done({ errno } as NodeJS.ErrnoException))
       return
     }
     const pos = req.op === 'read' || req.op === 'write' || req.op === 'readv' || req.op === 'writev' ? req.offset : 0

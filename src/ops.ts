@@ -42,9 +42,15 @@ function checkView(view: Uint8Array, name: string): Uint8Array {
   return view
 }
 
+/** Refuses a view whose buffer was detached (before anything builds a view over it). */
+function attached<T>(view: T, name: string): T {
+  if (ArrayBuffer.isView(view) && isDetached(view)) throw invalidArgType(name, 'a view of an attached (not transferred) ArrayBuffer', view)
+  return view
+}
+
 /** A view argument as bytes, refusing detached buffers and oversized views. */
 export function bytesOf(view: unknown, name: string): Uint8Array {
-  return checkView(asBytes(view, name), name)
+  return checkView(asBytes(attached(view, name), name), name)
 }
 
 function views(buffers: unknown, name: string): Uint8Array[] {
@@ -62,7 +68,7 @@ export function buildRead(buffer: unknown, fd: unknown, offset: unknown, options
 }
 
 export function buildWrite(data: unknown, fd: unknown, offset: unknown, options: unknown): Built {
-  const buf = checkView(toPayload(data), 'data')
+  const buf = checkView(toPayload(attached(data, 'data')), 'data')
   const f = validateFd(fd)
   const off = validateOffset(offset)
   const { signal, opts } = parseOptions(options)

@@ -134,16 +134,28 @@ impl AioContext {
 
     /// Queues a request; it reaches the kernel at the next [`flush`](Self::flush) (or when the
     /// completion thread frees a slot). Descriptors that kernel AIO would serve by blocking
-    /// inside `io_submit` (pipes, FIFOs, sockets) are refused with ESPIPE, as `pread` does.
+    /// inside `io_submit` (pipes, FIFOs, sockets, terminals) are refused with ESPIPE, as
+    /// `pread` does.
     pub fn push(&self, req: Request) {
         let early = if req.op.is_positional() {
             match sys::fd_type(req.fd) {
                 Err(errno) => Some(-i64::from(errno)),
-                Ok(t) if t == libc::S_IFIFO || t == libc::S_IFSOCK => {
-                    Some(-i64::from(libc::ESPIPE))
+                // Kernel AIO answers EINVAL for a directory read; pread says EISDIR. Writes
+                // are left to the kernel, which checks the access mode first (EBADF), as pwrite.
+                Ok(t)
+                    if t == libc::S_IFDIR
+                        && matches!(req.op, Op::Read { .. } | Op::Readv { .. }) =>
+                {
+                    Some(-i64::from(libc::EISDIR))
                 }
-                Ok(t) if t == libc::S_IFDIR => Some(-i64::from(libc::EISDIR)),
-                Ok(_) => None,
+                // Only files whose reads cannot block go to the kernel: regular files, block
+                // devices, directories (for the errors above) and character devices other than
+                // terminals (USB gadget endpoints, /dev/zero). Pipes, FIFOs, sockets, terminals
+                // and anonymous inodes (eventfd, timerfd, ...) would block inside io_submit:
+                // they get ESPIPE, as pread gives them.
+                Ok(t) if t == libc::S_IFREG || t == libc::S_IFBLK || t == libc::S_IFDIR => None,
+                Ok(t) if t == libc::S_IFCHR && !sys::is_tty(req.fd) => None,
+                Ok(_) => Some(-i64::from(libc::ESPIPE)),
             }
         } else {
             None

@@ -59,6 +59,12 @@ pub fn ioprio_set_current(_prio: u16) -> Result<(), i32> {
     Err(libc::ENOTSUP)
 }
 
+/// Whether `fd` is a terminal (`isatty(3)`, an ioctl that never blocks).
+pub fn is_tty(fd: RawFd) -> bool {
+    // SAFETY: plain call on a descriptor number.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
 /// The calling thread's `errno` as a positive number.
 pub fn last_errno() -> i32 {
     io::Error::last_os_error()
