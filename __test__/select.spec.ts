@@ -1,0 +1,87 @@
+// Backend selection: AIO_IMPL, the default-implementation file, auto-detection, the kill
+// switch. Each case runs in a child process against a private copy of the built package, so
+// a default-implementation file never leaks into the specs running beside this one.
+import test from 'ava'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import { implementations } from '../index'
+import { tempDir } from './helpers'
+
+const root = process.cwd()
+const native = implementations.includes('linux')
+
+/** A copy of the built package (JS, loader and native module) in a fresh directory. */
+function packageCopy(defaultImplementation?: string): string {
+  const dir = fs.mkdtempSync(path.join(tempDir(), 'pkg-'))
+  for (const f of fs.readdirSync(root)) {
+    if (/^(index\.js|binding\.js|.*\.node)$/.test(f)) fs.copyFileSync(path.join(root, f), path.join(dir, f))
+  }
+  fs.cpSync(path.join(root, 'src'), path.join(dir, 'src'), { recursive: true, filter: (p) => !p.endsWith('.ts') || p.endsWith('.d.ts') })
+  if (defaultImplementation !== undefined) fs.writeFileSync(path.join(dir, 'default-implementation'), defaultImplementation)
+  return dir
+}
+
+const shared = packageCopy()
+
+function probe(env: Record<string, string>, pkg = shared): { impl: string; all: string[]; reasons: Record<string, string>; stderr: string } {
+  const script = `const k = require(${JSON.stringify(pkg)});
+    const r = {}; for (const [n, s] of Object.entries(k.backends())) r[n] = s.reason
+    process.stdout.write(JSON.stringify({ impl: k.implementation, all: k.implementations, reasons: r }))`
+  const clean: Record<string, string | undefined> = { ...process.env, AIO_IMPL: undefined, KAIO_DISABLE_LINUX_AIO: undefined }
+  const r = spawnSync(process.execPath, ['-e', script], { env: { ...clean, ...env } as NodeJS.ProcessEnv, encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(r.stderr)
+  return { ...(JSON.parse(r.stdout) as { impl: string; all: string[]; reasons: Record<string, string> }), stderr: r.stderr }
+}
+
+test('auto-detection picks the first available of linux, thread, js', (t) => {
+  const p = probe({})
+  t.deepEqual(p.all, native ? ['linux', 'thread', 'js'] : p.all)
+  t.is(p.impl, p.all[0]!)
+  t.is(p.stderr, '')
+})
+
+test('AIO_IMPL selects the process default', (t) => {
+  for (const impl of implementations) {
+    const p = probe({ AIO_IMPL: impl })
+    t.is(p.impl, impl)
+    t.is(p.stderr, '', 'no warning for a valid, available value')
+  }
+})
+
+test('an unknown AIO_IMPL warns with the valid values and falls back to auto-detection', (t) => {
+  const p = probe({ AIO_IMPL: 'uring' })
+  t.is(p.impl, p.all[0]!)
+  t.regex(p.stderr, /KaioWarning: AIO_IMPL=uring is unknown; valid values are linux, thread, js/)
+})
+
+test('an unavailable AIO_IMPL warns with the reason and falls back', (t) => {
+  if (!native) return t.pass('no native binding here: covered by the js-only install in pack.spec')
+  const p = probe({ AIO_IMPL: 'linux', KAIO_DISABLE_LINUX_AIO: '1' })
+  t.is(p.impl, 'thread')
+  t.deepEqual(p.all, ['thread', 'js'])
+  t.regex(p.stderr, /AIO_IMPL=linux is unavailable: disabled by KAIO_DISABLE_LINUX_AIO/)
+  t.is(p.reasons.linux, 'disabled by KAIO_DISABLE_LINUX_AIO')
+  t.is(p.reasons.thread, '')
+})
+
+test('the default-implementation file names the default when AIO_IMPL is unset', (t) => {
+  const pkg = packageCopy('# chosen by the distribution\n\n  js  \nthread\n')
+  t.is(probe({}, pkg).impl, 'js', 'first line that is not empty or a comment')
+  t.is(probe({ AIO_IMPL: native ? 'thread' : 'js' }, pkg).impl, native ? 'thread' : 'js', 'the env var wins')
+  const unknown = packageCopy('uring\n')
+  const p = probe({}, unknown)
+  t.is(p.impl, p.all[0]!, 'an unknown line is ignored')
+  t.is(p.stderr, '')
+})
+
+test('a missing native module means js, with the reason in backends()', (t) => {
+  const pkg = packageCopy()
+  for (const f of fs.readdirSync(pkg)) if (f.endsWith('.node')) fs.rmSync(path.join(pkg, f))
+  const p = probe({}, pkg)
+  t.is(p.impl, 'js')
+  t.deepEqual(p.all, ['js'])
+  t.regex(p.reasons.linux!, /native binding not loaded/)
+  t.regex(p.reasons.thread!, /native binding not loaded/)
+})
