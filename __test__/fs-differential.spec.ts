@@ -11,6 +11,7 @@ import * as path from 'node:path'
 
 import { appendFile, Context, copyFile, implementations, open, readFile, writeFile } from '../index'
 import type { FileHandle } from '../index'
+import { rng } from './fixtures/common'
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaio-fs-diff-'))
 process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
@@ -20,21 +21,11 @@ const BASE_SEED = Number(process.env.KAIO_FS_SEED ?? 0x5eed)
 const OPS_PER_SESSION = 700
 const DIRECT_OPS_PER_SESSION = 250
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 class Rng {
   readonly next: () => number
   constructor(seed: number) {
-    this.next = mulberry32(seed)
+    this.next = rng(seed)
   }
   int(lo: number, hi: number): number {
     return lo + Math.floor(this.next() * (hi - lo + 1))

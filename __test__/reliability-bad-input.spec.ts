@@ -18,8 +18,7 @@ test.after.always(() => closeEnv(env))
 for (const impl of implementations) {
   for (const c of cases) {
     // Serial: a "closed fd" number must not be reused by a concurrent test's eventfd.
-    const known = c.bugs?.includes(impl) ?? false
-    ;(known ? test.serial.failing : test.serial)(`${impl}: ${c.group}: ${c.title}${known ? ' (known bug)' : ''}`, async (t) => {
+    test.serial(`${impl}: ${c.group}: ${c.title}`, async (t) => {
       const ctx = new Context({ implementation: impl })
       try {
         const r = await outcome(() => c.kaio(ctx, env))
