@@ -35,6 +35,8 @@ export interface BenchOptions {
   enginesExplicit: boolean
   json: boolean
   quick: boolean
+  /** Operations per engine of the memory check (0: skipped). */
+  memoryOps: number
   plot: string | undefined
   help: boolean
 }
@@ -45,6 +47,7 @@ export const DEFAULTS = {
   depths: [1, 8, 32, 128],
   randBs: 4096,
   seqBs: 1 << 20,
+  memoryOps: 5_000_000,
 }
 
 export const QUICK = {
@@ -52,6 +55,7 @@ export const QUICK = {
   duration: 1.25,
   depths: [1, 32],
   workloads: ['randread'] as Workload[],
+  memoryOps: 0,
 }
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
@@ -104,7 +108,7 @@ function checkBs(bs: number, text: string): number {
 }
 
 const FLAGS = new Set(['--json', '--quick', '--direct', '--buffered', '--help', '-h'])
-const VALUED = new Set(['--file', '--dir', '--size', '--duration', '--depth', '--bs', '--workload', '--impl', '--plot'])
+const VALUED = new Set(['--file', '--dir', '--size', '--duration', '--depth', '--bs', '--workload', '--impl', '--plot', '--memory-ops'])
 
 /** Parses the arguments after `bench`. Throws UsageError. */
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -147,6 +151,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     enginesExplicit: raw.has('--impl'),
     json: flags.has('--json'),
     quick,
+    memoryOps: quick ? QUICK.memoryOps : DEFAULTS.memoryOps,
     plot: raw.get('--plot'),
     help: flags.has('--help'),
   }
@@ -164,6 +169,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     if (parts.length > 2) throw new UsageError(`invalid --bs '${bs}' (one size, or RANDOM,SEQUENTIAL)`)
     opts.randBs = checkBs(parseSize(parts[0]!, '--bs'), bs)
     opts.seqBs = parts.length === 2 ? checkBs(parseSize(parts[1]!, '--bs'), bs) : opts.randBs
+  }
+  const memoryOps = raw.get('--memory-ops')
+  if (memoryOps !== undefined) {
+    if (!/^\d+$/.test(memoryOps) || Number(memoryOps) > 1e9) throw new UsageError(`invalid --memory-ops '${memoryOps}' (a whole number up to 1000000000; 0 skips the memory check)`)
+    opts.memoryOps = Number(memoryOps)
   }
   const workload = raw.get('--workload')
   if (workload !== undefined) opts.workloads = parseList(workload, '--workload', WORKLOADS)
@@ -194,6 +204,8 @@ Options:
   --direct              O_DIRECT only        --buffered   page cache only (default both)
   --impl LIST           engines: linux,thread,js (kaio backends), node (node:fs/promises),
                         fio (libaio), fio-psync (depth 1 only) (default all available)
+  --memory-ops N        operations per engine of the memory check, each engine in a child
+                        process (default 5000000; 0 skips it; --quick skips it)
   --json                machine-readable results on stdout
   --plot FILE           write a chart (SVG, or HTML with inline SVG if FILE ends in .html)
   --quick               a run of under a minute: 64M file, depths 1,32, randread, 1.25 s

@@ -1,7 +1,9 @@
 // Results of `kaio bench`: ratios, the targets section, the text table and the JSON document.
 import * as os from 'node:os'
 
+import { engineLabel } from './engines'
 import type { Measured } from './engines'
+import type { MemoryResult } from './memory'
 import type { EngineName, Mode, Workload } from './options'
 
 /** One engine on one cell, with its ratios to node:fs/promises and to fio libaio. */
@@ -27,6 +29,8 @@ export interface TargetResult {
   /** `value` must be >= this (or <= for 'max'). */
   threshold: number
   kind: 'min' | 'max'
+  /** How `value` is shown: a ratio ('x', the default) or megabytes. */
+  unit?: 'x' | 'MB'
   status: 'PASS' | 'MISS' | 'n/a'
 }
 
@@ -82,8 +86,8 @@ function targetDefs(depths: number[], workloads: readonly Workload[]): TargetDef
 }
 
 /** Every target, PASS / MISS against the measurements, or n/a when a side was not run. */
-export function evaluateTargets(results: CellResult[], depths: number[], workloads: readonly Workload[]): TargetResult[] {
-  return targetDefs(depths, workloads).map((t) => {
+export function evaluateTargets(results: CellResult[], depths: number[], workloads: readonly Workload[], memory: MemoryResult[] = []): TargetResult[] {
+  const cells = targetDefs(depths, workloads).map((t): TargetResult => {
     const k = find(results, t.mode, t.workload, t.depth, 'linux')
     const ref = find(results, t.mode, t.workload, t.depth, t.ref)
     let value: number | null = null
@@ -95,7 +99,37 @@ export function evaluateTargets(results: CellResult[], depths: number[], workloa
     const status = value === null ? 'n/a' : (kind === 'min' ? value >= t.threshold : value <= t.threshold) ? 'PASS' : 'MISS'
     return { name: t.name, value, threshold: t.threshold, kind, status }
   })
+  const m = memory.find((r) => r.engine === 'linux' && !r.error)
+  const growth = m && Number.isFinite(m.rssGrowthMb) ? m.rssGrowthMb : null
+  const ops = m ? ` over ${si(m.ops)} ops` : ''
+  cells.push({
+    name: `memory: kaio linux RSS growth${ops} < 10 MB`,
+    value: growth,
+    threshold: 10,
+    kind: 'max',
+    unit: 'MB',
+    status: growth === null ? 'n/a' : growth < 10 ? 'PASS' : 'MISS',
+  })
+  return cells
 }
+
+/** The memory check as text: growth per engine and the samples. */
+export function formatMemory(memory: MemoryResult[]): string {
+  if (memory.length === 0) return ''
+  const lines = ['', `memory · RSS over ${si(memory[0]!.ops)} ops per engine (read/readInto/write/writev, 4k, 64 in flight, one child process each)`]
+  const w = Math.max(...memory.map((r) => engineLabel(r.engine).length))
+  for (const r of memory) {
+    const name = engineLabel(r.engine).padEnd(w)
+    if (r.error) lines.push(`  ${name}  error: ${r.error}`)
+    else {
+      const lo = Math.min(...r.rssMb)
+      const hi = Math.max(...r.rssMb)
+      lines.push(`  ${name}  growth ${r.rssGrowthMb.toFixed(1)} MB (RSS ${lo.toFixed(0)}-${hi.toFixed(0)} MB), live heap ${r.heapGrowthMb.toFixed(1)} MB, ${r.seconds} s`)
+    }
+  }
+  return lines.join('\n')
+}
+
 
 // ---------- text ----------
 
@@ -170,7 +204,7 @@ export function formatTargets(targets: TargetResult[]): string {
   const lines = ['', 'targets (reported, never fatal)']
   const w = Math.max(...targets.map((t) => t.name.length))
   for (const t of targets) {
-    const v = t.value === null ? 'not measured' : `${t.value.toFixed(2)}x`
+    const v = t.value === null ? 'not measured' : t.unit === 'MB' ? `${t.value.toFixed(1)} MB` : `${t.value.toFixed(2)}x`
     lines.push(`  ${t.status.padEnd(4)}  ${t.name.padEnd(w)}  ${v}`)
   }
   const pass = targets.filter((t) => t.status === 'PASS').length

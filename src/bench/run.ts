@@ -10,8 +10,10 @@ import { fioVersion, runFio } from './fio'
 import { ENGINES, UsageError } from './options'
 import type { BenchOptions, EngineName, Mode, Workload } from './options'
 import { renderPlot } from './plot'
+import { measureMemory } from './memory'
+import type { MemoryResult, MemorySpec } from './memory'
 import { Progress } from './progress'
-import { addRatios, evaluateTargets, failedResult, formatTables, formatTargets, machineInfo, modeLabel, sizeLabel } from './report'
+import { addRatios, evaluateTargets, failedResult, formatMemory, formatTables, formatTargets, machineInfo, modeLabel, sizeLabel } from './report'
 import type { CellResult } from './report'
 import { directProblem, fillTestFile, openTestFile, removeTestFile, sync, testFilePath, warm } from './testfile'
 
@@ -102,8 +104,11 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     }
   }
   plan(opts.modes)
-  const runs = (): number => cells.reduce((n, c) => n + c.engines.length, 0)
-  let progress = new Progress(runs(), runs() * (opts.duration + 0.3), false)
+  // The memory check: every kaio backend and node:fs, each in a child process of its own.
+  const memoryEngines = opts.memoryOps > 0 ? engines.filter((e): e is MemorySpec['engine'] => isKaio(e) || e === 'node') : []
+  const memorySeconds = memoryEngines.length * opts.memoryOps * 6e-6
+  const runs = (): number => cells.reduce((n, c) => n + c.engines.length, 0) + memoryEngines.length
+  let progress = new Progress(runs(), runs() * (opts.duration + 0.3) + memorySeconds, false)
   for (const n of notes) progress.note(`note: ${n}`)
 
   const fd = openTestFile(file)
@@ -118,7 +123,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         modes = modes.filter((m) => m !== 'direct')
         say(`O_DIRECT is unusable in ${path.dirname(file)} (${problem}); O_DIRECT cells skipped`)
         plan(modes)
-        progress = new Progress(runs(), runs() * (opts.duration + 0.3), false)
+        progress = new Progress(runs(), runs() * (opts.duration + 0.3) + memorySeconds, false)
       }
     }
 
@@ -145,9 +150,15 @@ export async function runBench(opts: BenchOptions): Promise<number> {
       addRatios(cell)
       results.push(...cell)
     }
+    const memory: MemoryResult[] = []
+    for (const engine of memoryEngines) {
+      progress.start(`memory ${engineLabel(engine)} ${opts.memoryOps} ops`)
+      memory.push(await measureMemory({ engine, path: file, size: opts.size, ops: opts.memoryOps }))
+      progress.step()
+    }
     progress.clear()
 
-    const targets = evaluateTargets(results, opts.depths, opts.workloads)
+    const targets = evaluateTargets(results, opts.depths, opts.workloads, memory)
     const fio = fioVersion()
     const machine = machineInfo(fio)
     if (opts.plot !== undefined) {
@@ -170,9 +181,11 @@ export async function runBench(opts: BenchOptions): Promise<number> {
           workloads: opts.workloads,
           modes,
           engines,
+          memoryOps: opts.memoryOps,
         },
         notes,
         results,
+        memory,
         targets,
         plot: opts.plot ?? null,
       }
@@ -186,7 +199,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         'CPU µs/op: process user+system time / ops (fio: its usr_cpu+sys_cpu × runtime / ops); ×node, ×fio: IOPS ratios',
       ]
       for (const n of notes) head.push(`note: ${n}`)
-      const text = [head.join('\n'), formatTables(results), formatTargets(targets)]
+      const text = [head.join('\n'), formatTables(results), formatMemory(memory), formatTargets(targets)]
       if (opts.plot !== undefined) text.push('', `chart written to ${opts.plot}`)
       process.stdout.write(`${text.join('\n')}\n`)
     }
