@@ -62,6 +62,7 @@ for (const args of [
   ['bench', '--bs', '1000'],
   ['bench', '--frobnicate'],
   ['bench', '--size'],
+  ['bench', '--memory-ops', '-5'],
   ['bench', 'extra'],
   ['frobnicate'],
 ]) {
@@ -81,7 +82,7 @@ test('a missing --dir exits 2 with one line', async (t) => {
 test('a tiny run prints parseable JSON with the expected fields and removes its file', async (t) => {
   const dir = tmpDir(t)
   const r = await kaio(
-    ['bench', '--dir', dir, '--size', '8M', '--duration', '0.3', '--depth', '1', '--workload', 'randread', '--buffered', '--impl', 'linux,node', '--json'],
+    ['bench', '--dir', dir, '--size', '8M', '--duration', '0.3', '--depth', '1', '--workload', 'randread', '--buffered', '--impl', 'linux,node', '--json', '--memory-ops', '1000'],
     dir,
   )
   t.is(r.code, 0, r.stderr)
@@ -91,6 +92,7 @@ test('a tiny run prints parseable JSON with the expected fields and removes its 
     config: { size: number; depths: number[]; engines: string[] }
     results: Record<string, unknown>[]
     targets: { name: string; status: string; value: number | null }[]
+    memory: { engine: string; ops: number; rssMb: number[]; rssGrowthMb: number; heapGrowthMb: number; error?: string }[]
     notes: string[]
   }
   t.is(typeof doc.version, 'string')
@@ -115,6 +117,15 @@ test('a tiny run prints parseable JSON with the expected fields and removes its 
   t.is(node.vsNode, 1)
   t.true(doc.targets.length > 0)
   for (const tr of doc.targets) t.true(['PASS', 'MISS', 'n/a'].includes(tr.status))
+  // The memory check ran per engine in a child process; its target is evaluated.
+  t.deepEqual(doc.memory.map((m) => m.engine).sort(), ['linux', 'node'].filter((e) => engines.includes(e)).sort())
+  for (const m of doc.memory) {
+    t.is(m.error, undefined)
+    t.is(m.ops, 1000)
+    t.true(m.rssMb.length > 1 && m.rssMb.every((v) => v > 0))
+    t.is(typeof m.rssGrowthMb, 'number')
+  }
+  if (engines.includes('linux')) t.not(doc.targets.find((x) => x.name.startsWith('memory'))?.status, 'n/a')
   t.deepEqual(
     fs.readdirSync(dir).filter((f) => f.startsWith('.kaio-bench')),
     [],
@@ -125,7 +136,7 @@ test('--plot writes an SVG chart', async (t) => {
   const dir = tmpDir(t)
   const svg = path.join(dir, 'chart.svg')
   const r = await kaio(
-    ['bench', '--dir', dir, '--size', '8M', '--duration', '0.2', '--depth', '1,4', '--workload', 'randread', '--buffered', '--impl', 'js,node', '--plot', svg],
+    ['bench', '--dir', dir, '--size', '8M', '--duration', '0.2', '--depth', '1,4', '--workload', 'randread', '--buffered', '--impl', 'js,node', '--plot', svg, '--memory-ops', '0'],
     dir,
   )
   t.is(r.code, 0, r.stderr)

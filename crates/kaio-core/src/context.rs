@@ -1,13 +1,19 @@
 //! The kernel AIO backend: one `io_setup` context, an arena of iocbs, a user-space queue,
-//! batched `io_submit`, and a completion thread woken by an eventfd.
+//! batched `io_submit`, and a completion thread.
 //!
-//! Two paths reap completions:
-//! - [`AioContext::flush`], on the caller's thread right after `io_submit`: buffered I/O
-//!   completes inside `io_submit` (kernel fact 7), so its event is already in the ring and the
-//!   request never pays a thread hop;
-//! - the completion thread, for everything else: it sleeps on the eventfd, drains
-//!   `io_getevents`, submits queued requests into the slots that freed up, and hands the
-//!   batch to the [`Mailbox`].
+//! Where kernel completions are signalled depends on the mailbox:
+//! - an eventfd mailbox ([`Mailbox::with_eventfd`], "loop-driven"): iocbs point at the
+//!   mailbox's eventfd, which the caller's event loop watches. A completion wakes the event
+//!   loop directly, and the caller reaps it with [`AioContext::flush`]: one thread hop per
+//!   completion, as fio's. The completion thread only submits (and reaps what it submitted)
+//!   when the caller hands submission over at high depth;
+//! - a callback mailbox: iocbs point at the context's own eventfd, the completion thread
+//!   sleeps on it, reaps, refills and hands batches to the mailbox (two hops: kernel ->
+//!   completion thread -> caller).
+//!
+//! In both, [`AioContext::flush`] on the caller's thread submits and reaps right after
+//! `io_submit`: buffered I/O completes inside `io_submit` (kernel fact 7), so its event is
+//! already in the ring and the request never pays a thread hop.
 //!
 //! Memory invariant: a request's buffers belong to the caller until its completion comes out
 //! of [`AioContext::flush`] or the mailbox. Dropping the context runs `io_destroy`, which
@@ -56,7 +62,13 @@ struct State {
 
 struct Shared {
     ctx: AioContextT,
+    /// Wakes the completion thread (submission handed over, stop); with a callback mailbox
+    /// also the target of kernel completions.
     efd: OwnedFd,
+    /// Where kernel completions are signalled: the mailbox's eventfd, or `efd`.
+    resfd: u32,
+    /// Whether the caller's event loop watches the mailbox's eventfd (see the module docs).
+    loop_driven: bool,
     state: Mutex<State>,
     /// Serialises submitters (caller thread and completion thread) so the queue stays FIFO.
     submit_lock: Mutex<()>,
@@ -91,10 +103,14 @@ impl AioContext {
     pub fn new(capacity: u32, mailbox: Arc<Mailbox>) -> std::io::Result<Self> {
         let capacity = capacity.max(1);
         let efd = sys::eventfd()?;
+        let loop_fd = mailbox.eventfd();
+        let resfd = loop_fd.unwrap_or(efd.as_raw_fd()) as u32;
         let ctx = sys::io_setup(capacity)?;
         let shared = Arc::new(Shared {
             ctx,
             efd,
+            resfd,
+            loop_driven: loop_fd.is_some(),
             state: Mutex::new(State {
                 inflight: Arena::with_capacity(capacity),
                 iocbs: vec![Iocb::default(); capacity as usize].into_boxed_slice(),
@@ -171,31 +187,56 @@ impl AioContext {
     }
 
     /// Submits what is queued and returns every completion already available, reaped on this
-    /// thread. The rest arrive through the mailbox.
+    /// thread. With a callback mailbox the rest arrive through the mailbox; loop-driven, this
+    /// also takes what waits in the mailbox, so the caller calls it whenever the mailbox's
+    /// eventfd is readable.
     pub fn flush(&self) -> Vec<Completion> {
+        let s = &*self.shared;
         {
-            let mut st = lock(&self.shared.state);
+            let mut st = lock(&s.state);
             if st.inflight.len() >= OFFLOAD_AT {
-                let out = std::mem::take(&mut st.ready);
+                let mut out = std::mem::take(&mut st.ready);
                 let queued = !st.queue.is_empty();
                 drop(st);
                 if queued {
                     // Wake the completion thread: it submits, reaps and refills.
-                    let _ = sys::eventfd_write(self.shared.efd.as_raw_fd(), 1);
+                    let _ = sys::eventfd_write(s.efd.as_raw_fd(), 1);
+                }
+                if s.loop_driven {
+                    let _reaping = lock(&s.reap_lock);
+                    s.mailbox.clear_signal();
+                    s.reap(&mut out);
+                    out.extend(s.mailbox.take());
                 }
                 return out;
             }
         }
-        let _reaping = lock(&self.shared.reap_lock);
-        let mut out = std::mem::take(&mut lock(&self.shared.state).ready);
+        let _reaping = lock(&s.reap_lock);
+        // Loop-driven: clear the signal before looking at the ring and the mailbox, so that
+        // anything finishing after this point signals again.
+        s.mailbox.clear_signal();
+        let mut out = std::mem::take(&mut lock(&s.state).ready);
         for _ in 0..INLINE_ROUNDS {
-            self.shared.pump(&mut out);
-            let reaped = self.shared.reap(&mut out);
-            if reaped == 0 || lock(&self.shared.state).queue.is_empty() {
+            s.pump(&mut out);
+            let reaped = s.reap(&mut out);
+            if reaped == 0 || lock(&s.state).queue.is_empty() {
                 break;
             }
         }
+        if s.loop_driven {
+            out.extend(s.mailbox.take());
+        }
         out
+    }
+
+    /// What the consumer calls when notified: loop-driven, [`flush`](Self::flush) (reap the
+    /// ring, refill, take the mailbox); otherwise the mailbox's contents.
+    pub fn collect(&self) -> Vec<Completion> {
+        if self.shared.loop_driven {
+            self.flush()
+        } else {
+            self.shared.mailbox.take()
+        }
     }
 
     /// Withdraws request `user`: a queued one is removed and reported as
@@ -255,7 +296,7 @@ impl Shared {
     /// in `out`; a full ring (EAGAIN) leaves the rest queued, in order.
     fn pump(&self, out: &mut Vec<Completion>) -> usize {
         let _g = lock(&self.submit_lock);
-        let efd = self.efd.as_raw_fd() as u32;
+        let efd = self.resfd;
         let mut submitted = 0;
         loop {
             let mut ptrs: Vec<*mut Iocb> = Vec::new();
@@ -460,15 +501,20 @@ fn reaper_loop(s: &Shared) {
         if sys::eventfd_read(efd).is_err() || s.stopping.load(Ordering::Acquire) {
             return;
         }
-        let _reaping = lock(&s.reap_lock);
-        s.reap(&mut out);
-        // Slots may have freed up (here or in an inline reap): refill them. Buffered requests
-        // complete inside io_submit, so reap again after every round that submitted.
-        while s.pump(&mut out) > 0 {
-            if !out.is_empty() {
-                s.mailbox.push(out.drain(..));
+        // Reap, then refill the slots that freed up (here or in an inline reap). Buffered
+        // requests complete inside io_submit, so reap again after every round that submitted.
+        // Submitting does not hold the reap lock: the caller's thread may reap meanwhile.
+        loop {
+            {
+                let _reaping = lock(&s.reap_lock);
+                s.reap(&mut out);
+                if !out.is_empty() {
+                    s.mailbox.push(out.drain(..));
+                }
             }
-            s.reap(&mut out);
+            if s.pump(&mut out) == 0 {
+                break;
+            }
         }
         if !out.is_empty() {
             s.mailbox.push(out.drain(..));

@@ -53,6 +53,15 @@ impl Backend {
         }
     }
 
+    /// The completions to deliver when the mailbox has signalled.
+    pub fn collect(&self) -> Vec<Completion> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Backend::Linux(c) => c.collect(),
+            Backend::Thread(p) => p.collect(),
+        }
+    }
+
     /// Withdraws a request; returns its completion if it never started.
     pub fn cancel(&self, user: u64) -> Option<Completion> {
         match self {

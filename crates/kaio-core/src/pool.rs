@@ -100,6 +100,12 @@ impl Pool {
         st.staged.push(req);
     }
 
+    /// Takes the completions waiting in the mailbox (resetting its eventfd first, if any).
+    pub fn collect(&self) -> Vec<Completion> {
+        self.shared.mailbox.clear_signal();
+        self.shared.mailbox.take()
+    }
+
     /// Hands staged requests to the workers; returns completions decided without a worker
     /// (requests pushed after close).
     pub fn flush(&self) -> Vec<Completion> {

@@ -12,6 +12,8 @@ struct Harness {
     backend: Backend,
     mailbox: Arc<Mailbox>,
     signal: Arc<(Mutex<bool>, Condvar)>,
+    /// Loop-driven linux: the mailbox's eventfd, watched as an event loop would.
+    loop_fd: Option<i32>,
     done: HashMap<u64, Completion>,
 }
 
@@ -21,6 +23,8 @@ fn backends() -> Vec<Maker> {
     let mut v: Vec<Maker> = vec![("thread", |n| harness(n, false))];
     if kaio_core::probe::probe().available {
         v.insert(0, ("linux", |n| harness(n, true)));
+        #[cfg(target_os = "linux")]
+        v.insert(1, ("linux (loop-driven)", loop_harness));
     } else {
         eprintln!(
             "linux backend skipped: {}",
@@ -51,6 +55,19 @@ fn harness(capacity: u32, linux: bool) -> Harness {
         backend,
         mailbox,
         signal,
+        loop_fd: None,
+        done: HashMap::new(),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn loop_harness(capacity: u32) -> Harness {
+    let mailbox = Arc::new(Mailbox::with_eventfd().unwrap());
+    Harness {
+        backend: Backend::linux(capacity, mailbox.clone()).unwrap(),
+        loop_fd: mailbox.eventfd(),
+        mailbox,
+        signal: Arc::new((Mutex::new(false), Condvar::new())),
         done: HashMap::new(),
     }
 }
@@ -78,6 +95,21 @@ impl Harness {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !users.iter().all(|u| self.done.contains_key(u)) {
             assert!(std::time::Instant::now() < deadline, "timed out");
+            if let Some(fd) = self.loop_fd {
+                // An event loop: wait until the eventfd is readable, then flush (which reaps
+                // the ring and takes the mailbox). A lost wake-up would time out here.
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                let ready = unsafe { libc::poll(&raw mut p, 1, 5000) };
+                assert_eq!(ready, 1, "eventfd never became readable");
+                let got = self.backend.flush();
+                self.collect(got);
+                continue;
+            }
             let got = self.mailbox.take();
             if got.is_empty() {
                 let (m, cv) = &*self.signal;
@@ -130,8 +162,18 @@ fn write_then_read_round_trip() {
 
 #[test]
 fn many_requests_through_a_small_ring() {
+    many_requests(2);
+}
+
+/// Past `OFFLOAD_AT` in flight the completion thread takes over submission.
+#[test]
+fn many_requests_with_submission_handed_over() {
+    many_requests(64);
+}
+
+fn many_requests(capacity: u32) {
     for (name, make) in backends() {
-        let mut h = make(2);
+        let mut h = make(capacity);
         let f = temp_file();
         let fd = f.as_raw_fd();
         let bufs: Vec<[u8; 8]> = (0..1500u64).map(u64::to_le_bytes).collect();

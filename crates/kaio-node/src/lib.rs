@@ -1,5 +1,9 @@
-//! napi-rs binding for kaio-core: converts arguments, wires the completion mailbox to one
-//! weak threadsafe function, and nothing else. Validation and promises live in TypeScript.
+//! napi-rs binding for kaio-core: converts arguments, wires the completion mailbox to the
+//! event loop, and nothing else. Validation and promises live in TypeScript.
+//!
+//! Completions reach JavaScript through an eventfd that Node's event loop watches
+//! ([`uvpoll`]: one thread hop from the kernel or a worker to the JS thread), or, where
+//! libuv's functions are not exported by the host, through one weak threadsafe function.
 //!
 //! Buffer lifetime: the TypeScript caller keeps every view it passes in its pending table
 //! until the request's completion has been delivered to it, and a context with requests
@@ -11,7 +15,8 @@
 
 use std::cell::RefCell;
 use std::ffi::c_void;
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::Arc;
 
 use kaio_core::{Backend, Completion, Mailbox, Op, Request};
 use napi::bindgen_prelude::{
@@ -19,33 +24,58 @@ use napi::bindgen_prelude::{
     Uint8ArraySlice,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Error, Result, Status};
+use napi::{Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
+
+#[cfg(target_os = "linux")]
+mod uvpoll;
 
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
 
-/// The backend, shared with the env cleanup hook, which tears it down if the environment
-/// goes away (process exit, worker termination) before JavaScript closed the context.
-type Slot = Arc<Mutex<Option<Backend>>>;
+/// How completions wake the JS thread.
+enum Waker {
+    /// The event loop watches the mailbox's eventfd.
+    #[cfg(target_os = "linux")]
+    Loop(uvpoll::LoopWatch),
+    /// A weak threadsafe function (its raw handle, for ref/unref).
+    Tsfn(usize),
+}
 
-fn take_backend(slot: &Mutex<Option<Backend>>) -> Option<Backend> {
-    slot.lock().ok().and_then(|mut g| g.take())
+/// The backend and its waker, shared with the env cleanup hook, which tears them down if the
+/// environment goes away (process exit, worker termination) before JavaScript closed the
+/// context. Only touched on the JS thread.
+struct Engine {
+    backend: Backend,
+    waker: Waker,
+}
+
+type Slot = Rc<RefCell<Option<Engine>>>;
+
+/// Closes the loop watch first (no callback may run once the backend is gone), then drops the
+/// backend, which joins its threads and waits for the kernel.
+fn shut(engine: Option<Engine>) {
+    if let Some(e) = engine {
+        #[cfg(target_os = "linux")]
+        if let Waker::Loop(w) = e.waker {
+            w.close();
+        }
+        drop(e.backend);
+    }
 }
 
 /// Env cleanup hook: stop the threads and wait for the kernel before V8's memory goes away.
 unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
-    // SAFETY: `arg` is the `Arc::into_raw` reference given to this registration; the hook
-    // runs once and consumes it.
-    let slot = unsafe { Arc::from_raw(arg.cast_const().cast::<Mutex<Option<Backend>>>()) };
-    drop(take_backend(&slot));
+    // SAFETY: `arg` is the `Rc::into_raw` reference given to this registration; the hook
+    // runs once, on the JS thread, and consumes it.
+    let slot = unsafe { Rc::from_raw(arg.cast_const().cast::<RefCell<Option<Engine>>>()) };
+    let engine = slot.borrow_mut().take();
+    shut(engine);
 }
 
-/// A native context: a kernel AIO context or a worker pool, plus its completion mailbox.
+/// A native context: a kernel AIO context or a worker pool, plus how it wakes the JS thread.
 #[napi]
 pub struct NativeContext {
-    backend: Slot,
-    mailbox: Arc<Mailbox>,
-    raw_tsfn: usize,
+    engine: Slot,
     referenced: bool,
     /// The caller's completion array (`[id, res, res2]*`), written by `flush` and `drain`.
     out: *mut f64,
@@ -54,7 +84,7 @@ pub struct NativeContext {
     spill: RefCell<Vec<Completion>>,
     env: napi::sys::napi_env,
     /// The cleanup hook's argument while it is registered.
-    hook: Option<*const Mutex<Option<Backend>>>,
+    hook: Option<*const RefCell<Option<Engine>>>,
 }
 
 fn to_js(cs: Vec<Completion>) -> Option<Float64Array> {
@@ -120,32 +150,53 @@ impl NativeContext {
         if out_len < 3 {
             return Err(Error::new(Status::InvalidArg, "completion array too small"));
         }
-        let wake: Wake = on_ready
-            .build_threadsafe_function::<()>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build_callback(|_| Ok(()))?;
-        let raw_tsfn = wake.raw() as usize;
-        let mailbox = Arc::new(Mailbox::new(Box::new(move || {
-            // NonBlocking: the queue is unbounded; after env teardown the call just fails.
-            let _ = wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        })));
-        let backend = match kind.as_str() {
-            #[cfg(target_os = "linux")]
-            "linux" => {
-                Backend::linux(size, mailbox.clone()).map_err(|e| os_error(&e, "io_setup"))?
-            }
-            "thread" => Backend::thread(size, mailbox.clone())
-                .map_err(|e| os_error(&e, "pthread_create"))?,
-            _ => {
-                return Err(Error::new(
+        let make = |mailbox: Arc<Mailbox>| -> Result<Backend> {
+            match kind.as_str() {
+                #[cfg(target_os = "linux")]
+                "linux" => Backend::linux(size, mailbox).map_err(|e| os_error(&e, "io_setup")),
+                "thread" => {
+                    Backend::thread(size, mailbox).map_err(|e| os_error(&e, "pthread_create"))
+                }
+                _ => Err(Error::new(
                     Status::InvalidArg,
                     format!("unknown backend {kind}"),
-                ))
+                )),
             }
         };
-        let backend: Slot = Arc::new(Mutex::new(Some(backend)));
-        let hook = Arc::into_raw(backend.clone());
+        let mut engine = None;
+        #[cfg(target_os = "linux")]
+        if let Ok(mailbox) = Mailbox::with_eventfd() {
+            let mailbox = Arc::new(mailbox);
+            let fd = mailbox.eventfd().unwrap_or(-1);
+            let backend = make(mailbox)?;
+            // Without libuv (not Node), the backend is dropped and remade below.
+            if let Some(watch) = uvpoll::LoopWatch::new(env.raw(), fd, on_ready.raw()) {
+                engine = Some(Engine {
+                    backend,
+                    waker: Waker::Loop(watch),
+                });
+            }
+        }
+        let engine = if let Some(e) = engine {
+            e
+        } else {
+            let wake: Wake = on_ready
+                .build_threadsafe_function::<()>()
+                .weak::<true>()
+                .callee_handled::<false>()
+                .build_callback(|_| Ok(()))?;
+            let raw_tsfn = wake.raw() as usize;
+            let mailbox = Arc::new(Mailbox::new(Box::new(move || {
+                // NonBlocking: the queue is unbounded; after env teardown the call fails.
+                let _ = wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            })));
+            Engine {
+                backend: make(mailbox)?,
+                waker: Waker::Tsfn(raw_tsfn),
+            }
+        };
+        let backend: Slot = Rc::new(RefCell::new(Some(engine)));
+        let hook = Rc::into_raw(backend.clone());
         // SAFETY: registering a plain function with a pointer it owns (see `env_cleanup`).
         let status = unsafe {
             napi::sys::napi_add_env_cleanup_hook(
@@ -156,16 +207,15 @@ impl NativeContext {
         };
         if status != napi::sys::Status::napi_ok {
             // SAFETY: the registration failed, so the reference is still ours.
-            drop(unsafe { Arc::from_raw(hook) });
+            drop(unsafe { Rc::from_raw(hook) });
+            shut(backend.borrow_mut().take());
             return Err(Error::new(
                 Status::GenericFailure,
                 "napi_add_env_cleanup_hook failed",
             ));
         }
         Ok(Self {
-            backend,
-            mailbox,
-            raw_tsfn,
+            engine: backend,
             env: env.raw(),
             hook: Some(hook),
             referenced: false,
@@ -176,12 +226,10 @@ impl NativeContext {
     }
 
     fn with<T>(&self, f: impl FnOnce(&Backend) -> T) -> Result<T> {
-        let g = self
-            .backend
-            .lock()
-            .map_err(|_| Error::new(Status::GenericFailure, "poisoned"))?;
-        g.as_ref()
-            .map(f)
+        self.engine
+            .borrow()
+            .as_ref()
+            .map(|e| f(&e.backend))
             .ok_or_else(|| Error::new(Status::Closing, "context destroyed"))
     }
 
@@ -286,11 +334,13 @@ impl NativeContext {
         Ok(self.deliver(cs))
     }
 
-    /// Writes the completions waiting in the mailbox into the completion array; returns the
-    /// count (call again while it is full).
+    /// Called when woken: collects the completions that signalled (the kernel ring and the
+    /// mailbox), writes them into the completion array and returns the count (call again
+    /// while it is full).
     #[napi]
     pub fn drain(&self) -> u32 {
-        self.deliver(self.mailbox.take())
+        let cs = self.with(Backend::collect).unwrap_or_default();
+        self.deliver(cs)
     }
 
     /// Withdraws request `id`; returns its result code if it had not started.
@@ -322,17 +372,25 @@ impl NativeContext {
         if referenced == self.referenced {
             return Ok(());
         }
-        let raw = self.raw_tsfn as napi::sys::napi_threadsafe_function;
-        // SAFETY: `raw` is the live tsfn owned by our mailbox; we are on the JS thread.
-        let status = unsafe {
-            if referenced {
-                napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
-            } else {
-                napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+        match self.engine.borrow().as_ref().map(|e| &e.waker) {
+            #[cfg(target_os = "linux")]
+            Some(Waker::Loop(w)) => w.set_ref(referenced),
+            Some(Waker::Tsfn(raw)) => {
+                let raw = *raw as napi::sys::napi_threadsafe_function;
+                // SAFETY: `raw` is the live tsfn owned by our mailbox; we are on the JS thread.
+                let status = unsafe {
+                    if referenced {
+                        napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
+                    } else {
+                        napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+                    }
+                };
+                if status != napi::sys::Status::napi_ok {
+                    return Err(Error::new(Status::GenericFailure, "tsfn ref failed"));
+                }
             }
-        };
-        if status != napi::sys::Status::napi_ok {
-            return Err(Error::new(Status::GenericFailure, "tsfn ref failed"));
+            // Destroyed: nothing keeps the loop alive any more.
+            None => {}
         }
         self.referenced = referenced;
         Ok(())
@@ -343,11 +401,11 @@ impl NativeContext {
     /// Unregisters the cleanup hook (unless it already ran) and drops the backend, which
     /// joins its threads and waits for the kernel. Runs on the JS thread.
     fn teardown(&mut self) {
-        let backend = take_backend(&self.backend);
+        let engine = self.engine.borrow_mut().take();
         if let Some(hook) = self.hook.take() {
             // An empty slot with the hook still registered means the hook ran (env teardown)
             // and consumed its reference; otherwise take it back.
-            if backend.is_some() {
+            if engine.is_some() {
                 // SAFETY: same function and argument as registered, on the env's thread.
                 unsafe {
                     napi::sys::napi_remove_env_cleanup_hook(
@@ -355,11 +413,11 @@ impl NativeContext {
                         Some(env_cleanup),
                         hook.cast_mut().cast(),
                     );
-                    drop(Arc::from_raw(hook));
+                    drop(Rc::from_raw(hook));
                 }
             }
         }
-        drop(backend);
+        shut(engine);
     }
 }
 

@@ -145,7 +145,18 @@ pub fn eventfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Blocking `read` of an eventfd counter; returns the count (0 on EINTR).
+/// A non-blocking eventfd (for a descriptor an event loop watches).
+pub fn eventfd_nonblocking() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the returned descriptor is owned by nobody else.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `read` of an eventfd counter (blocking unless the eventfd is non-blocking); returns the count (0 on EINTR).
 pub fn eventfd_read(fd: RawFd) -> io::Result<u64> {
     let mut v: u64 = 0;
     // SAFETY: reading 8 bytes into a local u64.
