@@ -42,6 +42,12 @@ const INLINE_ROUNDS: usize = 4;
 /// hop (10x at depth 1 on page cache), at high depth the other core doing the submits (and the
 /// page-cache copies inside them) pipelines better (see benchmark/RESULTS.md).
 pub const OFFLOAD_AT: usize = 8;
+/// With this many requests queued and in the kernel together, `flush` hands submission to the
+/// completion thread even if none are in flight: buffered reads complete inside `io_submit`,
+/// so their count in flight stays near zero, and at high depth the page-cache copies are
+/// better done on the other core while this thread settles promises (page cache 4k d128:
+/// 322k -> 447k IOPS; d32 and below unchanged, so they keep the cheaper inline path).
+pub const OFFLOAD_BATCH: usize = 64;
 
 struct Slot {
     user: u64,
@@ -194,7 +200,9 @@ impl AioContext {
         let s = &*self.shared;
         {
             let mut st = lock(&s.state);
-            if st.inflight.len() >= OFFLOAD_AT {
+            if st.inflight.len() >= OFFLOAD_AT
+                || st.inflight.len() + st.queue.len() >= OFFLOAD_BATCH
+            {
                 let mut out = std::mem::take(&mut st.ready);
                 let queued = !st.queue.is_empty();
                 drop(st);
