@@ -194,9 +194,26 @@ impl AioContext {
 
     /// Submits what is queued and returns every completion already available, reaped on this
     /// thread. With a callback mailbox the rest arrive through the mailbox; loop-driven, this
-    /// also takes what waits in the mailbox, so the caller calls it whenever the mailbox's
-    /// eventfd is readable.
+    /// also takes what waits in the mailbox.
     pub fn flush(&self) -> Vec<Completion> {
+        // Loop-driven: reset the signal before looking at the ring and the mailbox, so that
+        // anything finishing after this point signals again.
+        self.shared.mailbox.clear_signal();
+        self.submit_and_reap()
+    }
+
+    /// What the consumer calls when notified, after resetting the mailbox's eventfd (the
+    /// binding's event-loop callback does): loop-driven, submit, reap the ring and take the
+    /// mailbox; otherwise the mailbox's contents.
+    pub fn collect(&self) -> Vec<Completion> {
+        if self.shared.loop_driven {
+            self.submit_and_reap()
+        } else {
+            self.shared.mailbox.take()
+        }
+    }
+
+    fn submit_and_reap(&self) -> Vec<Completion> {
         let s = &*self.shared;
         {
             let mut st = lock(&s.state);
@@ -212,7 +229,6 @@ impl AioContext {
                 }
                 if s.loop_driven {
                     let _reaping = lock(&s.reap_lock);
-                    s.mailbox.clear_signal();
                     s.reap(&mut out);
                     out.extend(s.mailbox.take());
                 }
@@ -220,9 +236,6 @@ impl AioContext {
             }
         }
         let _reaping = lock(&s.reap_lock);
-        // Loop-driven: clear the signal before looking at the ring and the mailbox, so that
-        // anything finishing after this point signals again.
-        s.mailbox.clear_signal();
         let mut out = std::mem::take(&mut lock(&s.state).ready);
         for _ in 0..INLINE_ROUNDS {
             s.pump(&mut out);
@@ -235,16 +248,6 @@ impl AioContext {
             out.extend(s.mailbox.take());
         }
         out
-    }
-
-    /// What the consumer calls when notified: loop-driven, [`flush`](Self::flush) (reap the
-    /// ring, refill, take the mailbox); otherwise the mailbox's contents.
-    pub fn collect(&self) -> Vec<Completion> {
-        if self.shared.loop_driven {
-            self.flush()
-        } else {
-            self.shared.mailbox.take()
-        }
     }
 
     /// Withdraws request `user`: a queued one is removed and reported as

@@ -53,7 +53,8 @@ impl Backend {
         }
     }
 
-    /// The completions to deliver when the mailbox has signalled.
+    /// The completions to deliver when the mailbox has signalled (call after
+    /// [`Mailbox::clear_signal`], which the binding's event-loop callback does).
     pub fn collect(&self) -> Vec<Completion> {
         match self {
             #[cfg(target_os = "linux")]

@@ -100,9 +100,8 @@ impl Pool {
         st.staged.push(req);
     }
 
-    /// Takes the completions waiting in the mailbox (resetting its eventfd first, if any).
+    /// Takes the completions waiting in the mailbox (the consumer has reset its eventfd).
     pub fn collect(&self) -> Vec<Completion> {
-        self.shared.mailbox.clear_signal();
         self.shared.mailbox.take()
     }
 

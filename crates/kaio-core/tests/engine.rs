@@ -96,8 +96,9 @@ impl Harness {
         while !users.iter().all(|u| self.done.contains_key(u)) {
             assert!(std::time::Instant::now() < deadline, "timed out");
             if let Some(fd) = self.loop_fd {
-                // An event loop: wait until the eventfd is readable, then flush (which reaps
-                // the ring and takes the mailbox). A lost wake-up would time out here.
+                // An event loop, as the binding's: wait until the eventfd is readable, reset
+                // it, then collect (reap the ring, take the mailbox). A lost wake-up would
+                // time out here.
                 let mut p = libc::pollfd {
                     fd,
                     events: libc::POLLIN,
@@ -106,7 +107,8 @@ impl Harness {
                 // SAFETY: one valid pollfd.
                 let ready = unsafe { libc::poll(&raw mut p, 1, 5000) };
                 assert_eq!(ready, 1, "eventfd never became readable");
-                let got = self.backend.flush();
+                self.mailbox.clear_signal();
+                let got = self.backend.collect();
                 self.collect(got);
                 continue;
             }

@@ -225,8 +225,8 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
             unsafe { (uv.poll_stop)(handle) };
         }
     }
-    // Reset the counter first, so a callback that does not collect cannot make the loop spin;
-    // the JavaScript side collects everything (ring and mailbox) after its own reset.
+    // Reset the counter before JavaScript collects (ring and mailbox): anything finishing
+    // after this point signals again, and a callback that does not collect cannot spin.
     let _ = kaio_core::sys::eventfd_read(fd);
     // SAFETY: napi calls on the env's thread inside a handle scope; `callback` is a strong
     // reference to a function. The callback may close the watch (it only defers freeing).
