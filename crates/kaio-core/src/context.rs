@@ -64,6 +64,14 @@ struct State {
     /// Completions decided without the kernel (bad fd, ESPIPE, submit errors).
     ready: Vec<Completion>,
     closed: bool,
+    /// Counts requests that left the queue (submitted, withdrawn, failed at close).
+    taken: u64,
+    /// The descriptor whose type check last passed, with `taken` at the time: while `taken`
+    /// is unchanged, the request that passed is still queued, so a request pushed now for the
+    /// same descriptor number goes to the same file (or, if the descriptor was closed and
+    /// reused meanwhile, the queued request already does not): it skips the check. Saves
+    /// an `fstat` per request at depth (13% of CPU at page-cache 4k depth 32).
+    checked: Option<(i32, u64)>,
 }
 
 struct Shared {
@@ -123,6 +131,8 @@ impl AioContext {
                 queue: VecDeque::new(),
                 ready: Vec::new(),
                 closed: false,
+                taken: 0,
+                checked: None,
             }),
             submit_lock: Mutex::new(()),
             reap_lock: Mutex::new(()),
@@ -159,35 +169,30 @@ impl AioContext {
     /// inside `io_submit` (pipes, FIFOs, sockets, terminals) are refused with ESPIPE, as
     /// `pread` does.
     pub fn push(&self, req: Request) {
-        let early = if req.op.is_positional() {
-            match sys::fd_type(req.fd) {
-                Err(errno) => Some(-i64::from(errno)),
-                // Kernel AIO answers EINVAL for a directory read; pread says EISDIR. Writes
-                // are left to the kernel, which checks the access mode first (EBADF), as pwrite.
-                Ok(t)
-                    if t == libc::S_IFDIR
-                        && matches!(req.op, Op::Read { .. } | Op::Readv { .. }) =>
-                {
-                    Some(-i64::from(libc::EISDIR))
-                }
-                // Only files whose reads cannot block go to the kernel: regular files, block
-                // devices, directories (for the errors above) and character devices other than
-                // terminals (USB gadget endpoints, /dev/zero). Pipes, FIFOs, sockets, terminals
-                // and anonymous inodes (eventfd, timerfd, ...) would block inside io_submit:
-                // they get ESPIPE, as pread gives them.
-                Ok(t) if t == libc::S_IFREG || t == libc::S_IFBLK || t == libc::S_IFDIR => None,
-                Ok(t) if t == libc::S_IFCHR && !sys::is_tty(req.fd) => None,
-                Ok(_) => Some(-i64::from(libc::ESPIPE)),
-            }
-        } else {
-            None
-        };
+        let positional = req.op.is_positional();
+        let mut st = lock(&self.shared.state);
+        if st.closed {
+            st.ready.push(Completion::new(req.user, res::CLOSED));
+            return;
+        }
+        let taken = st.taken;
+        if !positional || st.checked == Some((req.fd, taken)) {
+            st.queue.push_back(req);
+            return;
+        }
+        // The check is a system call: it runs without the lock (fstat can be slow on network
+        // filesystems) and its result is remembered for the next requests on this descriptor.
+        drop(st);
+        let early = kernel_refusal(&req);
         let mut st = lock(&self.shared.state);
         if st.closed {
             st.ready.push(Completion::new(req.user, res::CLOSED));
         } else if let Some(r) = early {
             st.ready.push(Completion::new(req.user, r));
         } else {
+            // Valid while nothing leaves the queue, so while this request is still queued
+            // (see `State::checked`); stale at once if something left it during the check.
+            st.checked = Some((req.fd, taken));
             st.queue.push_back(req);
         }
     }
@@ -257,6 +262,7 @@ impl AioContext {
         let mut st = lock(&self.shared.state);
         if let Some(i) = st.queue.iter().position(|r| r.user == user) {
             st.queue.remove(i);
+            st.taken += 1;
             return Some(Completion::new(user, res::CANCELLED));
         }
         let key = st
@@ -279,6 +285,7 @@ impl AioContext {
         let _g = lock(&self.shared.submit_lock);
         let mut st = lock(&self.shared.state);
         st.closed = true;
+        st.taken += 1;
         let mut out = std::mem::take(&mut st.ready);
         out.extend(
             st.queue
@@ -321,6 +328,7 @@ impl Shared {
                     let Some(req) = st.queue.pop_front() else {
                         break;
                     };
+                    st.taken += 1;
                     let (iocb, iov) = encode(&req, efd);
                     let Ok(key) = st.inflight.insert(Slot {
                         user: req.user,
@@ -414,6 +422,25 @@ impl Shared {
                 return total;
             }
         }
+    }
+}
+
+/// The result a request gets without reaching the kernel, if any. Only files whose reads
+/// cannot block go to the kernel: regular files, block devices, directories (for the errors
+/// below) and character devices other than terminals (USB gadget endpoints, /dev/zero).
+/// Pipes, FIFOs, sockets, terminals and anonymous inodes (eventfd, timerfd, ...) would block
+/// inside `io_submit`: they get ESPIPE, as pread gives them.
+fn kernel_refusal(req: &Request) -> Option<i64> {
+    match sys::fd_type(req.fd) {
+        Err(errno) => Some(-i64::from(errno)),
+        // Kernel AIO answers EINVAL for a directory read; pread says EISDIR. Writes are left
+        // to the kernel, which checks the access mode first (EBADF), as pwrite.
+        Ok(t) if t == libc::S_IFDIR && matches!(req.op, Op::Read { .. } | Op::Readv { .. }) => {
+            Some(-i64::from(libc::EISDIR))
+        }
+        Ok(t) if t == libc::S_IFREG || t == libc::S_IFBLK || t == libc::S_IFDIR => None,
+        Ok(t) if t == libc::S_IFCHR && !sys::is_tty(req.fd) => None,
+        Ok(_) => Some(-i64::from(libc::ESPIPE)),
     }
 }
 

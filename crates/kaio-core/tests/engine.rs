@@ -230,6 +230,50 @@ fn errors_are_negative_errno() {
     }
 }
 
+/// A descriptor number reused for a pipe after its requests left the queue (submitted, or
+/// withdrawn) is checked again: the pipe gets ESPIPE instead of blocking inside `io_submit`.
+#[test]
+fn a_reused_descriptor_is_checked_again() {
+    for (name, make) in backends() {
+        let mut h = make(4);
+        let f = temp_file();
+        let mut fds = [0; 2];
+        // SAFETY: room for two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: a fresh descriptor number that refers to the file for now.
+        let fd = unsafe { libc::dup(f.as_raw_fd()) };
+        let mut buf = [0u8; 8];
+        let reuse = |target: i32| {
+            // SAFETY: `fd` is ours; dup2 makes it refer to `target`.
+            assert_eq!(unsafe { libc::dup2(target, fd) }, fd);
+        };
+        // Submitted, then the number refers to a pipe.
+        let c = h.run(vec![read(1, fd, 0, &mut buf), read(2, fd, 0, &mut buf)]);
+        assert_eq!((c[0].res, c[1].res), (0, 0), "{name}");
+        reuse(fds[0]);
+        let c = h.run(vec![read(3, fd, 0, &mut buf)]);
+        assert_eq!(c[0].res, -i64::from(libc::ESPIPE), "{name}: after submit");
+        // Withdrawn before submission, then the number refers to a pipe.
+        reuse(f.as_raw_fd());
+        h.backend.push(read(4, fd, 0, &mut buf));
+        assert_eq!(
+            h.backend.cancel(4),
+            Some(Completion::new(4, res::CANCELLED)),
+            "{name}"
+        );
+        reuse(fds[0]);
+        let c = h.run(vec![read(5, fd, 0, &mut buf)]);
+        assert_eq!(c[0].res, -i64::from(libc::ESPIPE), "{name}: after cancel");
+        drop(h);
+        // SAFETY: closing our own descriptors after the backend is gone.
+        unsafe {
+            libc::close(fd);
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+}
+
 #[test]
 fn close_fails_queued_requests_and_drop_waits() {
     for (name, make) in backends() {
