@@ -35,6 +35,9 @@ export function validateOffset(offset: unknown, name = 'offset'): number | bigin
 
 /** Whether a view's ArrayBuffer has been detached (transferred). */
 export function isDetached(view: ArrayBufferView): boolean {
+  // A typed array over a detached buffer has byteLength 0 (a DataView's getters throw), so a
+  // non-empty typed array is attached, without materialising its ArrayBuffer.
+  if (!(view instanceof DataView) && view.byteLength !== 0) return false
   const ab = view.buffer as ArrayBuffer & { detached?: boolean }
   if (typeof ab.detached === 'boolean') return ab.detached
   // Node 20 has no `detached`: a detached buffer has length 0 and refuses slice().
