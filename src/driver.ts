@@ -47,6 +47,9 @@ export function toError(res: number, syscall: string): Error {
 /** Completions one native call hands over at most. */
 const OUT_CAPACITY = 1024
 
+/** The per-request calls, without napi-rs's per-call bookkeeping (crates/kaio-node/src/fast.rs). */
+const fast = binding?.fastCalls()
+
 /** Contexts with requests pending: reachable from here, so their buffers cannot be collected. */
 const live = new Set<unknown>()
 
@@ -84,11 +87,11 @@ export class NativeDriver implements Driver {
     const o = req.opts
     switch (req.op) {
       case 'read':
-        this.#b.ctxRead(this.#handle, id, req.fd, req.offset, req.buf, o.flags, o.priority)
+        fast!.ctxRead(this.#handle, id, req.fd, req.offset, req.buf, o.flags, o.priority)
         this.#pins[id] = req.buf
         break
       case 'write':
-        this.#b.ctxWrite(this.#handle, id, req.fd, req.offset, req.buf, o.flags, o.priority)
+        fast!.ctxWrite(this.#handle, id, req.fd, req.offset, req.buf, o.flags, o.priority)
         this.#pins[id] = req.buf
         break
       case 'readv':

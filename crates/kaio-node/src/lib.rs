@@ -21,13 +21,14 @@ use std::sync::Arc;
 
 use kaio_core::{Backend, Completion, Mailbox, Op, Request};
 use napi::bindgen_prelude::{
-    BigInt, BufferSlice, Either, Float64Array, Float64ArraySlice, Function, Uint8Array,
-    Uint8ArraySlice,
+    BigInt, BufferSlice, Either, Float64Array, Float64ArraySlice, FromNapiValue, Function, Object,
+    Uint8Array, Uint8ArraySlice,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
 
+mod fast;
 #[cfg(target_os = "linux")]
 mod uvpoll;
 
@@ -368,50 +369,16 @@ impl Drop for NativeContext {
     }
 }
 
-/// Queues a read into `buf` on context `handle` (the caller keeps `buf` alive until the
-/// completion).
-#[napi]
-pub fn ctx_read(
-    handle: u32,
-    id: u32,
-    fd: i32,
-    offset: Either<i64, BigInt>,
-    mut buf: Uint8ArraySlice<'_>,
-    flags: i32,
-    priority: i32,
-) -> Result<()> {
-    // SAFETY: the view is pinned by the TypeScript pending table until its completion.
-    let (ptr, len) = unsafe { (buf.as_mut().as_mut_ptr(), buf.len()) };
-    // SAFETY: see the module docs: the memory outlives the request.
-    let mut req = unsafe { Request::read(u64::from(id), fd, offset_of(offset), ptr, len) };
-    options(&mut req, flags, priority);
-    hot(handle)?.with(|b| b.push(req))
-}
-
-/// Queues a write from `buf` on context `handle` (the caller keeps `buf` alive until the
-/// completion).
-#[napi]
-pub fn ctx_write(
-    handle: u32,
-    id: u32,
-    fd: i32,
-    offset: Either<i64, BigInt>,
-    buf: Uint8ArraySlice<'_>,
-    flags: i32,
-    priority: i32,
-) -> Result<()> {
-    // SAFETY: see the module docs: the memory outlives the request.
-    let mut req = unsafe {
-        Request::write(
-            u64::from(id),
-            fd,
-            offset_of(offset),
-            buf.as_ptr(),
-            buf.len(),
-        )
-    };
-    options(&mut req, flags, priority);
-    hot(handle)?.with(|b| b.push(req))
+/// The per-request calls `ctxRead(handle, id, fd, offset, buf, flags, priority)` and
+/// `ctxWrite(...)` (see [`fast`]). Called once, when the module loads.
+#[napi(
+    ts_return_type = "{ ctxRead: (handle: number, id: number, fd: number, offset: number | bigint, buf: Uint8Array, flags: number, priority: number) => void; ctxWrite: (handle: number, id: number, fd: number, offset: number | bigint, buf: Uint8Array, flags: number, priority: number) => void }"
+)]
+pub fn fast_calls(env: &Env) -> Result<Object<'_>> {
+    let raw = fast::functions(env.raw())
+        .map_err(|_| Error::new(Status::GenericFailure, "creating the per-request calls"))?;
+    // SAFETY: `raw` is an object just created in this env.
+    unsafe { Object::from_napi_value(env.raw(), raw) }
 }
 
 /// Submits what context `handle` has queued; writes the completions available now into its
