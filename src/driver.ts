@@ -262,24 +262,31 @@ export class JsDriver implements Driver {
       queueMicrotask(() => done(null, 0))
       return
     }
-    if (req.op === 'readv' && typeof req.offset === 'bigint') {
-      // fs.readv takes a bigint position for "the current position"; fs.read takes it as is.
-      const bufs = req.bufs
-      const tmp = Buffer.allocUnsafe(bufs.reduce((a, b) => a + b.byteLength, 0))
-      fs.read(req.fd, tmp, 0, tmp.length, req.offset, (err, n) => {
-        if (!err) scatter(tmp.subarray(0, n), bufs)
-        done(err, n)
-      })
-      return
-    }
-    if ((req.op === 'write' || req.op === 'writev') && typeof req.offset === 'bigint') {
-      // Offsets past 2^53 arrive as bigints, which node:fs's write/writev take for "the current
-      // position" (the data would land elsewhere). Past 2^53 no ext4 file can grow: answer as
-      // the kernel does, EINVAL when offset + length overflows, else EFBIG.
+    if ('offset' in req && typeof req.offset === 'bigint') {
       const len = 'buf' in req ? req.buf.byteLength : req.bufs.reduce((a, b) => a + b.byteLength, 0)
-      const errno = req.offset + BigInt(len) > 2n ** 63n - 1n ? -22 : -27
-      queueMicrotask(() => done({ errno } as NodeJS.ErrnoException))
-      return
+      // As the kernel (rw_verify_area): EINVAL when offset + length overflows. node:fs 21+
+      // throws ERR_OUT_OF_RANGE for such a read instead, and 20 passes it on.
+      if (req.offset + BigInt(len) > 2n ** 63n - 1n) {
+        queueMicrotask(() => done({ errno: -22 } as NodeJS.ErrnoException))
+        return
+      }
+      if (req.op === 'write' || req.op === 'writev') {
+        // Offsets past 2^53 arrive as bigints, which node:fs's write/writev take for "the
+        // current position" (the data would land elsewhere). Past 2^53 no ext4 file can grow:
+        // answer as the kernel does, EFBIG.
+        queueMicrotask(() => done({ errno: -27 } as NodeJS.ErrnoException))
+        return
+      }
+      if (req.op === 'readv') {
+        // fs.readv takes a bigint position for "the current position"; fs.read takes it as is.
+        const bufs = req.bufs
+        const tmp = Buffer.allocUnsafe(len)
+        fs.read(req.fd, tmp, 0, tmp.length, req.offset, (err, n) => {
+          if (!err) scatter(tmp.subarray(0, n), bufs)
+          done(err, n)
+        })
+        return
+      }
     }
     const pos = req.op === 'read' || req.op === 'write' || req.op === 'readv' || req.op === 'writev' ? req.offset : 0
     switch (req.op) {
