@@ -16,8 +16,8 @@ const IOV_MAX = 1024
 
 export interface BlockIO {
   readonly direct: boolean
-  /** One read at `pos`; short only at end of file. */
-  pread(view: Uint8Array, pos: number): Promise<number>
+  /** One read at `pos` (a bigint only past 2^53); short only at end of file. */
+  pread(view: Uint8Array, pos: number | bigint): Promise<number>
   /** Writes all of `view` at `pos` (loops over short writes); resolves the bytes written. */
   pwrite(view: Uint8Array, pos: number): Promise<number>
   /** Vectored read (the first IOV_MAX views, as libuv); resolves the total read. */
@@ -68,7 +68,7 @@ export class PlainIO implements BlockIO {
     readonly fd: number,
   ) {}
 
-  pread(view: Uint8Array, pos: number): Promise<number> {
+  pread(view: Uint8Array, pos: number | bigint): Promise<number> {
     if (view.byteLength === 0) return Promise.resolve(0)
     return this.ctx.readInto(view, this.fd, pos)
   }
@@ -173,8 +173,10 @@ export class DirectIO implements BlockIO {
     return pos % ALIGN === 0 && view.byteLength % ALIGN === 0 && isAligned(view, ALIGN)
   }
 
-  pread(view: Uint8Array, pos: number): Promise<number> {
+  pread(view: Uint8Array, pos: number | bigint): Promise<number> {
     if (view.byteLength === 0) return Promise.resolve(0)
+    // Past 2^53 (devices that large) the request goes as given: the kernel checks alignment.
+    if (typeof pos === 'bigint') return this.lock.with(false, () => this.ctx.readInto(view, this.fd, pos))
     return this.lock.with(false, () => this.#read(view, pos))
   }
 

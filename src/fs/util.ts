@@ -172,6 +172,30 @@ export function positionOrNull(position: unknown): number | null {
   return typeof position === 'number' && Number.isSafeInteger(position) && position >= 0 ? position : null
 }
 
+/** Node's major version: node:fs/promises' argument checks changed between 20 and 24. */
+export const NODE_MAJOR = Number(process.versions.node.split('.')[0])
+
+/**
+ * FileHandle.read's `position` as Node 22+ checks it (`validatePosition`): null, -1 or -1n
+ * for the current position, else a non-negative integer or a bigint up to
+ * 2^63 - 1 - `length`; anything else throws. Node 20 reads at the current position instead
+ * (see `positionOrNull`).
+ */
+export function readPosition(position: unknown, length: number): number | bigint | null {
+  if (position === null || position === undefined) return null
+  if (typeof position === 'number') {
+    validateInteger(position, 'position', -1)
+    return position === -1 ? null : position
+  }
+  if (typeof position === 'bigint') {
+    const max = 2n ** 63n - 1n - BigInt(length)
+    if (!(position >= -1n && position <= max)) throw outOfRange('position', `>= -1 && <= ${max}`, position)
+    if (position === -1n) return null
+    return position <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(position) : position
+  }
+  throw invalidArgType('position', 'of type bigint or integer', position)
+}
+
 /** An encoding node's native write(string) would accept; others fall back to UTF-8 as there. */
 export function writeEncoding(encoding: unknown): BufferEncoding {
   return typeof encoding === 'string' && Buffer.isEncoding(encoding) ? (encoding as BufferEncoding) : 'utf8'
