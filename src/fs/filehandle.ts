@@ -517,7 +517,7 @@ export class FileHandle extends EventEmitter {
     else validateInteger(offset, 'offset', 0)
     length ??= buffer.byteLength - offset
     // Node 24 checks the position before the length-0 shortcut, 22 after it, 20 not at all.
-    if (NODE_MAJOR >= 24) readPosition(position, length as number)
+    const early = NODE_MAJOR >= 24 ? readPosition(position, length as number) : undefined
     if (length === 0) return { __proto__: null, bytesRead: 0, buffer } as FileReadResult<ArrayBufferView>
     if (buffer.byteLength === 0) {
       const e = new TypeError('The argument \'buffer\' is empty and cannot be written.') as TypeError & { code: string }
@@ -527,7 +527,7 @@ export class FileHandle extends EventEmitter {
     // node's binding would abort the process on a non-int32 length; refuse it as node's JS does others.
     validateInt32(length, 'length', -(2 ** 31))
     validateOffsetLengthRead(offset as number, length as number, buffer.byteLength)
-    const pos = NODE_MAJOR >= 22 ? readPosition(position, length as number) : positionOrNull(position)
+    const pos = early !== undefined ? early : NODE_MAJOR >= 22 ? readPosition(position, length as number) : positionOrNull(position)
     const view = bytesOf(buffer, offset as number, length as number)
     const bytesRead = pos === null ? await this.#readNext((p) => this.#io.pread(view, p)) : await this.#io.pread(view, pos)
     return { __proto__: null, bytesRead, buffer } as FileReadResult<ArrayBufferView>

@@ -64,7 +64,8 @@ struct State {
     /// Completions decided without the kernel (bad fd, ESPIPE, submit errors).
     ready: Vec<Completion>,
     closed: bool,
-    /// Counts requests that left the queue (submitted, withdrawn, failed at close).
+    /// Counts requests that left the queue (submitted or withdrawn; after close nothing is
+    /// queued again).
     taken: u64,
     /// The descriptor whose type check last passed, with `taken` at the time: while `taken`
     /// is unchanged, the request that passed is still queued, so a request pushed now for the
@@ -285,7 +286,6 @@ impl AioContext {
         let _g = lock(&self.shared.submit_lock);
         let mut st = lock(&self.shared.state);
         st.closed = true;
-        st.taken += 1;
         let mut out = std::mem::take(&mut st.ready);
         out.extend(
             st.queue

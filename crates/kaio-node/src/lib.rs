@@ -307,14 +307,11 @@ impl NativeContext {
         self.handle
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Backend) -> T) -> Result<T> {
-        self.hot.with(f)
-    }
-
     /// Withdraws request `id`; returns its result code if it had not started.
     #[napi]
     pub fn cancel(&self, id: u32) -> Result<Option<f64>> {
         Ok(self
+            .hot
             .with(|b| b.cancel(u64::from(id)))?
             .map(|c| c.res as f64))
     }
@@ -322,7 +319,7 @@ impl NativeContext {
     /// Starts closing: returns the completions of requests that never started.
     #[napi]
     pub fn close(&self) -> Result<Option<Float64Array>> {
-        Ok(to_js(self.with(Backend::close)?.0))
+        Ok(to_js(self.hot.with(Backend::close)?.0))
     }
 
     /// Stops the threads and frees the kernel context. Blocks until running requests finish
