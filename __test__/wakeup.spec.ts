@@ -1,8 +1,10 @@
 // How completions reach JavaScript: Node's event loop watches the completion eventfd
 // (uv_poll, one thread hop); where libuv's functions are not available it falls back to a
 // threadsafe function. KAIO_NO_UV_POLL=1 forces the fallback so both paths are tested.
+// Busy polling (KAIO_BUSY_POLL, the default `busyPoll`) keeps the loop turning while requests
+// are outstanding: timers still fire, and the spin stops when it should.
 import test from 'ava'
-import { execFile } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import * as path from 'node:path'
 
 import { implementations } from '../index'
@@ -14,6 +16,7 @@ const native = implementations.filter((i) => i !== 'js')
 for (const [name, env] of [
   ['event-loop watch (uv_poll)', {}],
   ['threadsafe-function fallback', { KAIO_NO_UV_POLL: '1' }],
+  ['busy polling (KAIO_BUSY_POLL=1000000)', { KAIO_BUSY_POLL: '1000000' }],
 ] as const) {
   test(`${name}: async completions arrive, data is right, the process exits by itself`, async (t) => {
     if (native.length === 0) return t.pass('no native backend here')
@@ -26,3 +29,16 @@ for (const [name, env] of [
     t.deepEqual(stdout.trim().split('\n'), native.map((i) => `ok ${i}`))
   })
 }
+
+test('a bad KAIO_BUSY_POLL warns once and leaves busy polling off', (t) => {
+  const script = `const { Context } = require(${JSON.stringify(path.join(process.cwd(), 'index.js'))})
+    const a = new Context({ implementation: 'js' }), b = new Context()
+    process.stdout.write(JSON.stringify([a.busyPoll, b.busyPoll, new Context({ busyPoll: 7 }).busyPoll]))`
+  for (const bad of ['-1', '1e3', 'fast', '1000001']) {
+    const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, KAIO_BUSY_POLL: bad }, encoding: 'utf8' })
+    t.is(r.status, 0, r.stderr)
+    const expected = native.length > 0 ? [0, 0, 7] : [0, 0, 0]
+    t.deepEqual(JSON.parse(r.stdout), expected)
+    t.is(r.stderr.match(/KaioWarning: KAIO_BUSY_POLL=/g)?.length, 1, r.stderr)
+  }
+})

@@ -1,7 +1,7 @@
 // (5) The smallest kaio workload: N concurrent `readInto` loops of 4 KiB random reads on one
 // descriptor, printing reads/s and CPU per read. Used for A/B runs of two builds (run them
 // alternately: this VM drifts ±10%) and under `perf record -g node --perf-basic-prof`.
-//   node --import @oxc-node/core/register benchmark/loop.ts [--direct] [--depth 32] [--ops 1000000] [--impl linux] [--dir DIR]
+//   node --import @oxc-node/core/register benchmark/loop.ts [--direct] [--depth 32] [--ops 1000000] [--impl linux] [--busy-poll US] [--dir DIR]
 import * as fs from 'node:fs'
 
 import { allocAligned, Context } from '../index'
@@ -18,12 +18,13 @@ async function main(): Promise<void> {
   const depth = Number(opt('--depth', '32'))
   const ops = Number(opt('--ops', direct ? '200000' : '1000000'))
   const impl = opt('--impl', 'linux') as Implementation
+  const busyPoll = Number(opt('--busy-poll', '0'))
   const size = 64 << 20
   const path = testFilePath(undefined, opt('--dir', process.cwd()))
   fillTestFile(openTestFile(path), path, size)
   try {
     const fd = fs.openSync(path, fs.constants.O_RDONLY | (direct ? fs.constants.O_DIRECT : 0))
-    const ctx = new Context({ implementation: impl, maxRequests: depth })
+    const ctx = new Context({ implementation: impl, maxRequests: depth, busyPoll })
     if (!direct) warm(path)
     let done = 0
     const t0 = process.hrtime.bigint()
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
     )
     const us = Number(process.hrtime.bigint() - t0) / 1000 / done
     const cpu = process.cpuUsage(c0)
-    console.log(`${impl} ${direct ? 'O_DIRECT' : 'page cache'} d${depth}: ${Math.round(1e6 / us)} reads/s, ${us.toFixed(2)} µs/read, CPU ${((cpu.user + cpu.system) / done).toFixed(2)} µs/read`)
+    console.log(`${impl}${busyPoll ? ` busyPoll ${busyPoll}` : ''} ${direct ? 'O_DIRECT' : 'page cache'} d${depth}: ${Math.round(1e6 / us)} reads/s, ${us.toFixed(2)} µs/read, CPU ${((cpu.user + cpu.system) / done).toFixed(2)} µs/read`)
     await ctx.close()
     fs.closeSync(fd)
   } finally {

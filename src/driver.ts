@@ -72,13 +72,14 @@ export class NativeDriver implements Driver {
   readonly #out = new Float64Array(3 * OUT_CAPACITY)
   readonly #flush = (): void => this.#doFlush()
 
-  constructor(kind: 'linux' | 'thread', size: number) {
+  /** `busyPoll`: microseconds the event loop keeps polling for completions (0: off). */
+  constructor(kind: 'linux' | 'thread', size: number, busyPoll = 0) {
     if (!binding) throw new Error('native binding not loaded')
     this.implementation = kind
     // The completion callback holds the driver weakly: an idle, unreachable context can be
     // collected (its native finalizer then tears it down). A busy one is in `live`.
     const weak = new WeakRef(this)
-    this.#native = new binding.NativeContext(kind, size, () => weak.deref()?.onReady(), this.#out)
+    this.#native = new binding.NativeContext(kind, size, () => weak.deref()?.onReady(), this.#out, busyPoll)
     this.#handle = this.#native.handle
   }
 

@@ -121,12 +121,19 @@ export async function drive(spec: RunSpec, op: Op): Promise<Measured> {
   }
 }
 
-/** kaio on backend `impl`: `ctx.readInto` / `ctx.write` on an fd opened with `fs.openSync`. */
-export async function runKaio(impl: Implementation, spec: RunSpec): Promise<Measured> {
+/** The busy-poll budget of the `linux-poll` engine: above a 4k O_DIRECT read's latency here. */
+export const BENCH_BUSY_POLL = 200
+
+/** kaio engine `name`: `ctx.readInto` / `ctx.write` on an fd opened with `fs.openSync`. */
+export async function runKaio(name: KaioEngine, spec: RunSpec): Promise<Measured> {
   const fd = fs.openSync(spec.path, openFlags(spec.mode))
   let ctx: Context | undefined
   try {
-    ctx = new Context({ implementation: impl, maxRequests: Math.max(128, spec.depth) })
+    ctx = new Context({
+      implementation: implementationOf(name),
+      maxRequests: Math.max(128, spec.depth),
+      busyPoll: name === 'linux-poll' ? BENCH_BUSY_POLL : 0,
+    })
     const c = ctx
     const bufs = slotBuffers(spec.depth, spec.bs)
     const op: Op = isRead(spec.workload)
@@ -157,9 +164,16 @@ export async function runNode(spec: RunSpec): Promise<Measured> {
   }
 }
 
+export type KaioEngine = Implementation | 'linux-poll'
+
 /** Whether `name` measures kaio itself. */
-export function isKaio(name: EngineName): name is Implementation {
-  return name === 'linux' || name === 'thread' || name === 'js'
+export function isKaio(name: EngineName): name is KaioEngine {
+  return name === 'linux' || name === 'linux-poll' || name === 'thread' || name === 'js'
+}
+
+/** The backend a kaio engine runs on. */
+export function implementationOf(name: KaioEngine): Implementation {
+  return name === 'linux-poll' ? 'linux' : name
 }
 
 /** A human label for an engine. */
@@ -169,6 +183,8 @@ export function engineLabel(name: EngineName): string {
     case 'thread':
     case 'js':
       return `kaio ${name}`
+    case 'linux-poll':
+      return 'kaio linux busy-poll'
     case 'node':
       return 'node:fs/promises'
     case 'fio':

@@ -8,12 +8,14 @@ export class UsageError extends Error {
 
 export type Workload = 'randread' | 'randwrite' | 'read' | 'write'
 export type Mode = 'direct' | 'buffered'
-/** kaio backends, node:fs/promises, fio libaio and fio psync (depth 1 only). */
-export type EngineName = 'linux' | 'thread' | 'js' | 'node' | 'fio' | 'fio-psync'
+/**
+ * kaio backends (`linux-poll`: the linux backend with busy polling), node:fs/promises, fio
+ * libaio and fio psync (depth 1 only).
+ */
+export type EngineName = 'linux' | 'linux-poll' | 'thread' | 'js' | 'node' | 'fio' | 'fio-psync'
 
 export const WORKLOADS: readonly Workload[] = ['randread', 'randwrite', 'read', 'write']
-export const ENGINES: readonly EngineName[] = ['linux', 'thread', 'js', 'node', 'fio', 'fio-psync']
-export const KAIO_ENGINES: readonly EngineName[] = ['linux', 'thread', 'js']
+export const ENGINES: readonly EngineName[] = ['linux', 'linux-poll', 'thread', 'js', 'node', 'fio', 'fio-psync']
 
 export interface BenchOptions {
   /** Test file path; created and removed by the run. */
@@ -202,8 +204,9 @@ Options:
   --bs SIZE[,SIZE]      block size for all workloads, or RANDOM,SEQUENTIAL (default 4k,1M)
   --workload LIST       randread,randwrite,read,write (default all)
   --direct              O_DIRECT only        --buffered   page cache only (default both)
-  --impl LIST           engines: linux,thread,js (kaio backends), node (node:fs/promises),
-                        fio (libaio), fio-psync (depth 1 only) (default all available)
+  --impl LIST           engines: linux,thread,js (kaio backends), linux-poll (linux with
+                        busyPoll 200 µs), node (node:fs/promises), fio (libaio),
+                        fio-psync (depth 1 only) (default all available)
   --memory-ops N        operations per engine of the memory check, each engine in a child
                         process (default 5000000; 0 skips it; --quick skips it)
   --json                machine-readable results on stdout

@@ -6,6 +6,7 @@ import type { EngineName, Mode, Workload } from './options'
 
 const COLORS: Record<EngineName, string> = {
   linux: '#d62728',
+  'linux-poll': '#e377c2',
   thread: '#ff7f0e',
   js: '#9467bd',
   node: '#1f77b4',

@@ -4,7 +4,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { available } from '../select'
-import { engineLabel, isKaio, isRead, runKaio, runNode } from './engines'
+import { engineLabel, implementationOf, isKaio, isRead, runKaio, runNode } from './engines'
 import type { Measured, RunSpec } from './engines'
 import { fioVersion, runFio } from './fio'
 import { ENGINES, UsageError } from './options'
@@ -39,7 +39,7 @@ function resolveEngines(opts: BenchOptions, notes: string[]): EngineName[] {
   const out: EngineName[] = []
   for (const e of ENGINES) {
     if (!opts.engines.includes(e)) continue
-    if (isKaio(e) && !usable.includes(e)) {
+    if (isKaio(e) && !usable.includes(implementationOf(e))) {
       notes.push(`kaio ${e} backend is not available here; skipped`)
       continue
     }
@@ -105,7 +105,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   }
   plan(opts.modes)
   // The memory check: every kaio backend and node:fs, each in a child process of its own.
-  const memoryEngines = opts.memoryOps > 0 ? engines.filter((e): e is MemorySpec['engine'] => isKaio(e) || e === 'node') : []
+  const memoryEngines = opts.memoryOps > 0 ? engines.filter((e): e is MemorySpec['engine'] => (isKaio(e) && e !== 'linux-poll') || e === 'node') : []
   const memorySeconds = memoryEngines.length * opts.memoryOps * 6e-6
   const runs = (): number => cells.reduce((n, c) => n + c.engines.length, 0) + memoryEngines.length
   let progress = new Progress(runs(), runs() * (opts.duration + 0.3) + memorySeconds, false)

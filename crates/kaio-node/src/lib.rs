@@ -113,6 +113,11 @@ struct Hot {
     referenced: Cell<bool>,
 }
 
+/// How long one event-loop phase may keep settling completions reaped inline before they
+/// wait for the loop's next turn (see [`Hot::deliver_inline`]).
+#[cfg(target_os = "linux")]
+const YIELD_AFTER_MS: u64 = 2;
+
 thread_local! {
     /// Live contexts of this thread's environment, by handle. Each JS thread (main, worker)
     /// has its own table, as it has its own contexts.
@@ -165,6 +170,46 @@ impl Hot {
         Ok(())
     }
 
+    /// Busy polling (when on): keep the loop polling while the engine has requests
+    /// outstanding, stop once it has none. Called after each submit and each collect.
+    fn spin(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(Engine {
+            backend,
+            waker: Waker::Loop(w),
+        }) = self.engine.borrow().as_ref()
+        {
+            if w.busy_polls() {
+                w.busy(backend.outstanding() > 0);
+            }
+        }
+    }
+
+    /// Completions the caller's thread just reaped itself (buffered I/O finishes inside
+    /// `io_submit`). Settling them at once lets a promise chain that awaits one cached read
+    /// after another run inside one microtask checkpoint forever, and timers and sockets
+    /// would never run. Once the current loop phase has run for [`YIELD_AFTER_MS`], they wait
+    /// for the loop's next poll phase instead (the eventfd is signalled; `ctx_drain` delivers
+    /// them, and so does any later flush of that phase), so the loop turns at least that
+    /// often, as it does with node:fs. Returns how many were written to the completion array.
+    fn deliver_inline(&self, cs: Vec<Completion>) -> u32 {
+        #[cfg(target_os = "linux")]
+        if !cs.is_empty() || !self.spill.borrow().is_empty() {
+            if let Some(Engine {
+                waker: Waker::Loop(w),
+                ..
+            }) = self.engine.borrow().as_ref()
+            {
+                if w.phase_ms() >= YIELD_AFTER_MS {
+                    self.spill.borrow_mut().extend(cs);
+                    w.wake();
+                    return 0;
+                }
+            }
+        }
+        self.deliver(cs)
+    }
+
     /// Copies as many completions as fit into the caller's array; the rest wait in `spill`.
     /// Returns how many were written.
     fn deliver(&self, cs: Vec<Completion>) -> u32 {
@@ -202,7 +247,10 @@ fn os_error(e: &std::io::Error, syscall: &str) -> Error {
 impl NativeContext {
     /// Creates a `linux` (kernel AIO, `size` = ring capacity) or `thread` (`size` workers)
     /// context. `on_ready` is called (with no arguments) when completions wait in the mailbox.
-    /// Errors carry the message `syscall:errno` for TypeScript to turn into a system error.
+    /// `busy_poll_us`: microseconds the event loop keeps polling for completions after a
+    /// submit or completion while requests are outstanding (0: off; see [`uvpoll`]; ignored
+    /// without libuv). Errors carry the message `syscall:errno` for TypeScript to turn into a
+    /// system error.
     #[napi(constructor)]
     pub fn new(
         env: Env,
@@ -210,6 +258,7 @@ impl NativeContext {
         size: u32,
         on_ready: Function<(), ()>,
         mut out: Float64ArraySlice<'_>,
+        busy_poll_us: u32,
     ) -> Result<Self> {
         // SAFETY: we keep only the address; see `deliver` for the lifetime contract.
         let (out_ptr, out_len) = unsafe { (out.as_mut().as_mut_ptr(), out.len()) };
@@ -236,7 +285,12 @@ impl NativeContext {
             let fd = mailbox.eventfd().unwrap_or(-1);
             let backend = make(mailbox)?;
             // Without libuv (not Node), the backend is dropped and remade below.
-            if let Some(watch) = uvpoll::LoopWatch::new(env.raw(), fd, on_ready.raw()) {
+            if let Some(watch) = uvpoll::LoopWatch::new(
+                env.raw(),
+                fd,
+                on_ready.raw(),
+                std::time::Duration::from_micros(busy_poll_us.into()),
+            ) {
                 engine = Some(Engine {
                     backend,
                     waker: Waker::Loop(watch),
@@ -385,7 +439,8 @@ pub fn fast_calls(env: &Env) -> Result<Object<'_>> {
 pub fn ctx_flush(handle: u32) -> Result<u32> {
     let hot = hot(handle)?;
     let cs = hot.with(Backend::flush)?;
-    Ok(hot.deliver(cs))
+    hot.spin();
+    Ok(hot.deliver_inline(cs))
 }
 
 /// Called when woken: collects the completions that signalled (the kernel ring and the
@@ -395,6 +450,7 @@ pub fn ctx_flush(handle: u32) -> Result<u32> {
 pub fn ctx_drain(handle: u32) -> u32 {
     let Ok(hot) = hot(handle) else { return 0 };
     let cs = hot.with(Backend::collect).unwrap_or_default();
+    hot.spin();
     hot.deliver(cs)
 }
 

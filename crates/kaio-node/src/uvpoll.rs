@@ -6,22 +6,36 @@
 //! them for addons. Where they are missing (a runtime that is not Node), [`LoopWatch::new`]
 //! returns `None` and the caller keeps the threadsafe-function path.
 //!
+//! Busy polling (opt-in, `Context({ busyPoll })`): while requests are outstanding, an active
+//! `uv_idle` handle makes libuv poll with a zero timeout, so the loop keeps turning (timers,
+//! I/O and JavaScript run as usual) and sees the eventfd the moment it is signalled, instead
+//! of sleeping in `epoll_wait`. On a VM whose idle vCPU halts, that sleep and the wake-up
+//! after it cost more than the I/O itself at depth 1 (benchmark/RESULTS.md). The spin stops
+//! when nothing is outstanding or after the budget passes without a submit or completion.
+//!
 //! Everything here runs on the JavaScript thread of the environment the watch was made in.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use napi::sys;
 
 type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c_int);
 type CloseCb = unsafe extern "C" fn(handle: *mut c_void);
+type IdleCb = unsafe extern "C" fn(handle: *mut c_void);
 
-/// `UV_POLL` in libuv's `uv_handle_type`, `UV_READABLE` in `uv_poll_event` (stable ABI).
+/// `UV_IDLE` and `UV_POLL` in libuv's `uv_handle_type`, `UV_READABLE` in `uv_poll_event`
+/// (stable ABI).
+const UV_IDLE: c_int = 6;
 const UV_POLL: c_int = 8;
 const UV_READABLE: c_int = 1;
 
 struct Uv {
+    /// Bytes of the larger of a poll and an idle handle: both are allocated with this size,
+    /// so one close callback frees either.
     handle_size: usize,
     poll_init: unsafe extern "C" fn(*mut c_void, *mut c_void, c_int) -> c_int,
     poll_start: unsafe extern "C" fn(*mut c_void, c_int, PollCb) -> c_int,
@@ -29,6 +43,10 @@ struct Uv {
     close: unsafe extern "C" fn(*mut c_void, Option<CloseCb>),
     ref_handle: unsafe extern "C" fn(*mut c_void),
     unref_handle: unsafe extern "C" fn(*mut c_void),
+    idle_init: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+    idle_start: unsafe extern "C" fn(*mut c_void, IdleCb) -> c_int,
+    idle_stop: unsafe extern "C" fn(*mut c_void) -> c_int,
+    now: unsafe extern "C" fn(*const c_void) -> u64,
 }
 
 /// The function `name` in the global scope, as the function pointer type `F`.
@@ -56,13 +74,17 @@ fn uv() -> Option<&'static Uv> {
         unsafe {
             let handle_size: unsafe extern "C" fn(c_int) -> usize = symbol(c"uv_handle_size")?;
             Some(Uv {
-                handle_size: handle_size(UV_POLL),
+                handle_size: handle_size(UV_POLL).max(handle_size(UV_IDLE)),
                 poll_init: symbol(c"uv_poll_init")?,
                 poll_start: symbol(c"uv_poll_start")?,
                 poll_stop: symbol(c"uv_poll_stop")?,
                 close: symbol(c"uv_close")?,
                 ref_handle: symbol(c"uv_ref")?,
                 unref_handle: symbol(c"uv_unref")?,
+                idle_init: symbol(c"uv_idle_init")?,
+                idle_start: symbol(c"uv_idle_start")?,
+                idle_stop: symbol(c"uv_idle_stop")?,
+                now: symbol(c"uv_now")?,
             })
         }
     })
@@ -83,9 +105,20 @@ struct Inner {
 /// environment's loop closes (the env cleanup hook does it at teardown).
 pub struct LoopWatch {
     uv: &'static Uv,
+    uv_loop: *const c_void,
     /// Heap memory of `uv.handle_size` bytes (u64 words, so pointer-aligned).
     handle: *mut c_void,
     inner: *mut Inner,
+    /// The busy-poll idle handle and its state (`handle->data`), when busy polling is on.
+    spin: Option<(*mut c_void, Box<Spin>)>,
+}
+
+/// Busy-poll state, read by the idle callback.
+struct Spin {
+    budget: Duration,
+    /// When the idle callback stops the spin (the loop then sleeps in `epoll_wait` again).
+    deadline: Cell<Instant>,
+    active: Cell<bool>,
 }
 
 /// The handle's memory: `uv_handle_size(UV_POLL)` bytes, freed by the close callback.
@@ -107,9 +140,15 @@ fn ok(status: sys::napi_status) -> Option<()> {
 
 impl LoopWatch {
     /// Watches `fd` on `env`'s event loop; `callback` is called with no arguments whenever it
-    /// is readable, after the eventfd's counter is reset. `None` if libuv is not available or
+    /// is readable, after the eventfd's counter is reset. With a non-zero `busy_poll`, the
+    /// loop can be kept polling (see [`LoopWatch::busy`]). `None` if libuv is not available or
     /// a step fails (nothing is left behind then).
-    pub fn new(env: sys::napi_env, fd: c_int, callback: sys::napi_value) -> Option<Self> {
+    pub fn new(
+        env: sys::napi_env,
+        fd: c_int,
+        callback: sys::napi_value,
+        busy_poll: Duration,
+    ) -> Option<Self> {
         let uv = uv()?;
         let mut uv_loop: *mut sys::uv_loop_s = ptr::null_mut();
         // SAFETY: plain napi calls on the JS thread with out-pointers to locals.
@@ -149,12 +188,34 @@ impl LoopWatch {
                 async_ctx,
                 fd,
             }));
-            let watch = Self { uv, handle, inner };
+            let mut watch = Self {
+                uv,
+                uv_loop: uv_loop.cast_const().cast(),
+                handle,
+                inner,
+                spin: None,
+            };
             if (uv.poll_init)(uv_loop.cast(), handle, fd) != 0 {
                 // Not initialised: free directly (uv_close is only for initialised handles).
                 free_handle(handle);
                 watch.release_inner();
                 return None;
+            }
+            if !busy_poll.is_zero() {
+                let idle = alloc_handle(uv.handle_size);
+                if (uv.idle_init)(uv_loop.cast(), idle) != 0 {
+                    free_handle(idle);
+                } else {
+                    let spin = Box::new(Spin {
+                        budget: busy_poll,
+                        deadline: Cell::new(Instant::now()),
+                        active: Cell::new(false),
+                    });
+                    *idle.cast::<*const Spin>() = &raw const *spin;
+                    // Never what keeps the process alive: the poll handle's ref does that.
+                    (uv.unref_handle)(idle);
+                    watch.spin = Some((idle, spin));
+                }
             }
             // `data` is the first member of every libuv handle.
             *handle.cast::<*mut c_void>() = inner.cast();
@@ -179,6 +240,46 @@ impl LoopWatch {
         }
     }
 
+    /// Milliseconds since the event loop last updated its time (at the start of each
+    /// iteration and after each poll): how long the current loop phase has been running.
+    pub fn phase_ms(&self) -> u64 {
+        // SAFETY: the live loop, read on its own thread.
+        let then = unsafe { (self.uv.now)(self.uv_loop) };
+        loop_clock_ms().saturating_sub(then)
+    }
+
+    /// Signals the watched eventfd: the loop calls back in its next poll phase.
+    pub fn wake(&self) {
+        // SAFETY: `inner` is live until `close`, which consumes the watch.
+        let fd = unsafe { (*self.inner).fd };
+        let _ = kaio_core::sys::eventfd_write(fd, 1);
+    }
+
+    /// Whether busy polling is on.
+    pub fn busy_polls(&self) -> bool {
+        self.spin.is_some()
+    }
+
+    /// Busy polling: with requests `outstanding`, keeps the loop polling (not sleeping) for
+    /// the next `busy_poll` from now; without, stops at once. No-op when busy polling is off.
+    pub fn busy(&self, outstanding: bool) {
+        let Some((idle, spin)) = &self.spin else {
+            return;
+        };
+        // SAFETY: an initialised idle handle, on the loop's thread; start/stop are idempotent
+        // in libuv but `active` saves the calls.
+        unsafe {
+            if outstanding {
+                spin.deadline.set(Instant::now() + spin.budget);
+                if !spin.active.replace(true) {
+                    (self.uv.idle_start)(*idle, on_idle);
+                }
+            } else if spin.active.replace(false) {
+                (self.uv.idle_stop)(*idle);
+            }
+        }
+    }
+
     /// Frees the napi reference and async context.
     fn release_inner(&self) {
         // SAFETY: `inner` came from Box::into_raw in `new` and is released once (close
@@ -192,16 +293,65 @@ impl LoopWatch {
 
     /// Stops watching and closes the handle; its memory is freed by libuv's close callback.
     /// The callback is never called after this returns.
-    pub fn close(self) {
-        // SAFETY: an initialised handle, closed once (this consumes the watch), on the loop's
+    pub fn close(mut self) {
+        // SAFETY: initialised handles, closed once (this consumes the watch), on the loop's
         // thread. Clearing `data` first makes a callback already queued in this loop
-        // iteration a no-op.
+        // iteration a no-op (the `Spin` it pointed to is dropped here).
         unsafe {
             (self.uv.poll_stop)(self.handle);
             *self.handle.cast::<*mut c_void>() = ptr::null_mut();
             (self.uv.close)(self.handle, Some(free_handle));
+            if let Some((idle, _spin)) = self.spin.take() {
+                (self.uv.idle_stop)(idle);
+                *idle.cast::<*mut c_void>() = ptr::null_mut();
+                (self.uv.close)(idle, Some(free_handle));
+            }
         }
         self.release_inner();
+    }
+}
+
+/// The clock behind libuv's loop time (`uv__hrtime(UV_CLOCK_FAST)`), in milliseconds:
+/// `CLOCK_MONOTONIC_COARSE` when its resolution is 1 ms or finer, else `CLOCK_MONOTONIC`.
+fn loop_clock_ms() -> u64 {
+    static CLOCK: OnceLock<libc::clockid_t> = OnceLock::new();
+    let id = *CLOCK.get_or_init(|| {
+        let mut res = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: an out-pointer to a local.
+        let ok = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &raw mut res) } == 0;
+        if ok && res.tv_sec == 0 && res.tv_nsec <= 1_000_000 {
+            libc::CLOCK_MONOTONIC_COARSE
+        } else {
+            libc::CLOCK_MONOTONIC
+        }
+    });
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: an out-pointer to a local; monotonic clocks always exist on Linux.
+    unsafe { libc::clock_gettime(id, &raw mut t) };
+    t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
+}
+
+/// Each loop turn while busy polling: stops the spin once its deadline has passed.
+unsafe extern "C" fn on_idle(handle: *mut c_void) {
+    // SAFETY: `data` is null after `close`, else the live `Spin` (see `LoopWatch::new`).
+    let spin = unsafe { *handle.cast::<*const Spin>() };
+    if spin.is_null() {
+        return;
+    }
+    // SAFETY: live until `close`, on this thread.
+    let spin = unsafe { &*spin };
+    if Instant::now() >= spin.deadline.get() {
+        spin.active.set(false);
+        if let Some(uv) = uv() {
+            // SAFETY: an open handle on its loop's thread.
+            unsafe { (uv.idle_stop)(handle) };
+        }
     }
 }
 
