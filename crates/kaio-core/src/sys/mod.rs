@@ -32,6 +32,13 @@ pub fn fd_type(fd: RawFd) -> Result<libc::mode_t, i32> {
     Ok(unsafe { st.assume_init() }.st_mode & libc::S_IFMT)
 }
 
+/// Whether `fd` was opened (or set) with `O_DIRECT`; `true` when that cannot be told.
+pub fn is_direct(fd: RawFd) -> bool {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    flags < 0 || flags & libc::O_DIRECT != 0
+}
+
 /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, prio)`: the I/O priority of the calling thread.
 /// Returns the errno on failure (EPERM for the RT class without privileges).
 #[cfg(target_os = "linux")]
