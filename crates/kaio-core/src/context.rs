@@ -284,6 +284,12 @@ impl AioContext {
                 break;
             }
         }
+        // Requests left queued (a small ring, or the rounds ran out) would wait for a
+        // completion's signal, and quiet ones give none: signal now, so that whoever waits on
+        // the eventfd (the event loop, or the completion thread) comes back to submit them.
+        if !lock(&s.state).queue.is_empty() {
+            let _ = sys::eventfd_write(s.resfd as i32, 1);
+        }
         if s.loop_driven {
             out.extend(s.mailbox.take());
         }

@@ -422,3 +422,23 @@ fn a_buffered_request_that_turns_direct_still_completes() {
         unsafe { std::alloc::dealloc(buf, layout) };
     }
 }
+
+/// More requests than the inline rounds submit through a small ring, fewer than hand over to
+/// the completion thread: the rest must still be submitted although buffered completions do
+/// not signal the eventfd (this hung before the engine signalled for the queue's rest).
+#[test]
+fn a_queue_longer_than_the_inline_rounds_drains() {
+    for (name, make) in backends() {
+        let mut h = make(4);
+        let f = temp_file();
+        let fd = f.as_raw_fd();
+        let bufs: Vec<[u8; 8]> = (0..50u64).map(u64::to_le_bytes).collect();
+        let reqs = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| write(i as u64, fd, i as i64 * 8, b))
+            .collect();
+        let cs = h.run(reqs);
+        assert!(cs.iter().all(|c| c.res == 8), "{name}: {cs:?}");
+    }
+}
