@@ -20,7 +20,9 @@
 //! ("quiet") when the caller's thread submits: it reaps them right after, and signalling an
 //! eventfd per request cost 20% of throughput at page-cache depth 32. Should one still be in flight after a reap
 //! (a filesystem that completes buffered I/O later, or `O_DIRECT` set with `fcntl` after the
-//! check), the reap signals the eventfd itself, so someone reaps again: slower, never stuck.
+//! check), the reap signals the eventfd itself, so someone reaps again: slower, never stuck;
+//! and from then on every request of the context signals (a filesystem that completes
+//! buffered I/O later would otherwise make the event loop spin through each request).
 //!
 //! Memory invariant: a request's buffers belong to the caller until its completion comes out
 //! of [`AioContext::flush`] or the mailbox. Dropping the context runs `io_destroy`, which
@@ -72,6 +74,8 @@ struct State {
     queue: VecDeque<(Request, bool)>,
     /// Requests in the kernel whose completion signals nothing.
     quiet: usize,
+    /// Cleared once a quiet request outlived the reap after its submit: no more quiet ones.
+    quiet_ok: bool,
     /// Completions decided without the kernel (bad fd, ESPIPE, submit errors).
     ready: Vec<Completion>,
     closed: bool,
@@ -155,6 +159,7 @@ impl AioContext {
                 iocbs: vec![Iocb::default(); capacity as usize].into_boxed_slice(),
                 queue: VecDeque::new(),
                 quiet: 0,
+                quiet_ok: true,
                 ready: Vec::new(),
                 closed: false,
                 taken: 0,
@@ -373,7 +378,7 @@ impl Shared {
                         break;
                     };
                     st.taken += 1;
-                    let notify = notify || handed_over;
+                    let notify = notify || handed_over || !st.quiet_ok;
                     let (iocb, iov) = encode(&req, notify.then_some(efd));
                     st.quiet += usize::from(!notify);
                     let Ok(key) = st.inflight.insert(Slot {
@@ -468,7 +473,10 @@ impl Shared {
             }
             total += n;
             if n < REAP_BATCH {
-                if lock(&self.state).quiet > 0 {
+                let mut st = lock(&self.state);
+                if st.quiet > 0 {
+                    st.quiet_ok = false;
+                    drop(st);
                     let _ = sys::eventfd_write(self.resfd as i32, 1);
                 }
                 return total;
