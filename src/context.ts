@@ -34,12 +34,12 @@ export interface ContextOptions {
 export const DEFAULT_MAX_REQUESTS = 128
 export const DEFAULT_POOL_SIZE = 16
 const MAX_REQUESTS = 65536
-export const MAX_BUSY_POLL = 1_000_000
+const MAX_BUSY_POLL = 1_000_000
 
 let envBusyPoll: number | undefined
 
 /** `KAIO_BUSY_POLL` (microseconds), read once; a bad value is warned about and taken as 0. */
-export function defaultBusyPoll(): number {
+function defaultBusyPoll(): number {
   if (envBusyPoll !== undefined) return envBusyPoll
   const text = (process.env.KAIO_BUSY_POLL ?? '').trim()
   if (text === '') return (envBusyPoll = 0)

@@ -282,17 +282,19 @@ impl AioContext {
         }
         let _reaping = lock(&s.reap_lock);
         let mut out = std::mem::take(&mut lock(&s.state).ready);
+        let mut queued = false;
         for _ in 0..INLINE_ROUNDS {
             s.pump(&mut out, false);
             let reaped = s.reap(&mut out);
-            if reaped == 0 || lock(&s.state).queue.is_empty() {
+            queued = !lock(&s.state).queue.is_empty();
+            if reaped == 0 || !queued {
                 break;
             }
         }
         // Requests left queued (a small ring, or the rounds ran out) would wait for a
         // completion's signal, and quiet ones give none: signal now, so that whoever waits on
         // the eventfd (the event loop, or the completion thread) comes back to submit them.
-        if !lock(&s.state).queue.is_empty() {
+        if queued {
             let _ = sys::eventfd_write(s.resfd as i32, 1);
         }
         if s.loop_driven {

@@ -173,18 +173,24 @@ fn many_requests_with_submission_handed_over() {
     many_requests(64);
 }
 
+/// Writes the numbers `0..n` as 8-byte little-endian words at offsets `0, 8, 16, ...`, one
+/// request each, and waits for them.
+fn write_numbers(h: &mut Harness, fd: i32, n: u64) -> Vec<Completion> {
+    let bufs: Vec<[u8; 8]> = (0..n).map(u64::to_le_bytes).collect();
+    let reqs = bufs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| write(i as u64, fd, i as i64 * 8, b))
+        .collect();
+    h.run(reqs)
+}
+
 fn many_requests(capacity: u32) {
     for (name, make) in backends() {
         let mut h = make(capacity);
         let f = temp_file();
         let fd = f.as_raw_fd();
-        let bufs: Vec<[u8; 8]> = (0..1500u64).map(u64::to_le_bytes).collect();
-        let reqs = bufs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| write(i as u64, fd, i as i64 * 8, b))
-            .collect();
-        let cs = h.run(reqs);
+        let cs = write_numbers(&mut h, fd, 1500);
         assert!(cs.iter().all(|c| c.res == 8), "{name}");
         let mut back = vec![0u8; 1500 * 8];
         let c = h.run(vec![read(9999, fd, 0, &mut back)]);
@@ -431,14 +437,7 @@ fn a_queue_longer_than_the_inline_rounds_drains() {
     for (name, make) in backends() {
         let mut h = make(4);
         let f = temp_file();
-        let fd = f.as_raw_fd();
-        let bufs: Vec<[u8; 8]> = (0..50u64).map(u64::to_le_bytes).collect();
-        let reqs = bufs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| write(i as u64, fd, i as i64 * 8, b))
-            .collect();
-        let cs = h.run(reqs);
+        let cs = write_numbers(&mut h, f.as_raw_fd(), 50);
         assert!(cs.iter().all(|c| c.res == 8), "{name}: {cs:?}");
     }
 }
