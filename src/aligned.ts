@@ -5,6 +5,8 @@ import { invalidArgType, outOfRange } from './errors'
 import { validateInt } from './validate'
 
 const WASM_PAGE = 65536
+/** From this size up, `allocAligned` memory is its own mapping advised for transparent huge pages. */
+export const HUGE_PAGE = 2 * 1024 * 1024
 
 // @types/node does not declare the WebAssembly namespace; this is the part used here.
 declare const WebAssembly: { Memory: new (d: { initial: number; maximum?: number }) => { buffer: ArrayBuffer } }

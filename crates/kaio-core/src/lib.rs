@@ -6,6 +6,7 @@ pub mod arena;
 #[cfg(target_os = "linux")]
 pub mod context;
 pub mod mailbox;
+pub mod mem;
 pub mod pool;
 pub mod probe;
 pub mod request;

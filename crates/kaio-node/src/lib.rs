@@ -19,6 +19,7 @@ use std::ffi::c_void;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use kaio_core::mem::AlignedBuf;
 use kaio_core::{Backend, Completion, Mailbox, Op, Request};
 use napi::bindgen_prelude::{
     BigInt, BufferSlice, Either, Float64Array, Float64ArraySlice, FromNapiValue, Function, Object,
@@ -520,25 +521,16 @@ pub fn probe() -> (bool, String, String) {
     (p.available, p.reason.clone(), p.kernel.clone())
 }
 
-/// Allocates `size` bytes aligned to `alignment` (a power of two), zero-filled, as a Buffer
-/// whose finalizer frees it with the same layout.
+/// Allocates `size` zero bytes aligned to `alignment` (a power of two) as a Buffer whose
+/// finalizer frees them; 2 MiB and up get transparent huge pages (see `kaio_core::mem`).
 #[napi]
 pub fn alloc_aligned(env: &Env, size: u32, alignment: u32) -> Result<BufferSlice<'_>> {
-    let size = size as usize;
-    let layout = std::alloc::Layout::from_size_align(size.max(1), alignment as usize)
-        .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?;
-    // SAFETY: the layout has a non-zero size.
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-    if ptr.is_null() {
-        return Err(Error::new(Status::GenericFailure, "ENOMEM"));
-    }
-    // SAFETY: `ptr` is a fresh allocation of `size` bytes; the finalizer frees it with the
-    // layout it was allocated with, exactly once.
-    unsafe {
-        BufferSlice::from_external(env, ptr, size, layout, move |_, layout| {
-            std::alloc::dealloc(ptr, layout);
-        })
-    }
+    let buf = AlignedBuf::zeroed(size as usize, alignment as usize)
+        .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+    let (ptr, len) = (buf.as_ptr(), buf.len());
+    // SAFETY: `buf` owns `len` initialised bytes at `ptr`; it moves into the finalizer, which
+    // drops it (freeing the memory) exactly once, after V8 lets go of the Buffer.
+    unsafe { BufferSlice::from_external(env, ptr, len, buf, |_, buf| drop(buf)) }
 }
 
 /// The address of a view's first byte modulo `alignment` (0 when aligned).

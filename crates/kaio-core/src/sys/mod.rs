@@ -66,6 +66,44 @@ pub fn ioprio_set_current(_prio: u16) -> Result<(), i32> {
     Err(libc::ENOTSUP)
 }
 
+/// A private anonymous read-write mapping of `len` bytes (zero-filled, page aligned).
+pub fn mmap_anonymous(len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    // SAFETY: a fresh anonymous mapping at an address the kernel picks touches no existing
+    // memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(p.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// Unmaps `len` bytes at `ptr`.
+///
+/// # Safety
+/// The range must lie in a mapping made by [`mmap_anonymous`] that nothing refers to any more.
+pub unsafe fn munmap(ptr: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees the range is an unused mapping of ours; munmap of a
+    // page-aligned range inside a mapping cannot fail otherwise.
+    unsafe { libc::munmap(ptr.cast(), len) };
+}
+
+/// Asks for transparent huge pages on `len` bytes at `ptr` (`MADV_HUGEPAGE`). Advice only:
+/// kernels without THP, or with it set to `never`, ignore it (the error is dropped).
+#[cfg(target_os = "linux")]
+pub fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    // SAFETY: MADV_HUGEPAGE changes no contents; at worst the kernel refuses the advice.
+    unsafe { libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE) };
+}
+
 /// Whether `fd` is a terminal (`isatty(3)`, an ioctl that never blocks).
 pub fn is_tty(fd: RawFd) -> bool {
     // SAFETY: plain call on a descriptor number.
