@@ -6,6 +6,8 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
+import { combine } from '../src/bench/engines'
+
 // ava runs specs with the package root as the working directory.
 const ROOT = process.cwd()
 const BIN = path.join(ROOT, 'bin', 'kaio.js')
@@ -146,4 +148,26 @@ test('--plot writes an SVG chart', async (t) => {
   t.regex(text, /<\/svg>\s*$/)
   t.regex(text, /polyline/)
   t.regex(text, /node:fs\/promises/)
+})
+
+test('combine: the two half runs of an engine add up; latency and CPU are weighted by operations', (t) => {
+  const run = (ops: number, seconds: number, meanLatUs: number, p99LatUs: number, cpuPerOpUs: number) => ({
+    ops,
+    bytes: ops * 4096,
+    seconds,
+    iops: ops / seconds,
+    mbps: (ops * 4096) / seconds / 1e6,
+    meanLatUs,
+    p99LatUs,
+    cpuPerOpUs,
+  })
+  const m = combine([run(300, 1, 10, 40, 2), run(100, 1, 30, 80, 6)])
+  t.is(m.ops, 400)
+  t.is(m.seconds, 2)
+  t.is(m.iops, 200)
+  t.is(m.bytes, 400 * 4096)
+  t.is(m.meanLatUs, 15)
+  t.is(m.p99LatUs, 50)
+  t.is(m.cpuPerOpUs, 3)
+  t.true(Number.isNaN(combine([run(0, 1, NaN, NaN, NaN)]).meanLatUs))
 })

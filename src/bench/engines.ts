@@ -7,7 +7,7 @@ import { randomFillSync } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 
 import { Context } from '../context'
-import { allocAligned } from '../aligned'
+import { allocAligned, HUGE_PAGE } from '../aligned'
 import type { Implementation } from '../driver'
 import { Histogram } from './hist'
 import type { EngineName, Mode, Workload } from './options'
@@ -40,6 +40,30 @@ export interface Measured {
   cpuPerOpUs: number
 }
 
+/** The counting part of a measurement, with its rates. */
+function totals(ops: number, bytes: number, seconds: number): Pick<Measured, 'ops' | 'bytes' | 'seconds' | 'iops' | 'mbps'> {
+  return { ops, bytes, seconds, iops: ops / seconds, mbps: bytes / seconds / 1e6 }
+}
+
+/**
+ * One measurement from several runs of the same engine on the same cell. Counts and times
+ * add up; mean latency and CPU per operation are weighted by operations, exactly. p99 is the
+ * operation-weighted mean of the runs' p99s, an approximation: only fio's percentiles, not
+ * its histogram, are at hand.
+ */
+export function combine(runs: Measured[]): Measured {
+  const ops = runs.reduce((n, r) => n + r.ops, 0)
+  const bytes = runs.reduce((n, r) => n + r.bytes, 0)
+  const seconds = runs.reduce((n, r) => n + r.seconds, 0)
+  const weighted = (f: (r: Measured) => number): number => (ops > 0 ? runs.reduce((n, r) => n + (r.ops > 0 ? f(r) * r.ops : 0), 0) / ops : NaN)
+  return {
+    ...totals(ops, bytes, seconds),
+    meanLatUs: weighted((r) => r.meanLatUs),
+    p99LatUs: weighted((r) => r.p99LatUs),
+    cpuPerOpUs: weighted((r) => r.cpuPerOpUs),
+  }
+}
+
 export const O_DIRECT = fs.constants.O_DIRECT ?? 0
 
 export function openFlags(mode: Mode): number {
@@ -50,9 +74,13 @@ export function isRead(w: Workload): boolean {
   return w === 'randread' || w === 'read'
 }
 
-/** Per-slot page-aligned buffers, filled with random bytes (what writes store). */
+/**
+ * Per-slot page-aligned buffers, filled with random bytes (what writes store), cut from one
+ * allocation of at least 2 MiB so that it gets transparent huge pages (see `allocAligned`).
+ */
 export function slotBuffers(depth: number, bs: number): Buffer[] {
-  return Array.from({ length: depth }, () => randomFillSync(allocAligned(bs)))
+  const region = randomFillSync(allocAligned(Math.max(depth * bs, HUGE_PAGE)))
+  return Array.from({ length: depth }, (_, i) => region.subarray(i * bs, (i + 1) * bs))
 }
 
 /** An operation on slot `slot`'s buffer at `offset`; resolves bytes transferred. */
@@ -110,11 +138,7 @@ export async function drive(spec: RunSpec, op: Op): Promise<Measured> {
   const cpu = process.cpuUsage(cpu0)
   if (failure !== null) throw failure
   return {
-    ops,
-    bytes,
-    seconds,
-    iops: ops / seconds,
-    mbps: bytes / seconds / 1e6,
+    ...totals(ops, bytes, seconds),
     meanLatUs: hist.mean() / 1000,
     p99LatUs: hist.quantile(0.99) / 1000,
     cpuPerOpUs: ops > 0 ? (cpu.user + cpu.system) / ops : NaN,

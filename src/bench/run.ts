@@ -4,7 +4,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { available } from '../select'
-import { engineLabel, implementationOf, isKaio, isRead, runKaio, runNode } from './engines'
+import { combine, engineLabel, implementationOf, isKaio, isRead, runKaio, runNode } from './engines'
 import type { Measured, RunSpec } from './engines'
 import { fioVersion, runFio } from './fio'
 import { ENGINES, UsageError } from './options'
@@ -50,7 +50,22 @@ function resolveEngines(opts: BenchOptions, notes: string[]): EngineName[] {
     out.push(e)
   }
   if (out.includes('fio-psync') && !opts.depths.includes(1)) notes.push('fio psync runs at depth 1 only; no depth 1 in this run')
+  const thp = thpMode()
+  if (out.includes('fio') && opts.modes.includes('direct') && thp !== null && thp !== 'always' && thp !== 'never') {
+    notes.push(
+      `kaio and node:fs use one allocAligned region (transparent huge pages); fio's malloc'd buffers get 4 KiB pages under THP mode '${thp}': large O_DIRECT transfers favour kaio and node:fs over fio (see benchmark/RESULTS.md)`,
+    )
+  }
   return out
+}
+
+/** The system's transparent huge page mode (`always`, `madvise`, `never`), or null if unknown. */
+function thpMode(): string | null {
+  try {
+    return /\[(\w+)\]/.exec(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? null
+  } catch {
+    return null
+  }
 }
 
 function checkPlotPath(file: string): void {
@@ -107,8 +122,8 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   // The memory check: every kaio backend and node:fs, each in a child process of its own.
   const memoryEngines = opts.memoryOps > 0 ? engines.filter((e): e is MemorySpec['engine'] => (isKaio(e) && e !== 'linux-poll') || e === 'node') : []
   const memorySeconds = memoryEngines.length * opts.memoryOps * 6e-6
-  const runs = (): number => cells.reduce((n, c) => n + c.engines.length, 0) + memoryEngines.length
-  let progress = new Progress(runs(), runs() * (opts.duration + 0.3) + memorySeconds, false)
+  const runs = (): number => cells.reduce((n, c) => n + 2 * c.engines.length, 0) + memoryEngines.length
+  let progress = new Progress(runs(), runs() * (opts.duration / 2 + 0.3) + memorySeconds, false)
   for (const n of notes) progress.note(`note: ${n}`)
 
   const fd = openTestFile(file)
@@ -123,30 +138,40 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         modes = modes.filter((m) => m !== 'direct')
         say(`O_DIRECT is unusable in ${path.dirname(file)} (${problem}); O_DIRECT cells skipped`)
         plan(modes)
-        progress = new Progress(runs(), runs() * (opts.duration + 0.3) + memorySeconds, false)
+        progress = new Progress(runs(), runs() * (opts.duration / 2 + 0.3) + memorySeconds, false)
       }
     }
 
     const results: CellResult[] = []
     const started = new Date()
     for (const c of cells) {
-      const cell: CellResult[] = []
-      for (const engine of c.engines) {
-        const spec: RunSpec = { path: file, mode: c.mode, workload: c.workload, bs: c.bs, depth: c.depth, duration: opts.duration, size: opts.size }
+      // Each engine runs twice for half the duration, in the order A B C C B A, so that drift
+      // inside the cell (host cache, write-back) weighs on every engine alike.
+      const halves = new Map<EngineName, Measured[]>()
+      const errors = new Map<EngineName, string>()
+      for (const engine of [...c.engines, ...[...c.engines].reverse()]) {
+        const spec: RunSpec = { path: file, mode: c.mode, workload: c.workload, bs: c.bs, depth: c.depth, duration: opts.duration / 2, size: opts.size }
         progress.start(`${modeLabel(c.mode)} ${c.workload} ${sizeLabel(c.bs)} d${c.depth} ${engineLabel(engine)}`)
         // The VM evicts idle page cache within a minute: warm right before each buffered run.
         if (c.mode === 'buffered') warm(file)
-        const base = { mode: c.mode, workload: c.workload, bs: c.bs, depth: c.depth, engine, label: engineLabel(engine) }
-        try {
-          const m = await runOne(engine, spec)
-          cell.push({ ...base, ...m, vsNode: null, vsFio: null })
-        } catch (e) {
-          cell.push(failedResult(base, shortError(e)))
+        if (!errors.has(engine)) {
+          try {
+            const m = await runOne(engine, spec)
+            halves.set(engine, [...(halves.get(engine) ?? []), m])
+          } catch (e) {
+            errors.set(engine, shortError(e))
+          }
         }
         // Dirty pages of a write run must not be flushed during the next engine's run.
         if (!isRead(c.workload)) sync(file)
         progress.step()
       }
+      const cell = c.engines.map((engine): CellResult => {
+        const base = { mode: c.mode, workload: c.workload, bs: c.bs, depth: c.depth, engine, label: engineLabel(engine) }
+        const error = errors.get(engine)
+        if (error !== undefined) return failedResult(base, error)
+        return { ...base, ...combine(halves.get(engine)!), vsNode: null, vsFio: null }
+      })
       addRatios(cell)
       results.push(...cell)
     }
