@@ -530,7 +530,16 @@ pub fn alloc_aligned(env: &Env, size: u32, alignment: u32) -> Result<BufferSlice
     let (ptr, len) = (buf.as_ptr(), buf.len());
     // SAFETY: `buf` owns `len` initialised bytes at `ptr`; it moves into the finalizer, which
     // drops it (freeing the memory) exactly once, after V8 lets go of the Buffer.
-    unsafe { BufferSlice::from_external(env, ptr, len, buf, |_, buf| drop(buf)) }
+    let out = unsafe {
+        BufferSlice::from_external(env, ptr, len, buf, |env, buf| {
+            let _ = env.adjust_external_memory(-(buf.len() as i64));
+            drop(buf);
+        })
+    }?;
+    // V8 sees only a small object: tell it how much memory that object holds, so that
+    // dropped buffers are collected as soon as their size warrants.
+    env.adjust_external_memory(len as i64)?;
+    Ok(out)
 }
 
 /// The address of a view's first byte modulo `alignment` (0 when aligned).
