@@ -3,14 +3,14 @@
 //! Large buffers (2 MiB and up) are their own anonymous mapping, placed on a 2 MiB boundary
 //! with `MADV_HUGEPAGE`: backed by transparent huge pages, an `O_DIRECT` request pins one page
 //! instead of 256 per MiB and reaches the device as one physically contiguous segment. Here
-//! (THP set to `madvise`, the common default) that made 1 MiB `O_DIRECT` reads at depth 8 go
-//! from ~5k to ~8k per second for fio, and for kaio with such buffers (benchmark/RESULTS.md).
-//! Smaller buffers come from the global allocator.
+//! 1 MiB `O_DIRECT` reads at depth 8 went from ~5k to ~8k per second with huge pages, for fio
+//! (THP set to `always`) and for kaio (these mappings, under THP `madvise`, the common
+//! default); see benchmark/RESULTS.md, section 7. Smaller buffers come from the global
+//! allocator. Only Linux gets the mappings.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-#[cfg(target_os = "linux")]
 use crate::sys;
 
 /// The size of a transparent huge page on x86-64 and arm64 with 4 KiB pages.
@@ -19,6 +19,7 @@ pub const HUGE_PAGE: usize = 2 << 20;
 enum Kind {
     Heap(Layout),
     /// The mapping's length (the buffer's, rounded up to whole pages).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Mapped(usize),
 }
 
