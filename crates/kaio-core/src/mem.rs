@@ -160,20 +160,25 @@ mod tests {
             return;
         }
         let b = AlignedBuf::zeroed(2 * HUGE_PAGE, 4096).unwrap();
-        let start = format!("{:x}-", b.as_ptr() as usize);
+        let at = b.as_ptr() as usize;
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let header = |l: &str| {
-            l.split_whitespace().next().is_some_and(|t| {
-                t.contains('-') && t.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
-            })
+        // The mapping holding the buffer: a header line `start-end perms ...`, then its fields.
+        let range = |l: &str| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            ))
         };
-        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+        let mut lines = smaps
+            .lines()
+            .skip_while(|l| !range(l).is_some_and(|(a, b)| a <= at && at < b));
         let first = lines.next();
         let block: Vec<&str> = first
             .into_iter()
-            .chain(lines.take_while(|l| !header(l)))
+            .chain(lines.take_while(|l| range(l).is_none()))
             .collect();
-        assert!(!block.is_empty(), "no mapping starts at the buffer");
+        assert!(!block.is_empty(), "no mapping holds the buffer");
         assert!(
             block
                 .iter()
