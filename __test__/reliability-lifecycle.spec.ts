@@ -83,7 +83,7 @@ for (const impl of implementations) {
 
   test.serial(`${impl}: a context collected by GC with writes in flight keeps its buffers until done`, async (t) => {
     t.timeout(90_000)
-    const r = await runFixture('lifecycle-child.ts', ['gc', impl], { nodeArgs: ['--expose-gc'], timeoutMs: 60_000 })
+    const r = await runFixture('lifecycle-child.js', ['gc', impl], { nodeArgs: ['--expose-gc'], timeoutMs: 60_000 })
     t.false(r.timedOut, 'writes never settled (context collected mid-flight?)')
     t.is(r.code, 0, r.stderr)
     t.is(r.signal, null)
@@ -96,7 +96,7 @@ for (const impl of implementations) {
 
   for (const mode of ['exit', 'exit-in-callback']) {
     test(`${impl}: process.exit() with requests in flight (${mode}) exits 0 without a signal`, async (t) => {
-      const r = await runFixture('lifecycle-child.ts', [mode, impl], { timeoutMs: 20_000 })
+      const r = await runFixture('lifecycle-child.js', [mode, impl], { timeoutMs: 20_000 })
       t.false(r.timedOut)
       t.is(r.signal, null, r.stderr)
       t.is(r.code, 0, r.stderr)
@@ -105,7 +105,7 @@ for (const impl of implementations) {
 
   for (const mode of ['idle', 'idle-unused']) {
     test(`${impl}: a process with an open, idle context exits by itself (${mode})`, async (t) => {
-      const r = await runFixture('lifecycle-child.ts', [mode, impl], { timeoutMs: 15_000 })
+      const r = await runFixture('lifecycle-child.js', [mode, impl], { timeoutMs: 15_000 })
       t.false(r.timedOut, 'the idle context kept the process alive')
       t.is(r.code, 0, r.stderr)
       t.is(r.signal, null)
@@ -133,7 +133,7 @@ for (const impl of implementations) {
 
 test.serial('worker_threads: 4 workers with their own contexts at once, then workers terminated mid-flight: no crash, no leak', async (t) => {
   t.timeout(90_000)
-  const r = await runFixture('lifecycle-child.ts', ['workers', 'linux'], { timeoutMs: 60_000 })
+  const r = await runFixture('lifecycle-child.js', ['workers', 'linux'], { timeoutMs: 60_000 })
   t.false(r.timedOut)
   t.is(r.code, 0, r.stderr)
   t.is(r.signal, null)
@@ -152,8 +152,7 @@ test.serial('child_process.fork: the child gets working contexts of its own whil
   const fd = fs.openSync(file, 'r+')
   // The parent is mid-I/O when it forks.
   const pending = parentCtxs.map((c) => c.read(BLOCK, fd, 0))
-  const child = fork(path.join(FIXTURES, 'lifecycle-child.ts'), ['fork-child', 'linux'], {
-    execArgv: ['--import', '@oxc-node/core/register'],
+  const child = fork(path.join(FIXTURES, 'lifecycle-child.js'), ['fork-child', 'linux'], {
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   })
   let stderr = ''

@@ -16,7 +16,7 @@ const runs = new Map<Implementation, Promise<PipesOut>>()
 function pipes(t: ExecutionContext, impl: Implementation): Promise<PipesOut> {
   let p = runs.get(impl)
   if (!p) {
-    p = runFixture('nonseekable.ts', [impl, 'pipes'], { timeoutMs: 20_000 }).then((r) => {
+    p = runFixture('nonseekable.js', [impl, 'pipes'], { timeoutMs: 20_000 }).then((r) => {
       if (r.timedOut) throw new Error(`child blocked (killed after 20 s); stderr: ${r.stderr}`)
       if (r.code !== 0) throw new Error(`child exited ${r.code} ${r.signal}: ${r.stderr}`)
       return JSON.parse(r.stdout) as PipesOut
@@ -78,7 +78,7 @@ for (const impl of implementations) {
   // engine checks isatty() for character devices and answers ESPIPE, as pread does.
   test(`${impl}: read on a tty (/dev/ptmx) does not block the event loop`, async (t) => {
     t.timeout(30_000)
-    const r = await runFixture('nonseekable.ts', [impl, 'tty'], { timeoutMs: 8_000 })
+    const r = await runFixture('nonseekable.js', [impl, 'tty'], { timeoutMs: 8_000 })
     t.false(r.timedOut, 'the child blocked and was killed')
     t.is(r.code, 0, r.stderr)
     const out = JSON.parse(r.stdout) as { tty: { code: string } }

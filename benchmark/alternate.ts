@@ -2,7 +2,7 @@
 // alternating in the order given (k: kaio linux, p: kaio linux busy-poll, t: kaio thread,
 // j: kaio js, n: node:fs/promises, f: fio libaio), 2 s each, O_DIRECT, printing IOPS and mean
 // latency per run. Defaults: 4k random reads at depth 32.
-//   node --import @oxc-node/core/register benchmark/alternate.ts [--depth 32] [--order kfkffkkf]
+//   node benchmark/alternate.js [--depth 32] [--order kfkffkkf]
 //     [--workload randread|randwrite|read|write] [--bs 4k] [--size 1G] [--dir DIR]
 import type { Measured, RunSpec } from '../src/bench/engines'
 import { runKaio, runNode } from '../src/bench/engines'

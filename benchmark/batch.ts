@@ -1,7 +1,7 @@
 // (1) Batch size: N reads issued in one tick (one io_submit for all of them) against the same
 // N reads issued one at a time, each awaited before the next. Per backend and per workload:
 // reads per second and CPU per read.
-//   node --import @oxc-node/core/register benchmark/batch.ts [--dir DIR] [--size 256M] [--duration 2]
+//   node benchmark/batch.js [--dir DIR] [--size 256M] [--duration 2]
 import * as fs from 'node:fs'
 import { performance } from 'node:perf_hooks'
 

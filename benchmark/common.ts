@@ -1,6 +1,6 @@
 // Shared pieces of the micro-benchmarks: a test file, per-thread CPU accounting from
 // /proc/self/task, and a plain table printer. Run a benchmark with
-//   node --import @oxc-node/core/register benchmark/<name>.ts [--dir DIR] [--size 256M] [--duration 2]
+//   node benchmark/<name>.js [--dir DIR] [--size 256M] [--duration 2]
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 

@@ -3,7 +3,7 @@
 // io_submit and are reaped on the JS thread). On page cache the read itself costs ~1 µs, so
 // the latency is almost all hand-off; O_DIRECT shows the same on top of the device.
 // node:fs/promises and kaio's js backend (node:fs callbacks) are the reference.
-//   node --import @oxc-node/core/register benchmark/handoff.ts [--dir DIR] [--size 256M] [--duration 2]
+//   node benchmark/handoff.js [--dir DIR] [--size 256M] [--duration 2]
 import type { Measured, RunSpec } from '../src/bench/engines'
 import { implementations } from '../index'
 import { args, kaioRun, machine, nodeRun, table, testFile, warm } from './common'

@@ -1,7 +1,7 @@
 // (5) The smallest kaio workload: N concurrent `readInto` loops of 4 KiB random reads on one
 // descriptor, printing reads/s and CPU per read. Used for A/B runs of two builds (run them
 // alternately: this VM drifts ±10%) and under `perf record -g node --perf-basic-prof`.
-//   node --import @oxc-node/core/register benchmark/loop.ts [--direct] [--depth 32] [--ops 1000000] [--impl linux] [--busy-poll US] [--dir DIR]
+//   node benchmark/loop.js [--direct] [--depth 32] [--ops 1000000] [--impl linux] [--busy-poll US] [--dir DIR]
 import * as fs from 'node:fs'
 
 import { allocAligned, Context } from '../index'

@@ -3,7 +3,7 @@
 // thread (eventfd -> io_getevents -> mailbox -> JS). This measures the linux backend under
 // page cache and O_DIRECT at depth 1 and 32, with the CPU of each thread per operation, so
 // the engine's choice can be checked against numbers. The engine decides by itself.
-//   node --import @oxc-node/core/register benchmark/reap.ts [--dir DIR] [--size 256M] [--duration 2]
+//   node benchmark/reap.js [--dir DIR] [--size 256M] [--duration 2]
 import type { RunSpec } from '../src/bench/engines'
 import { args, kaioRun, machine, table, testFile, warm } from './common'
 
