@@ -1,7 +1,7 @@
 import type { BackendStatus } from './src/select';
 import type { Implementation } from './src/driver';
 export { Context, DEFAULT_MAX_REQUESTS, DEFAULT_POOL_SIZE } from './src/context';
-export type { ContextOptions, OperationOptions, Implementation, RawResult } from './src/context';
+export type { CompletionPath, ContextOptions, OperationOptions, Implementation, RawResult } from './src/context';
 export { Operation } from './src/ops';
 export * from './src/constants';
 export { allocAligned, isAligned } from './src/aligned';

@@ -177,31 +177,7 @@ each('requests after close reject with ERR_AIO_CLOSED; close is idempotent', asy
   fs.closeSync(fd)
 })
 
-each(
-  'close with requests in flight and queued settles every promise',
-  async (t, ctx) => {
-    const { fd } = tempFile()
-    const ops = Array.from({ length: 3000 }, (_, i) => ctx.write(Buffer.alloc(512, i & 0xff), fd, i * 512))
-    const closed = ctx.close()
-    const results = await Promise.allSettled(ops)
-    await closed
-    let done = 0
-    for (const r of results) {
-      if (r.status === 'fulfilled') {
-        t.is(r.value, 512)
-        done++
-      } else t.is((r.reason as NodeJS.ErrnoException).code, 'ERR_AIO_CLOSED')
-    }
-    t.log(`${done} completed, ${results.length - done} refused`)
-    // Every completed write is really in the file.
-    const data = fs.readFileSync(`/proc/self/fd/${fd}`)
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') t.is(data[i * 512], i & 0xff)
-    })
-    fs.closeSync(fd)
-  },
-  { maxRequests: 4 },
-)
+// close() with requests in flight and queued: see lifetime.spec.ts.
 
 test('Symbol.asyncDispose closes the context', async (t) => {
   const ctx = new Context()

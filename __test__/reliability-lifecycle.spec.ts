@@ -4,7 +4,6 @@
 import test from 'ava'
 import { fork } from 'node:child_process'
 import * as fs from 'node:fs'
-import * as net from 'node:net'
 import * as path from 'node:path'
 
 import { Context, implementations } from '../index'
@@ -60,26 +59,6 @@ for (const impl of implementations) {
     fs.closeSync(fd)
   })
 
-  if (impl !== 'js') {
-    test.serial(`${impl}: close() with a poll pending on an idle socket finishes; the poll resolves 0`, async (t) => {
-      const srv = net.createServer((s) => s.on('error', () => {}))
-      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-      const sock = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1')
-      sock.pause()
-      sock.on('error', () => {})
-      await new Promise<void>((r) => sock.once('connect', r))
-      const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd
-      const ctx = new Context({ implementation: impl })
-      const p = outcome(() => ctx.poll(fd, 1))
-      await new Promise((r) => setTimeout(r, 50))
-      await ctx.close()
-      const r = await p
-      t.true(r.code === 'ok' || r.code === 'ERR_AIO_CLOSED', r.code)
-      if (r.code === 'ok') t.is(r.value, 0)
-      sock.destroy()
-      srv.close()
-    })
-  }
 
   test.serial(`${impl}: a context collected by GC with writes in flight keeps its buffers until done`, async (t) => {
     t.timeout(90_000)

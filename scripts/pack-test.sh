@@ -117,6 +117,11 @@ const expected = process.argv[2]
 const kaio = require('kaio')
 assert.ok(require.resolve('kaio').startsWith(path.join(__dirname, 'node_modules', 'kaio') + path.sep), 'kaio resolves inside the project')
 assert.strictEqual(kaio.implementation, expected)
+// The exports map: the package and its package.json, never the raw binding or internals.
+assert.strictEqual(require('kaio/package.json').name, 'kaio')
+for (const internal of ['kaio/binding.js', 'kaio/binding', 'kaio/src/native.js', 'kaio/src/driver.js']) {
+  assert.throws(() => require(internal), { code: 'ERR_PACKAGE_PATH_NOT_EXPORTED' }, internal)
+}
 assert.strictEqual(kaio.implementations[0], expected)
 const loaded = Object.keys(require.cache).filter((f) => f.endsWith('.node'))
 if (expected === 'js') {

@@ -1,5 +1,7 @@
 // Page-aligned memory for O_DIRECT. Native allocation when the binding is loaded (freed when
 // the Buffer is collected); otherwise WebAssembly.Memory, whose backing store is page aligned.
+import * as workerThreads from 'node:worker_threads'
+
 import { binding } from './native'
 import { invalidArgType, outOfRange } from './errors'
 import { validateInt } from './validate'
@@ -39,25 +41,38 @@ function wasmAligned(size: number): Buffer {
   return Buffer.from(mem.buffer, 0, size)
 }
 
+/**
+ * Marks kaio's own memory (read() slabs, allocAligned regions) so that `postMessage` and
+ * `structuredClone` refuse to transfer (detach) it, on every Node version, and so does
+ * `ArrayBuffer.prototype.transfer()` on Node 24. A request in flight into a slab must not see
+ * its memory handed to another owner; and a slab is shared by several read() results.
+ */
+const untransferable = (workerThreads as { markAsUntransferable?: (o: object) => void }).markAsUntransferable
+
+function keep(b: Buffer): Buffer {
+  untransferable?.(b.buffer)
+  return b
+}
+
 /** A zero-filled Buffer of `size` bytes whose memory is aligned to `alignment`. */
 export function allocAligned(size: number, alignment = 4096): Buffer {
   validateInt(size, 'size', 0, 2 ** 31 - 1)
   const a = validateAlignment(alignment)
   if (binding) {
     try {
-      return binding.allocAligned(size, a)
+      return keep(binding.allocAligned(size, a))
     } catch {
       // External buffers refused (Electron).
       return heapAligned(size, a)
     }
   }
-  return wasmAligned(size)
+  return keep(wasmAligned(size))
 }
 
 /** Aligned memory V8 allocates and accounts for: over-allocate, slice at the aligned offset. */
 function heapAligned(size: number, alignment: number): Buffer {
   if (!binding) return wasmAligned(size)
-  const raw = Buffer.alloc(size + alignment - 1)
+  const raw = keep(Buffer.alloc(size + alignment - 1))
   const skip = (alignment - binding.misalignment(raw, alignment)) % alignment
   return raw.subarray(skip, skip + size)
 }

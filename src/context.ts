@@ -1,7 +1,7 @@
 // The public `Context`: caio's API with node:fs's errors. Validates, picks a driver, turns raw
 // completions into values or errors.
 import { JsDriver, NativeDriver, RES_CANCELLED, RES_CLOSED, toError } from './driver'
-import type { Driver, Implementation } from './driver'
+import type { CompletionPath, Driver, Implementation } from './driver'
 import { AbortError, closedError, codedError, errnoError, invalidArgType, unavailableError } from './errors'
 import type { SystemError } from './errors'
 import { availability, defaultImplementation, IMPLEMENTATIONS } from './select'
@@ -10,7 +10,7 @@ import { buildPoll, buildRead, buildSync, buildVectored, buildWrite, Operation }
 import type { Built, OperationOptions } from './ops'
 import { MAX_LENGTH, validateInt } from './validate'
 
-export type { Implementation } from './driver'
+export type { CompletionPath, Implementation } from './driver'
 export type { OperationOptions } from './ops'
 
 /** Options of `new Context()`. */
@@ -64,8 +64,10 @@ function makeDriver(impl: Implementation, maxRequests: number, poolSize: number,
   try {
     return new NativeDriver(impl, impl === 'linux' ? maxRequests : Math.min(poolSize, maxRequests), busyPoll)
   } catch (e) {
-    const m = e instanceof Error ? /^(\w+):(\d+)$/.exec(e.message) : null
-    if (m) throw errnoError(Number(m[2]), m[1]!)
+    // The binding throws system errors with `errno` and `syscall`; rebuild them here so the
+    // message reads as node:fs's does ("EAGAIN: resource temporarily unavailable, io_setup").
+    const se = e as Partial<SystemError>
+    if (typeof se.errno === 'number' && typeof se.syscall === 'string') throw errnoError(se.errno, se.syscall)
     throw e
   }
 }
@@ -81,6 +83,12 @@ export class Context {
   readonly maxRequests: number
   /** Busy polling in microseconds (0: off; always 0 on the `js` backend). */
   readonly busyPoll: number
+  /**
+   * How this context's completions reach JavaScript: `'uv_poll'` (Node's event loop watches
+   * the completion eventfd), `'threadsafe_function'` (hosts whose libuv cannot be used, such
+   * as Bun) or `'node:fs'` (the js backend).
+   */
+  readonly completionPath: CompletionPath
   #driver: Driver
   #closed = false
   #closing: Promise<void> | null = null
@@ -117,6 +125,7 @@ export class Context {
     this.implementation = impl
     this.maxRequests = maxRequests
     this.busyPoll = impl === 'js' ? 0 : busyPoll
+    this.completionPath = driver.completionPath
     this.#driver = driver
   }
 
@@ -124,22 +133,32 @@ export class Context {
    * Runs one request. `map` turns a result into the resolved value; errors (negative results)
    * reject unless `raw`, where only kaio's own outcomes (closed, withdrawn) reject.
    */
-  #run<T>({ req, signal, syscall }: Built, map: (res: number, res2: number) => T, raw = false, onDone?: () => void): Promise<T> {
+  #run<T>(built: Built, map: (res: number, res2: number) => T, raw = false, onDone?: () => void): Promise<T> {
+    const { signal, syscall } = built
     if (this.#closed || signal?.aborted) {
       onDone?.()
       return Promise.reject(this.#closed ? closedError() : new AbortError(undefined, { cause: signal!.reason }))
     }
-    return new Promise<T>((resolve, reject) => {
-      let done = false
-      const onAbort = (): void => {
-        if (done) return
-        done = true
-        // A queued request is withdrawn; one in flight runs on (its buffer stays pinned by
-        // the driver) and its late completion is discarded below.
-        this.#driver.cancel(id)
-        reject(new AbortError(undefined, { cause: signal!.reason }))
-      }
-      const id = this.#driver.start(req, (res, res2) => {
+    // No closure below captures `built` (or its buffers): while the request is in flight its
+    // memory is held by the binding (or by node:fs, on js), not by these callbacks.
+    let resolve!: (value: T) => void
+    let reject!: (reason: unknown) => void
+    const promise = new Promise<T>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    let done = false
+    const onAbort = (): void => {
+      if (done) return
+      done = true
+      // A queued request is withdrawn; one in flight runs on (its buffer stays pinned by the
+      // binding) and its late completion is discarded below.
+      this.#driver.cancel(id)
+      reject(new AbortError(undefined, { cause: signal!.reason }))
+    }
+    let id: number
+    try {
+      id = this.#driver.start(built.req, (res, res2) => {
         onDone?.()
         signal?.removeEventListener('abort', onAbort)
         if (done || res === RES_CANCELLED) return
@@ -147,8 +166,12 @@ export class Context {
         if (res >= 0 || (raw && res !== RES_CLOSED)) resolve(map(res, res2))
         else reject(toError(res, syscall))
       })
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
+    } catch (e) {
+      onDone?.()
+      return Promise.reject(e)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    return promise
   }
 
   /** Calls `build` and runs the result, turning a validation throw into a rejection. */
@@ -233,8 +256,11 @@ export class Context {
   }
 
   /**
-   * Closes the context: requests not yet handed to the backend reject with ERR_AIO_CLOSED,
-   * running ones complete, then the kernel context and threads are freed. Idempotent.
+   * Closes the context. Every request started before `close()` completes as if close had not
+   * been called (a write made in the same tick is written), except polls still waiting, which
+   * reject with ERR_AIO_CLOSED; requests started after it reject with ERR_AIO_CLOSED. Resolves
+   * once they are all settled and the kernel context and threads are freed. Idempotent. The
+   * same on every backend.
    */
   close(): Promise<void> {
     this.#closed = true

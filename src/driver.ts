@@ -2,10 +2,17 @@
 // over node:fs (js). Arguments arrive validated; drivers only move requests and settle them.
 import * as fs from 'node:fs'
 
-import { binding } from './native'
+import { binding, hostLoopWatch } from './native'
 import { closedError, errnoError } from './errors'
 
 export type Implementation = 'linux' | 'thread' | 'js'
+
+/**
+ * How completions reach JavaScript: `uv_poll` (Node's event loop watches the completion
+ * eventfd: one thread hop), `threadsafe_function` (a Node-API threadsafe function, where the
+ * host's libuv cannot be used: Bun), `node:fs` (the js backend: node:fs's own callbacks).
+ */
+export type CompletionPath = 'uv_poll' | 'threadsafe_function' | 'node:fs'
 
 /** Per-request options, already validated. */
 export interface ReqOptions {
@@ -30,11 +37,16 @@ export const RES_CANCELLED = -1_000_002
 
 export interface Driver {
   readonly implementation: Implementation
+  readonly completionPath: CompletionPath
   /** Queues `req`; `settle` is called exactly once. Returns an id usable with `cancel`. */
   start(req: Req, settle: Settle): number
   /** Withdraws request `id` if it has not started; returns whether it was withdrawn. */
   cancel(id: number): boolean
-  /** Settles queued requests with RES_CLOSED, waits for running ones, frees everything. */
+  /**
+   * Lets every request already started run to completion (as if close had not been called),
+   * except polls, which are cancelled and settle with RES_CLOSED (they may never complete);
+   * then frees everything. The caller refuses new requests itself.
+   */
   close(): Promise<void>
 }
 
@@ -50,18 +62,24 @@ const OUT_CAPACITY = 1024
 /** The per-request calls, without napi-rs's per-call bookkeeping (crates/kaio-node/src/fast.rs). */
 const fast = binding?.fastCalls()
 
-/** Contexts with requests pending: reachable from here, so their buffers cannot be collected. */
+/**
+ * Contexts with requests pending: reachable from here, so that a busy context is never
+ * collected. (The memory its requests use is held by the binding itself, by references it
+ * takes when a request is queued and drops when its completion is handed back.)
+ */
 const live = new Set<unknown>()
 
 /** The linux and thread engines, through the native binding. */
 export class NativeDriver implements Driver {
   readonly implementation: Implementation
+  readonly completionPath: CompletionPath
   #native: InstanceType<NonNullable<typeof binding>['NativeContext']>
   /** Names the native context in the per-request calls (cheaper than method calls). */
   readonly #handle: number
   readonly #b = binding!
   #settles: (Settle | undefined)[] = []
-  #pins: unknown[] = []
+  /** Ids of pending polls: close() cancels them. */
+  #polls = new Set<number>()
   #free: number[] = []
   #pending = 0
   #scheduled = false
@@ -79,8 +97,9 @@ export class NativeDriver implements Driver {
     // The completion callback holds the driver weakly: an idle, unreachable context can be
     // collected (its native finalizer then tears it down). A busy one is in `live`.
     const weak = new WeakRef(this)
-    this.#native = new binding.NativeContext(kind, size, () => weak.deref()?.onReady(), this.#out, busyPoll)
+    this.#native = new binding.NativeContext(kind, size, () => weak.deref()?.onReady(), this.#out, busyPoll, hostLoopWatch)
     this.#handle = this.#native.handle
+    this.completionPath = this.#native.completionPath as CompletionPath
   }
 
   start(req: Req, settle: Settle): number {
@@ -89,16 +108,13 @@ export class NativeDriver implements Driver {
     switch (req.op) {
       case 'read':
         fast!.ctxRead(this.#handle, id, req.fd, req.offset, req.buf, o.flags, o.priority)
-        this.#pins[id] = req.buf
         break
       case 'write':
         fast!.ctxWrite(this.#handle, id, req.fd, req.offset, req.buf, o.flags, o.priority)
-        this.#pins[id] = req.buf
         break
       case 'readv':
       case 'writev':
         this.#b.ctxVectored(this.#handle, id, req.fd, req.offset, req.bufs, req.op === 'writev', o.flags, o.priority)
-        this.#pins[id] = req.bufs
         break
       case 'fsync':
       case 'fdatasync':
@@ -106,6 +122,7 @@ export class NativeDriver implements Driver {
         break
       case 'poll':
         this.#b.ctxPoll(this.#handle, id, req.fd, req.events, o.priority)
+        this.#polls.add(id)
         break
     }
     this.#settles[id] = settle
@@ -163,9 +180,11 @@ export class NativeDriver implements Driver {
     const settle = this.#settles[id]
     if (settle === undefined) return
     this.#settles[id] = undefined
-    this.#pins[id] = undefined
     this.#free.push(id)
     this.#pending--
+    // A poll that close() cancelled reports the close, not how the kernel phrased the cancel
+    // (kernel AIO completes a cancelled poll with 0 events, the pool with a cancel code).
+    if (this.#polls.delete(id) && this.#closed && res <= 0) res = RES_CLOSED
     settle(res, res2)
   }
 
@@ -185,8 +204,12 @@ export class NativeDriver implements Driver {
 
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      const refused = this.#native.close()
-      if (refused) this.#settleAll(refused.length / 3, refused)
+      // Requests already started run to completion; polls might wait forever, so they are
+      // cancelled (a queued one is withdrawn here, one in flight completes when cancelled).
+      for (const id of [...this.#polls]) {
+        const res = this.#native.cancel(id)
+        if (res !== null) this.#settleOne(id, RES_CLOSED, 0)
+      }
       this.#afterSettle()
       if (this.#pending > 0) {
         if (!this.#referenced) {
@@ -197,6 +220,8 @@ export class NativeDriver implements Driver {
           this.#onIdle = resolve
         })
       }
+      // Nothing is pending: this refuses nothing, and destroy waits for nobody.
+      this.#native.close()
       this.#native.destroy()
     })()
     return this.#closed
@@ -216,6 +241,7 @@ function scatter(from: Uint8Array, bufs: Uint8Array[]): void {
 /** The js backend: node:fs's callback API (about half the cost of fs.promises per request). */
 export class JsDriver implements Driver {
   readonly implementation = 'js' as const
+  readonly completionPath = 'node:fs' as const
   #running = 0
   #queue: { id: number; req: Req; settle: Settle }[] = []
   #next = 0
@@ -317,9 +343,9 @@ export class JsDriver implements Driver {
 
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      // Queued requests still run (the js backend has no poll that could wait forever).
       this.#closing = true
-      for (const q of this.#queue.splice(0)) q.settle(RES_CLOSED, 0)
-      if (this.#running > 0) {
+      if (this.#running > 0 || this.#queue.length > 0) {
         await new Promise<void>((resolve) => {
           this.#onIdle = resolve
         })

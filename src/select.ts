@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { binding, loadError, packageRoot } from './native'
-import type { Implementation } from './driver'
+import { binding, hostLoopWatch, loadError, packageRoot } from './native'
+import type { CompletionPath, Implementation } from './driver'
 
 export const IMPLEMENTATIONS: readonly Implementation[] = ['linux', 'thread', 'js']
 
@@ -12,6 +12,13 @@ export interface BackendStatus {
   available: boolean
   /** Why not, when unavailable (e.g. "io_setup failed: ENOSYS"); '' otherwise. */
   reason: string
+  /** How this backend's completions reach JavaScript in this process (see `Context#completionPath`). */
+  completionPath: CompletionPath
+}
+
+/** The completion path native contexts get here: decided without creating one. */
+function nativePath(): CompletionPath {
+  return binding && hostLoopWatch && binding.loopWatchAvailable() ? 'uv_poll' : 'threadsafe_function'
 }
 
 let cached: Record<Implementation, BackendStatus> | undefined
@@ -19,17 +26,18 @@ let cached: Record<Implementation, BackendStatus> | undefined
 /** Per backend: can it run in this process, and if not, why. */
 export function availability(): Record<Implementation, BackendStatus> {
   if (cached) return cached
+  const completionPath = nativePath()
   const native: BackendStatus = binding
-    ? { available: true, reason: '' }
-    : { available: false, reason: `native binding not loaded: ${loadError}` }
+    ? { available: true, reason: '', completionPath }
+    : { available: false, reason: `native binding not loaded: ${loadError}`, completionPath }
   let linux: BackendStatus
   if (!binding) linux = native
-  else if (process.platform !== 'linux') linux = { available: false, reason: 'kernel AIO exists only on Linux' }
+  else if (process.platform !== 'linux') linux = { available: false, reason: 'kernel AIO exists only on Linux', completionPath }
   else {
     const [ok, why] = binding.probe()
-    linux = { available: ok, reason: why }
+    linux = { available: ok, reason: why, completionPath }
   }
-  cached = { linux, thread: native, js: { available: true, reason: '' } }
+  cached = { linux, thread: native, js: { available: true, reason: '', completionPath: 'node:fs' } }
   return cached
 }
 

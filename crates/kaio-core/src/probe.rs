@@ -35,6 +35,14 @@ pub fn errno_name(errno: i32) -> String {
         libc::ENOMEM => "ENOMEM",
         libc::EINVAL => "EINVAL",
         libc::EFAULT => "EFAULT",
+        libc::EACCES => "EACCES",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::EBADF => "EBADF",
+        libc::EIO => "EIO",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
         _ => return format!("errno {errno}"),
     };
     name.to_owned()

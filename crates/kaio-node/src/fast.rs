@@ -6,7 +6,7 @@
 //! TypeScript driver pins until the completion (see the crate docs). The arguments are
 //! validated in TypeScript, so a wrong one here is a bug in kaio: it throws, never crashes.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::c_void;
 use std::ptr;
 
 use napi::sys;
@@ -60,16 +60,26 @@ struct Args {
     len: usize,
     flags: i32,
     priority: i32,
+    /// The view itself, which the binding pins until the completion.
+    view: sys::napi_value,
 }
 
-/// Reads the seven arguments; `Err` carries the message to throw.
+/// Why a per-request call throws.
+enum Failure {
+    /// The context is destroyed: `ERR_AIO_CLOSED`.
+    Closed,
+    /// Arguments of the wrong type (a bug in kaio's TypeScript, which validates them).
+    Args,
+}
+
+/// Reads the seven arguments.
 ///
 /// # Safety
 /// `env` and `info` are the ones Node passed to the running callback.
-unsafe fn args(env: sys::napi_env, info: sys::napi_callback_info) -> Result<Args, &'static CStr> {
+unsafe fn args(env: sys::napi_env, info: sys::napi_callback_info) -> Result<Args, Failure> {
     let mut argc = 7usize;
     let mut values = [ptr::null_mut(); 7];
-    let bad = Err(c"kaio: bad arguments to a native call");
+    let bad = Err(Failure::Args);
     // SAFETY (all calls below): Node-API on the JS thread; `values` has room for `argc` values,
     // and Node fills missing ones with `undefined`, which the typed getters refuse.
     unsafe {
@@ -134,6 +144,7 @@ unsafe fn args(env: sys::napi_env, info: sys::napi_callback_info) -> Result<Args
             len,
             flags: i[1],
             priority: i[2],
+            view: values[4],
         })
     }
 }
@@ -149,15 +160,31 @@ unsafe fn queue(
 ) -> sys::napi_value {
     // SAFETY: forwarded from the caller.
     let pushed = unsafe { args(env, info) }.and_then(|a| {
+        let hot = hot(a.handle).ok_or(Failure::Closed)?;
         let mut req = make(&a);
         options(&mut req, a.flags, a.priority);
-        let hot = hot(a.handle).map_err(|_| c"kaio: context destroyed")?;
-        hot.with(|b| b.push(req))
-            .map_err(|_| c"kaio: context destroyed")
+        // The view stays alive (a reference the binding holds) until the completion leaves
+        // native code, whatever JavaScript does with it meanwhile.
+        hot.pin(a.id, &[a.view]).map_err(|_| Failure::Args)?;
+        if hot.with(|b| b.push(req)).is_none() {
+            hot.unpin(u64::from(a.id));
+            return Err(Failure::Closed);
+        }
+        Ok(())
     });
-    if let Err(msg) = pushed {
-        // SAFETY: throwing on the JS thread with a NUL-terminated message.
-        unsafe { sys::napi_throw_error(env, ptr::null(), msg.as_ptr()) };
+    match pushed {
+        Ok(()) => {}
+        Err(Failure::Closed) => {
+            crate::closed(env);
+        }
+        Err(Failure::Args) => {
+            crate::throw_coded(
+                env,
+                "ERR_INVALID_ARG_TYPE",
+                "kaio: bad arguments to a native call",
+                None,
+            );
+        }
     }
     ptr::null_mut()
 }

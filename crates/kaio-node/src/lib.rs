@@ -5,10 +5,15 @@
 //! ([`uvpoll`]: one thread hop from the kernel or a worker to the JS thread), or, where
 //! libuv's functions are not exported by the host, through one weak threadsafe function.
 //!
-//! Buffer lifetime: the TypeScript caller keeps every view it passes in its pending table
-//! until the request's completion has been delivered to it, and a context with requests
-//! pending is reachable from a module-level set, so the memory stays alive; dropping a
-//! backend waits for the kernel and the workers before returning.
+//! Buffer lifetime: the binding holds a Node-API reference to every view a request uses (and
+//! to the completion array) from the moment the request is queued until its completion leaves
+//! native code for JavaScript ([`Hot::unpin`]), so the memory stays alive even if JavaScript
+//! drops every reference to it; dropping a backend waits for the kernel and the workers before
+//! returning, and only then are the remaining references released.
+//!
+//! Errors: every error thrown from here is a JavaScript `Error` with a `code`: `ERR_AIO_CLOSED`
+//! for a context already destroyed, the errno's name (`EPERM`, ...) plus `errno` (negative, as
+//! Node's) and `syscall` for a failed system call (see [`throw_coded`]).
 
 // napi-rs hands arguments over by value; taking them by reference is not an option.
 #![allow(clippy::needless_pass_by_value)]
@@ -22,8 +27,8 @@ use std::sync::Arc;
 use kaio_core::mem::AlignedBuf;
 use kaio_core::{Backend, Completion, Mailbox, Op, Request};
 use napi::bindgen_prelude::{
-    BigInt, BufferSlice, Either, Float64Array, Float64ArraySlice, FromNapiValue, Function, Object,
-    Uint8Array, Uint8ArraySlice,
+    Array, BigInt, BufferSlice, Either, Float64Array, Float64ArraySlice, FromNapiValue, Function,
+    Object, Uint8Array, Uint8ArraySlice, Unknown,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, JsValue, Result, Status};
@@ -112,6 +117,12 @@ struct Hot {
     spill: RefCell<Vec<Completion>>,
     /// Whether the waker keeps the event loop alive.
     referenced: Cell<bool>,
+    /// The env of the JS thread that owns this context (references are made and deleted there).
+    env: napi::sys::napi_env,
+    /// Per request id (the TypeScript driver's small, reused numbers): what it keeps alive.
+    pins: RefCell<Vec<Option<Pin>>>,
+    /// A reference to the completion array, held for the context's whole life.
+    out_ref: Cell<napi::sys::napi_ref>,
 }
 
 /// How long one event-loop phase may keep settling completions reaped inline before they
@@ -126,20 +137,168 @@ thread_local! {
     static NEXT_HANDLE: Cell<u32> = const { Cell::new(1) };
 }
 
-/// The context named `handle`, or an error once it is destroyed (or if it never existed).
-fn hot(handle: u32) -> Result<Rc<Hot>> {
-    CONTEXTS
-        .with(|m| m.borrow().get(&handle).cloned())
-        .ok_or_else(|| Error::new(Status::Closing, "context destroyed"))
+/// The context named `handle`, or `None` once it is destroyed (or if it never existed).
+fn hot(handle: u32) -> Option<Rc<Hot>> {
+    CONTEXTS.with(|m| m.borrow().get(&handle).cloned())
+}
+
+/// The message of the `ERR_AIO_CLOSED` error thrown for a destroyed context.
+const CLOSED_MESSAGE: &str = "The kaio context is closed";
+
+/// Throws a JavaScript `Error` with `code` and `message`, plus `errno` (made negative, as
+/// Node's) and `syscall` when `sys_err` is given, and returns the napi-rs error that says an
+/// exception is already pending (napi-rs then throws nothing more).
+fn throw_coded(
+    env: napi::sys::napi_env,
+    code: &str,
+    message: &str,
+    sys_err: Option<(i32, &str)>,
+) -> Error {
+    use napi::sys as s;
+    let pending = Error::new(Status::PendingException, message.to_owned());
+    let string = |text: &str| -> Option<s::napi_value> {
+        let mut v = std::ptr::null_mut();
+        // SAFETY: a UTF-8 string of the given length, on the JS thread.
+        let st = unsafe {
+            s::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &raw mut v)
+        };
+        (st == s::Status::napi_ok).then_some(v)
+    };
+    let (Some(code_v), Some(msg_v)) = (string(code), string(message)) else {
+        return pending;
+    };
+    let mut err = std::ptr::null_mut();
+    // SAFETY: plain Node-API calls on the JS thread with values just created in `env`.
+    unsafe {
+        if s::napi_create_error(env, code_v, msg_v, &raw mut err) != s::Status::napi_ok {
+            return pending;
+        }
+        if let Some((errno, syscall)) = sys_err {
+            let mut n = std::ptr::null_mut();
+            s::napi_create_int32(env, -errno.abs(), &raw mut n);
+            s::napi_set_named_property(env, err, c"errno".as_ptr(), n);
+            if let Some(sc) = string(syscall) {
+                s::napi_set_named_property(env, err, c"syscall".as_ptr(), sc);
+            }
+        }
+        s::napi_throw(env, err);
+    }
+    pending
+}
+
+/// The `ERR_AIO_CLOSED` error for a destroyed context (thrown; see [`throw_coded`]).
+fn closed(env: napi::sys::napi_env) -> Error {
+    throw_coded(env, "ERR_AIO_CLOSED", CLOSED_MESSAGE, None)
+}
+
+/// A failed system call as a thrown node-style system error (see [`throw_coded`]).
+fn os_error(env: napi::sys::napi_env, e: &std::io::Error, syscall: &str) -> Error {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    let code = kaio_core::probe::errno_name(errno);
+    throw_coded(
+        env,
+        &code,
+        &format!("{code}: {e}, {syscall}"),
+        Some((errno, syscall)),
+    )
+}
+
+/// JS values that a request in flight uses, held (by Node-API references) until its
+/// completion leaves native code.
+enum Pin {
+    One(napi::sys::napi_ref),
+    Many(Vec<napi::sys::napi_ref>),
 }
 
 impl Hot {
-    fn with<T>(&self, f: impl FnOnce(&Backend) -> T) -> Result<T> {
-        self.engine
-            .borrow()
-            .as_ref()
-            .map(|e| f(&e.backend))
-            .ok_or_else(|| Error::new(Status::Closing, "context destroyed"))
+    fn with<T>(&self, f: impl FnOnce(&Backend) -> T) -> Option<T> {
+        self.engine.borrow().as_ref().map(|e| f(&e.backend))
+    }
+
+    /// Holds `values` (the views request `id` reads or writes) until [`Hot::unpin`].
+    fn pin(&self, id: u32, values: &[napi::sys::napi_value]) -> Result<()> {
+        let mut refs = Vec::with_capacity(values.len());
+        for &v in values {
+            let mut r = std::ptr::null_mut();
+            // SAFETY: `v` is a live value of this env, on its JS thread.
+            let st = unsafe { napi::sys::napi_create_reference(self.env, v, 1, &raw mut r) };
+            if st != napi::sys::Status::napi_ok {
+                self.release(refs);
+                return Err(Error::new(
+                    Status::GenericFailure,
+                    "napi_create_reference failed",
+                ));
+            }
+            refs.push(r);
+        }
+        let pin = if refs.len() == 1 {
+            Pin::One(refs[0])
+        } else {
+            Pin::Many(refs)
+        };
+        let mut pins = self.pins.borrow_mut();
+        let i = id as usize;
+        if pins.len() <= i {
+            pins.resize_with(i + 1, || None);
+        }
+        if let Some(old) = pins[i].replace(pin) {
+            // An id is reused only after its completion was delivered (and unpinned); keep
+            // both alive rather than trust that, since freeing early is the dangerous mistake.
+            drop(pins);
+            self.keep_both(i, old);
+        }
+        Ok(())
+    }
+
+    fn keep_both(&self, i: usize, old: Pin) {
+        let mut pins = self.pins.borrow_mut();
+        let mut all = match pins[i].take() {
+            Some(Pin::One(r)) => vec![r],
+            Some(Pin::Many(v)) => v,
+            None => Vec::new(),
+        };
+        match old {
+            Pin::One(r) => all.push(r),
+            Pin::Many(v) => all.extend(v),
+        }
+        pins[i] = Some(Pin::Many(all));
+    }
+
+    /// Lets go of what request `id` kept alive: call once its completion has left native code
+    /// (delivered, withdrawn or refused), never before.
+    fn unpin(&self, id: u64) {
+        let taken = self
+            .pins
+            .borrow_mut()
+            .get_mut(id as usize)
+            .and_then(Option::take);
+        match taken {
+            Some(Pin::One(r)) => self.release(vec![r]),
+            Some(Pin::Many(v)) => self.release(v),
+            None => {}
+        }
+    }
+
+    fn release(&self, refs: Vec<napi::sys::napi_ref>) {
+        for r in refs {
+            // SAFETY: a reference made in `pin` on this env, deleted once, on its JS thread.
+            unsafe { napi::sys::napi_delete_reference(self.env, r) };
+        }
+    }
+
+    /// After the backend is gone (the kernel and the workers are done): releases everything.
+    fn unpin_all(&self) {
+        let all: Vec<Option<Pin>> = std::mem::take(&mut *self.pins.borrow_mut());
+        for p in all.into_iter().flatten() {
+            match p {
+                Pin::One(r) => self.release(vec![r]),
+                Pin::Many(v) => self.release(v),
+            }
+        }
+        let out = self.out_ref.replace(std::ptr::null_mut());
+        if !out.is_null() {
+            self.release(vec![out]);
+        }
     }
 
     /// Keeps the event loop alive (`true`) while requests are pending, or lets it exit.
@@ -226,6 +385,7 @@ impl Hot {
         let out = unsafe { std::slice::from_raw_parts_mut(self.out, n * 3) };
         for (dst, c) in out.chunks_exact_mut(3).zip(spill.drain(..n)) {
             dst.copy_from_slice(&[c.user as f64, c.res as f64, c.res2 as f64]);
+            self.unpin(c.user);
         }
         n as u32
     }
@@ -239,9 +399,72 @@ fn offset_of(o: Either<i64, BigInt>) -> i64 {
     }
 }
 
-fn os_error(e: &std::io::Error, syscall: &str) -> Error {
-    let errno = e.raw_os_error().unwrap_or(0);
-    Error::new(Status::GenericFailure, format!("{syscall}:{errno}"))
+/// The backend of kind `kind` with its waker: the event loop's watch where `loop_watch` allows
+/// it and libuv works, a weak threadsafe function otherwise (see [`NativeContext::new`]).
+fn make_engine(
+    env: Env,
+    kind: &str,
+    size: u32,
+    on_ready: &Function<(), ()>,
+    busy_poll_us: u32,
+    loop_watch: bool,
+) -> Result<Engine> {
+    let make = |mailbox: Arc<Mailbox>| -> Result<Backend> {
+        match kind {
+            #[cfg(target_os = "linux")]
+            "linux" => {
+                Backend::linux(size, mailbox).map_err(|e| os_error(env.raw(), &e, "io_setup"))
+            }
+            "thread" => Backend::thread(size, mailbox)
+                .map_err(|e| os_error(env.raw(), &e, "pthread_create")),
+            _ => Err(throw_coded(
+                env.raw(),
+                "ERR_INVALID_ARG_VALUE",
+                &format!("unknown backend {kind}"),
+                None,
+            )),
+        }
+    };
+    let mut engine = None;
+    #[cfg(target_os = "linux")]
+    if !loop_watch {
+        // The threadsafe-function path below.
+    } else if let Ok(mailbox) = Mailbox::with_eventfd() {
+        let mailbox = Arc::new(mailbox);
+        let fd = mailbox.eventfd().unwrap_or(-1);
+        let backend = make(mailbox)?;
+        // Without libuv (not Node), the backend is dropped and remade below.
+        if let Some(watch) = uvpoll::LoopWatch::new(
+            env.raw(),
+            fd,
+            on_ready.raw(),
+            std::time::Duration::from_micros(busy_poll_us.into()),
+        ) {
+            engine = Some(Engine {
+                backend,
+                waker: Waker::Loop(watch),
+            });
+        }
+    }
+    if let Some(e) = engine {
+        return Ok(e);
+    }
+    {
+        let wake: Wake = on_ready
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(|_| Ok(()))?;
+        let raw_tsfn = wake.raw() as usize;
+        let mailbox = Arc::new(Mailbox::new(Box::new(move || {
+            // NonBlocking: the queue is unbounded; after env teardown the call fails.
+            let _ = wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        })));
+        Ok(Engine {
+            backend: make(mailbox)?,
+            waker: Waker::Tsfn(raw_tsfn),
+        })
+    }
 }
 
 #[napi]
@@ -250,8 +473,10 @@ impl NativeContext {
     /// context. `on_ready` is called (with no arguments) when completions wait in the mailbox.
     /// `busy_poll_us`: microseconds the event loop keeps polling for completions after a
     /// submit or completion while requests are outstanding (0: off; see [`uvpoll`]; ignored
-    /// without libuv). Errors carry the message `syscall:errno` for TypeScript to turn into a
-    /// system error.
+    /// without libuv). `loop_watch`: whether the host's libuv may be used at all (the caller
+    /// decides before any `uv_*` function is called: Bun exports them as stubs that abort the
+    /// process); without it, completions arrive through a threadsafe function. Errors are
+    /// thrown as node-style system errors (`code`, `errno`, `syscall`).
     #[napi(constructor)]
     pub fn new(
         env: Env,
@@ -260,69 +485,43 @@ impl NativeContext {
         on_ready: Function<(), ()>,
         mut out: Float64ArraySlice<'_>,
         busy_poll_us: u32,
+        loop_watch: bool,
     ) -> Result<Self> {
-        // SAFETY: we keep only the address; see `deliver` for the lifetime contract.
+        // SAFETY: we keep only the address; the array is kept alive by `out_ref` below and the
+        // TypeScript driver never detaches it (see `deliver`).
         let (out_ptr, out_len) = unsafe { (out.as_mut().as_mut_ptr(), out.len()) };
         if out_len < 3 {
-            return Err(Error::new(Status::InvalidArg, "completion array too small"));
-        }
-        let make = |mailbox: Arc<Mailbox>| -> Result<Backend> {
-            match kind.as_str() {
-                #[cfg(target_os = "linux")]
-                "linux" => Backend::linux(size, mailbox).map_err(|e| os_error(&e, "io_setup")),
-                "thread" => {
-                    Backend::thread(size, mailbox).map_err(|e| os_error(&e, "pthread_create"))
-                }
-                _ => Err(Error::new(
-                    Status::InvalidArg,
-                    format!("unknown backend {kind}"),
-                )),
-            }
-        };
-        let mut engine = None;
-        #[cfg(target_os = "linux")]
-        if let Ok(mailbox) = Mailbox::with_eventfd() {
-            let mailbox = Arc::new(mailbox);
-            let fd = mailbox.eventfd().unwrap_or(-1);
-            let backend = make(mailbox)?;
-            // Without libuv (not Node), the backend is dropped and remade below.
-            if let Some(watch) = uvpoll::LoopWatch::new(
+            return Err(throw_coded(
                 env.raw(),
-                fd,
-                on_ready.raw(),
-                std::time::Duration::from_micros(busy_poll_us.into()),
-            ) {
-                engine = Some(Engine {
-                    backend,
-                    waker: Waker::Loop(watch),
-                });
-            }
+                "ERR_INVALID_ARG_VALUE",
+                "completion array too small",
+                None,
+            ));
         }
-        let engine = if let Some(e) = engine {
-            e
-        } else {
-            let wake: Wake = on_ready
-                .build_threadsafe_function::<()>()
-                .weak::<true>()
-                .callee_handled::<false>()
-                .build_callback(|_| Ok(()))?;
-            let raw_tsfn = wake.raw() as usize;
-            let mailbox = Arc::new(Mailbox::new(Box::new(move || {
-                // NonBlocking: the queue is unbounded; after env teardown the call fails.
-                let _ = wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
-            })));
-            Engine {
-                backend: make(mailbox)?,
-                waker: Waker::Tsfn(raw_tsfn),
-            }
-        };
+        let engine = make_engine(env, &kind, size, &on_ready, busy_poll_us, loop_watch)?;
         let backend: Slot = Rc::new(RefCell::new(Some(engine)));
+        let mut out_ref = std::ptr::null_mut();
+        // SAFETY: the completion array passed to this call, on the JS thread.
+        if unsafe { napi::sys::napi_create_reference(env.raw(), out.raw(), 1, &raw mut out_ref) }
+            != napi::sys::Status::napi_ok
+        {
+            shut(backend.borrow_mut().take());
+            return Err(throw_coded(
+                env.raw(),
+                "ERR_AIO_NATIVE",
+                "napi_create_reference failed",
+                None,
+            ));
+        }
         let hot = Rc::new(Hot {
             engine: backend.clone(),
             out: out_ptr,
             out_cap: out_len / 3,
             spill: RefCell::new(Vec::new()),
             referenced: Cell::new(false),
+            env: env.raw(),
+            pins: RefCell::new(Vec::new()),
+            out_ref: Cell::new(out_ref),
         });
         let hook = Rc::into_raw(backend.clone());
         // SAFETY: registering a plain function with a pointer it owns (see `env_cleanup`).
@@ -337,9 +536,12 @@ impl NativeContext {
             // SAFETY: the registration failed, so the reference is still ours.
             drop(unsafe { Rc::from_raw(hook) });
             shut(backend.borrow_mut().take());
-            return Err(Error::new(
-                Status::GenericFailure,
+            hot.unpin_all();
+            return Err(throw_coded(
+                env.raw(),
+                "ERR_AIO_NATIVE",
                 "napi_add_env_cleanup_hook failed",
+                None,
             ));
         }
         let handle = NEXT_HANDLE.with(|n| {
@@ -362,19 +564,43 @@ impl NativeContext {
         self.handle
     }
 
+    /// How completions reach JavaScript: `"uv_poll"` (Node's event loop watches the
+    /// completion eventfd) or `"threadsafe_function"` (a weak threadsafe function, where the
+    /// host has no usable libuv); `""` once destroyed.
+    #[napi(getter)]
+    pub fn completion_path(&self) -> &'static str {
+        match self.hot.engine.borrow().as_ref().map(|e| &e.waker) {
+            #[cfg(target_os = "linux")]
+            Some(Waker::Loop(_)) => "uv_poll",
+            Some(Waker::Tsfn(_)) => "threadsafe_function",
+            None => "",
+        }
+    }
+
     /// Withdraws request `id`; returns its result code if it had not started.
     #[napi]
-    pub fn cancel(&self, id: u32) -> Result<Option<f64>> {
-        Ok(self
+    pub fn cancel(&self, env: Env, id: u32) -> Result<Option<f64>> {
+        let c = self
             .hot
-            .with(|b| b.cancel(u64::from(id)))?
-            .map(|c| c.res as f64))
+            .with(|b| b.cancel(u64::from(id)))
+            .ok_or_else(|| closed(env.raw()))?;
+        Ok(c.map(|c| {
+            self.hot.unpin(c.user);
+            c.res as f64
+        }))
     }
 
     /// Starts closing: returns the completions of requests that never started.
     #[napi]
-    pub fn close(&self) -> Result<Option<Float64Array>> {
-        Ok(to_js(self.hot.with(Backend::close)?.0))
+    pub fn close(&self, env: Env) -> Result<Option<Float64Array>> {
+        let (cs, _) = self
+            .hot
+            .with(Backend::close)
+            .ok_or_else(|| closed(env.raw()))?;
+        for c in &cs {
+            self.hot.unpin(c.user);
+        }
+        Ok(to_js(cs))
     }
 
     /// Stops the threads and frees the kernel context. Blocks until running requests finish
@@ -409,7 +635,13 @@ impl NativeContext {
                 }
             }
         }
+        let had_engine = engine.is_some();
         shut(engine);
+        // The kernel and the workers are done with every buffer: let them go. (If the env
+        // cleanup hook took the engine, the env is being torn down and frees them itself.)
+        if had_engine {
+            self.hot.unpin_all();
+        }
     }
 }
 
@@ -437,9 +669,9 @@ pub fn fast_calls(env: &Env) -> Result<Object<'_>> {
 /// completion array as `[id, res, res2]*` and returns their count (call again while it is
 /// full).
 #[napi]
-pub fn ctx_flush(handle: u32) -> Result<u32> {
-    let hot = hot(handle)?;
-    let cs = hot.with(Backend::flush)?;
+pub fn ctx_flush(env: Env, handle: u32) -> Result<u32> {
+    let hot = hot(handle).ok_or_else(|| closed(env.raw()))?;
+    let cs = hot.with(Backend::flush).ok_or_else(|| closed(env.raw()))?;
     hot.spin();
     Ok(hot.deliver_inline(cs))
 }
@@ -449,7 +681,7 @@ pub fn ctx_flush(handle: u32) -> Result<u32> {
 /// it is full). 0 once the context is destroyed.
 #[napi]
 pub fn ctx_drain(handle: u32) -> u32 {
-    let Ok(hot) = hot(handle) else { return 0 };
+    let Some(hot) = hot(handle) else { return 0 };
     let cs = hot.with(Backend::collect).unwrap_or_default();
     hot.spin();
     hot.deliver(cs)
@@ -459,44 +691,86 @@ pub fn ctx_drain(handle: u32) -> u32 {
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn ctx_vectored(
+    env: Env,
     handle: u32,
     id: u32,
     fd: i32,
     offset: Either<i64, BigInt>,
-    mut bufs: Vec<Uint8Array>,
+    bufs: Array<'_>,
     write: bool,
     flags: i32,
     priority: i32,
 ) -> Result<()> {
-    let iov: Box<[libc::iovec]> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            // SAFETY: each view is pinned by the TypeScript pending table.
+    let mut views = Vec::with_capacity(bufs.len() as usize);
+    let mut iov = Vec::with_capacity(bufs.len() as usize);
+    for i in 0..bufs.len() {
+        let bad = || {
+            throw_coded(
+                env.raw(),
+                "ERR_INVALID_ARG_TYPE",
+                "kaio: bad arguments to a native call",
+                None,
+            )
+        };
+        let view = bufs.get::<Unknown<'_>>(i)?.ok_or_else(bad)?.raw();
+        // SAFETY: a value of this env, converted on its JS thread (refused unless a Uint8Array).
+        let mut b = unsafe { Uint8Array::from_napi_value(env.raw(), view) }.map_err(|_| bad())?;
+        views.push(view);
+        iov.push(libc::iovec {
+            // SAFETY: the address only; the view is pinned below until the completion.
             iov_base: unsafe { b.as_mut().as_mut_ptr().cast() },
             iov_len: b.len(),
-        })
-        .collect();
-    // SAFETY: see the module docs: the memory outlives the request.
-    let mut req = unsafe { Request::vectored(u64::from(id), fd, offset_of(offset), iov, write) };
+        });
+    }
+    let hot = hot(handle).ok_or_else(|| closed(env.raw()))?;
+    // SAFETY: every view is pinned (a reference held by the binding) until its completion.
+    let mut req = unsafe {
+        Request::vectored(
+            u64::from(id),
+            fd,
+            offset_of(offset),
+            iov.into_boxed_slice(),
+            write,
+        )
+    };
     options(&mut req, flags, priority);
-    hot(handle)?.with(|b| b.push(req))
+    hot.pin(id, &views)?;
+    if hot.with(|b| b.push(req)).is_none() {
+        hot.unpin(u64::from(id));
+        return Err(closed(env.raw()));
+    }
+    Ok(())
 }
 
 /// Queues `fsync` (`data_only = false`) or `fdatasync` on context `handle`.
 #[napi]
-pub fn ctx_sync(handle: u32, id: u32, fd: i32, data_only: bool, priority: i32) -> Result<()> {
+pub fn ctx_sync(
+    env: Env,
+    handle: u32,
+    id: u32,
+    fd: i32,
+    data_only: bool,
+    priority: i32,
+) -> Result<()> {
     let op = if data_only { Op::Fdsync } else { Op::Fsync };
     let mut req = Request::new(u64::from(id), fd, 0, op);
     options(&mut req, 0, priority);
-    hot(handle)?.with(|b| b.push(req))
+    push(env, handle, req)
+}
+
+/// Queues a request that holds no JavaScript memory.
+fn push(env: Env, handle: u32, req: Request) -> Result<()> {
+    hot(handle)
+        .and_then(|h| h.with(|b| b.push(req)))
+        .ok_or_else(|| closed(env.raw()))
 }
 
 /// Queues a poll for `events` on context `handle`.
 #[napi]
-pub fn ctx_poll(handle: u32, id: u32, fd: i32, events: u32, priority: i32) -> Result<()> {
+pub fn ctx_poll(env: Env, handle: u32, id: u32, fd: i32, events: u32, priority: i32) -> Result<()> {
     let mut req = Request::new(u64::from(id), fd, 0, Op::Poll { events });
     options(&mut req, 0, priority);
-    hot(handle)?.with(|b| b.push(req))
+    push(env, handle, req)
 }
 
 /// Keeps the event loop alive (`true`) while context `handle` has requests pending, or lets
@@ -504,14 +778,27 @@ pub fn ctx_poll(handle: u32, id: u32, fd: i32, events: u32, priority: i32) -> Re
 #[napi]
 pub fn ctx_set_ref(env: Env, handle: u32, referenced: bool) -> Result<()> {
     match hot(handle) {
-        Ok(hot) => hot.set_ref(env, referenced),
-        Err(_) => Ok(()),
+        Some(hot) => hot.set_ref(env, referenced),
+        None => Ok(()),
     }
 }
 
 fn options(req: &mut Request, flags: i32, priority: i32) {
     req.rw_flags = flags;
     req.priority = (priority >= 0).then_some(priority as u16);
+}
+
+/// Whether contexts made with `loop_watch` would have Node's event loop watch their
+/// completions (`uv_poll`). Only call it where libuv may be used at all (not on Bun).
+#[napi]
+pub fn loop_watch_available(env: Env) -> bool {
+    #[cfg(target_os = "linux")]
+    return uvpoll::available(env.raw());
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = env;
+        false
+    }
 }
 
 /// Kernel AIO availability: `[available, reason, kernel release]`.

@@ -91,6 +91,16 @@ fn uv() -> Option<&'static Uv> {
     .as_ref()
 }
 
+/// Whether a [`LoopWatch`] can be made in `env`: the host exports libuv's functions and hands
+/// out its event loop. Calls no `uv_*` function (a host may export them as stubs that abort).
+pub fn available(env: sys::napi_env) -> bool {
+    let mut uv_loop: *mut sys::uv_loop_s = ptr::null_mut();
+    // SAFETY: a plain napi call on the JS thread with an out-pointer to a local.
+    uv().is_some()
+        && unsafe { sys::napi_get_uv_event_loop(env, &raw mut uv_loop) } == sys::Status::napi_ok
+        && !uv_loop.is_null()
+}
+
 /// What the poll callback needs; `handle->data` points here while the watch is open.
 struct Inner {
     env: sys::napi_env,
