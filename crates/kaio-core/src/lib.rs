@@ -4,6 +4,8 @@
 
 pub mod arena;
 #[cfg(target_os = "linux")]
+mod classify;
+#[cfg(target_os = "linux")]
 pub mod context;
 pub mod mailbox;
 pub mod mem;
