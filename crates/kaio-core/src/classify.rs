@@ -1,5 +1,5 @@
 //! The descriptor check every kernel engine runs before a positional request reaches the
-//! kernel (shared by the kernel AIO and io_uring engines).
+//! kernel (shared by the kernel AIO and `io_uring` engines).
 
 use crate::request::{Op, Request};
 use crate::sys;

@@ -35,6 +35,12 @@ pub fn errno_name(errno: i32) -> String {
         libc::ENOMEM => "ENOMEM",
         libc::EINVAL => "EINVAL",
         libc::EFAULT => "EFAULT",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EEXIST => "EEXIST",
+        libc::EBADF => "EBADF",
+        libc::EACCES => "EACCES",
+        libc::EBUSY => "EBUSY",
+        libc::ENODEV => "ENODEV",
         _ => return format!("errno {errno}"),
     };
     name.to_owned()
