@@ -175,6 +175,8 @@ struct Shared {
     stopping: AtomicBool,
     pool: Mutex<Option<Pool>>,
     fallbacks: AtomicU64,
+    /// Reaps that found `IORING_SQ_CQ_OVERFLOW` set.
+    overflows: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -318,6 +320,7 @@ impl UringContext {
             stopping: AtomicBool::new(false),
             pool: Mutex::new(None),
             fallbacks: AtomicU64::new(0),
+            overflows: AtomicU64::new(0),
         });
         let reaper = if shared.efd.is_some() {
             let s = shared.clone();
@@ -354,6 +357,13 @@ impl UringContext {
     #[must_use]
     pub fn fallbacks(&self) -> u64 {
         self.shared.fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// How many reaps found the CQ overflowed (the kernel's backlog was then flushed with an
+    /// `io_uring_enter(GETEVENTS)`).
+    #[must_use]
+    pub fn cq_overflows(&self) -> u64 {
+        self.shared.overflows.load(Ordering::Relaxed)
     }
 
     /// Queues a request; it reaches the ring at the next [`flush`](Self::flush) (or
@@ -689,6 +699,7 @@ impl Shared {
         loop {
             let overflow = g.ring.submission().cq_overflow();
             if overflow {
+                self.overflows.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: no argument pointer; nothing new is submitted.
                 let _ = unsafe {
                     g.ring.submitter().enter::<libc::sigset_t>(
