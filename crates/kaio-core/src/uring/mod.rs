@@ -76,6 +76,16 @@
 //! checked when a descriptor is opened, and a read/write/fsync/poll on an open descriptor
 //! succeeds whoever issues it; the personality matters for ops added later (openat, statx).
 //!
+//! # Measured (`examples/uring_vs_aio.rs`, 4 KiB page-cache reads, one thread, 2 shared cores)
+//! Depth 1: 160-270k reads/s against kernel AIO's 110-185k; depth 32: 550-775k against
+//! 310-630k (noisy machine, three runs). A depth-32 batch costs one `io_uring_enter` (strace:
+//! as many enters as flushes). Known cost: CQEs posted inside the flush's own enter still
+//! signal the eventfd, so an event loop wakes once more per flush for an empty `collect`
+//! (kernel AIO avoids that with "quiet" iocbs). Suppressing it with
+//! `IORING_CQ_EVENTFD_DISABLED` around the enter is not done: under `DEFER_TASKRUN` a
+//! completion queued while disabled would not signal later, and only `TASKRUN_FLAG` would let
+//! the engine notice it.
+//!
 //! # Memory invariant
 //! A request's buffers belong to the caller until its completion comes out of `flush`,
 //! `collect` or the mailbox; its iovec array (and the whole request) lives in its in-flight
