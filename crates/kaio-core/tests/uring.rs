@@ -455,3 +455,58 @@ fn setuid_child() {
     drop(plain);
     drop(polled);
 }
+
+/// Errors equal kernel AIO's: a directory read is EISDIR, a misaligned `O_DIRECT` read is
+/// EINVAL in the completion, `res2` is 0.
+#[test]
+fn errors_match_kernel_aio() {
+    if !available() || !kaio_core::probe::probe().available {
+        return;
+    }
+    let dir = std::fs::File::open(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let f = tempfile::tempfile_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    std::io::Write::write_all(&mut &f, &[1u8; 8192]).unwrap();
+    let direct = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .unwrap();
+    let mut results = Vec::new();
+    for uring in [false, true] {
+        let mb = Arc::new(Mailbox::with_eventfd().unwrap());
+        let b = if uring {
+            kaio_core::Backend::uring(4, mb.clone(), UringOptions::default()).unwrap()
+        } else {
+            kaio_core::Backend::linux(4, mb.clone()).unwrap()
+        };
+        let mut buf = vec![0u8; 8192];
+        // SAFETY: `buf` outlives both requests (we wait for them below).
+        unsafe {
+            b.push(Request::read(1, dir.as_raw_fd(), 0, buf.as_mut_ptr(), 16));
+            b.push(Request::read(
+                2,
+                direct.as_raw_fd(),
+                0,
+                buf.as_mut_ptr().add(1),
+                4096,
+            ));
+        }
+        let mut done = by_user(b.flush());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while done.len() < 2 {
+            assert!(Instant::now() < deadline, "timed out: {done:?}");
+            if wait_readable(&mb, 100) {
+                mb.clear_signal();
+            }
+            done.extend(by_user(b.collect()));
+        }
+        let mut v: Vec<Completion> = done.into_values().collect();
+        v.sort_by_key(|c| c.user);
+        results.push(v);
+        drop(b);
+    }
+    assert_eq!(results[0], results[1], "aio vs uring");
+    assert_eq!(results[1][0].res, -i64::from(libc::EISDIR));
+    assert_eq!(results[1][1].res, -i64::from(libc::EINVAL));
+    assert!(results[1].iter().all(|c| c.res2 == 0));
+}
