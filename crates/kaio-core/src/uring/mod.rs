@@ -67,7 +67,7 @@
 //! submitter had when it was prepared (`io_prep_async_work` takes `get_current_cred()` unless
 //! the SQE named a personality; as read from current `io_uring/io_uring.c`, the io-wq workers
 //! being threads of the submitting process since 5.12; not re-checked against this machine's
-//! kernel source, only by the setuid test below). So a `setuid()` after `new` is honoured by every later request. With
+//! kernel source, only by `tests/uring.rs::rings_keep_working_after_setuid`). So a `setuid()` after `new` is honoured by every later request. With
 //! SQPOLL (only when asked, [`UringOptions::sqpoll_idle_ms`]) the kernel thread submits with the
 //! credentials of the ring's creator: `flush` compares `geteuid`/`getegid`/`getgroups` with the
 //! set the ring was made with, and on a change registers a personality for the current
