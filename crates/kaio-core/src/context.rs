@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::arena::Arena;
+use crate::classify::classify;
 use crate::mailbox::Mailbox;
 use crate::request::{res, Completion, Op, Request};
 use crate::sys::{self, AioContextT, IoEvent, Iocb};
@@ -484,30 +485,6 @@ impl Shared {
                 return total;
             }
         }
-    }
-}
-
-/// The result a request gets without reaching the kernel, if any. Only files whose reads
-/// cannot block go to the kernel: regular files, block devices, directories (for the errors
-/// below) and character devices other than terminals (USB gadget endpoints, /dev/zero).
-/// Pipes, FIFOs, sockets, terminals and anonymous inodes (eventfd, timerfd, ...) would block
-/// inside `io_submit`: they get ESPIPE, as pread gives them.
-///
-/// Otherwise says whether the completion must signal the eventfd: not for a buffered
-/// (no `O_DIRECT`) read or write of a regular file or block device, which completes inside
-/// `io_submit` (see the module docs); character devices may complete later (USB gadgets do).
-fn classify(req: &Request) -> Result<bool, i64> {
-    match sys::fd_type(req.fd) {
-        Err(errno) => Err(-i64::from(errno)),
-        // Kernel AIO answers EINVAL for a directory read; pread says EISDIR. Writes are left
-        // to the kernel, which checks the access mode first (EBADF), as pwrite.
-        Ok(t) if t == libc::S_IFDIR && matches!(req.op, Op::Read { .. } | Op::Readv { .. }) => {
-            Err(-i64::from(libc::EISDIR))
-        }
-        Ok(t) if t == libc::S_IFREG || t == libc::S_IFBLK => Ok(sys::is_direct(req.fd)),
-        Ok(t) if t == libc::S_IFDIR => Ok(true),
-        Ok(t) if t == libc::S_IFCHR && !sys::is_tty(req.fd) => Ok(true),
-        Ok(_) => Err(-i64::from(libc::ESPIPE)),
     }
 }
 

@@ -1,8 +1,10 @@
-//! kaio-core: Linux kernel AIO (`io_submit`/`io_getevents` with eventfd notification) and a
-//! thread-pool fallback behind one request/completion interface. No Node.js dependency: the
+//! kaio-core: Linux kernel AIO (`io_submit`/`io_getevents` with eventfd notification), `io_uring`
+//! ([`uring`]) and a thread-pool fallback behind one request/completion interface. No Node.js dependency: the
 //! napi binding (`kaio-node`) only converts.
 
 pub mod arena;
+#[cfg(target_os = "linux")]
+mod classify;
 #[cfg(target_os = "linux")]
 pub mod context;
 pub mod mailbox;
@@ -11,6 +13,8 @@ pub mod pool;
 pub mod probe;
 pub mod request;
 pub mod sys;
+#[cfg(target_os = "linux")]
+pub mod uring;
 
 use std::sync::Arc;
 
@@ -22,6 +26,8 @@ pub enum Backend {
     #[cfg(target_os = "linux")]
     Linux(context::AioContext),
     Thread(pool::Pool),
+    #[cfg(target_os = "linux")]
+    Uring(uring::UringContext),
 }
 
 impl Backend {
@@ -29,6 +35,16 @@ impl Backend {
     #[cfg(target_os = "linux")]
     pub fn linux(capacity: u32, mailbox: Arc<Mailbox>) -> std::io::Result<Self> {
         context::AioContext::new(capacity, mailbox).map(Backend::Linux)
+    }
+
+    /// An `io_uring` ring of `capacity` entries (see [`uring`] for the thread rules).
+    #[cfg(target_os = "linux")]
+    pub fn uring(
+        capacity: u32,
+        mailbox: Arc<Mailbox>,
+        opts: uring::UringOptions,
+    ) -> std::io::Result<Self> {
+        uring::UringContext::new(capacity, mailbox, opts).map(Backend::Uring)
     }
 
     /// A pool of `size` worker threads.
@@ -42,6 +58,8 @@ impl Backend {
             #[cfg(target_os = "linux")]
             Backend::Linux(c) => c.push(req),
             Backend::Thread(p) => p.push(req),
+            #[cfg(target_os = "linux")]
+            Backend::Uring(u) => u.push(req),
         }
     }
 
@@ -51,6 +69,8 @@ impl Backend {
             #[cfg(target_os = "linux")]
             Backend::Linux(c) => c.flush(),
             Backend::Thread(p) => p.flush(),
+            #[cfg(target_os = "linux")]
+            Backend::Uring(u) => u.flush(),
         }
     }
 
@@ -61,6 +81,8 @@ impl Backend {
             #[cfg(target_os = "linux")]
             Backend::Linux(c) => c.collect(),
             Backend::Thread(p) => p.collect(),
+            #[cfg(target_os = "linux")]
+            Backend::Uring(u) => u.collect(),
         }
     }
 
@@ -70,6 +92,8 @@ impl Backend {
             #[cfg(target_os = "linux")]
             Backend::Linux(c) => c.cancel(user),
             Backend::Thread(p) => p.cancel(user),
+            #[cfg(target_os = "linux")]
+            Backend::Uring(u) => u.cancel(user),
         }
     }
 
@@ -80,6 +104,8 @@ impl Backend {
             #[cfg(target_os = "linux")]
             Backend::Linux(c) => c.close(),
             Backend::Thread(p) => p.close(),
+            #[cfg(target_os = "linux")]
+            Backend::Uring(u) => u.close(),
         }
     }
 
@@ -90,6 +116,8 @@ impl Backend {
             #[cfg(target_os = "linux")]
             Backend::Linux(c) => c.outstanding(),
             Backend::Thread(p) => p.outstanding(),
+            #[cfg(target_os = "linux")]
+            Backend::Uring(u) => u.outstanding(),
         }
     }
 }

@@ -43,6 +43,7 @@ pub fn errno_name(errno: i32) -> String {
         libc::EOPNOTSUPP => "EOPNOTSUPP",
         libc::EBUSY => "EBUSY",
         libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
         _ => return format!("errno {errno}"),
     };
     name.to_owned()

@@ -110,6 +110,40 @@ pub fn is_tty(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// The calling thread's effective credentials: what an `io_uring` SQPOLL thread must match
+/// (see `uring`'s module docs on CVE-2024-22017).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creds {
+    pub euid: u32,
+    pub egid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// `geteuid`, `getegid` and `getgroups` of the calling thread (these never fail).
+pub fn creds() -> Creds {
+    // SAFETY: plain getters without arguments.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut groups = vec![0 as libc::gid_t; 64];
+    loop {
+        // SAFETY: `groups` has room for `groups.len()` entries.
+        let n = unsafe { libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr()) };
+        if n >= 0 {
+            groups.truncate(n as usize);
+            break;
+        }
+        // EINVAL: more supplementary groups than room; ask for the count and retry.
+        // SAFETY: a zero size only returns the count.
+        let need = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+        groups.resize(need.max(1) as usize * 2, 0);
+    }
+    groups.sort_unstable();
+    Creds {
+        euid: uid,
+        egid: gid,
+        groups,
+    }
+}
+
 /// The calling thread's `errno` as a positive number.
 pub fn last_errno() -> i32 {
     io::Error::last_os_error()

@@ -1,0 +1,134 @@
+//! Builds the submission entry for a [`Request`] (pure data: nothing is submitted here).
+//!
+//! Every pointer in the entry is one the request already holds: caller memory (the Request
+//! contract keeps it valid until the completion) or the request's own iovec array, which stays
+//! in the in-flight slot until the CQE is reaped.
+
+use io_uring::{opcode, squeue, types};
+
+use crate::request::{Op, Request};
+
+/// Which opcode a request needs, as an index into the engine's support table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Read = 0,
+    Write,
+    Readv,
+    Writev,
+    Fsync,
+    Poll,
+}
+
+/// Number of [`Kind`]s.
+pub(super) const KINDS: usize = 6;
+
+impl Kind {
+    pub(super) fn of(op: &Op) -> Self {
+        match op {
+            Op::Read { .. } => Kind::Read,
+            Op::Write { .. } => Kind::Write,
+            Op::Readv { .. } => Kind::Readv,
+            Op::Writev { .. } => Kind::Writev,
+            Op::Fsync | Op::Fdsync => Kind::Fsync,
+            Op::Poll { .. } => Kind::Poll,
+        }
+    }
+
+    /// The `io_uring` opcode (`IORING_OP_*`) serving this kind.
+    pub(super) fn opcode(self) -> u8 {
+        match self {
+            Kind::Read => opcode::Read::CODE,
+            Kind::Write => opcode::Write::CODE,
+            Kind::Readv => opcode::Readv::CODE,
+            Kind::Writev => opcode::Writev::CODE,
+            Kind::Fsync => opcode::Fsync::CODE,
+            Kind::Poll => opcode::PollAdd::CODE,
+        }
+    }
+
+    /// The kind whose `Op::syscall` name is `name` (for forced fallbacks).
+    pub(super) fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "read" => Kind::Read,
+            "write" => Kind::Write,
+            "readv" => Kind::Readv,
+            "writev" => Kind::Writev,
+            "fsync" | "fdatasync" => Kind::Fsync,
+            "poll" => Kind::Poll,
+            _ => return None,
+        })
+    }
+}
+
+/// A transfer length as the SQE's 32-bit `len`: longer requests are clamped and complete
+/// short (the kernel caps one transfer at `MAX_RW_COUNT`, just under 2 GiB, anyway).
+fn len32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// The entry for `req` with `user_data`. `offset` is used as is: the caller has refused
+/// negative offsets (`io_uring` reads -1 as "the file position").
+pub(super) fn build(req: &Request, user_data: u64) -> squeue::Entry {
+    let fd = types::Fd(req.fd);
+    let off = req.offset as u64;
+    let prio = req.priority.unwrap_or(0);
+    let flags = req.rw_flags;
+    let e = match &req.op {
+        Op::Read { buf, len } => opcode::Read::new(fd, *buf, len32(*len))
+            .offset(off)
+            .rw_flags(flags)
+            .ioprio(prio)
+            .build(),
+        Op::Write { buf, len } => opcode::Write::new(fd, *buf, len32(*len))
+            .offset(off)
+            .rw_flags(flags)
+            .ioprio(prio)
+            .build(),
+        Op::Readv { iov } => opcode::Readv::new(fd, iov.as_ptr(), iov.len() as u32)
+            .offset(off)
+            .rw_flags(flags)
+            .ioprio(prio)
+            .build(),
+        Op::Writev { iov } => opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32)
+            .offset(off)
+            .rw_flags(flags)
+            .ioprio(prio)
+            .build(),
+        Op::Fsync => opcode::Fsync::new(fd).build(),
+        Op::Fdsync => opcode::Fsync::new(fd)
+            .flags(types::FsyncFlags::DATASYNC)
+            .build(),
+        Op::Poll { events } => opcode::PollAdd::new(fd, *events).build(),
+    };
+    e.user_data(user_data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_names_agree() {
+        for op in [
+            Op::Read {
+                buf: std::ptr::null_mut(),
+                len: 0,
+            },
+            Op::Writev { iov: Box::new([]) },
+            Op::Fdsync,
+            Op::Poll { events: 1 },
+        ] {
+            assert_eq!(Kind::from_name(op.syscall()), Some(Kind::of(&op)));
+        }
+        assert_eq!(Kind::from_name("stat"), None);
+        assert_eq!(len32(usize::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn entries_carry_user_data_and_opcode() {
+        let r = Request::new(1, 3, 0, Op::Fdsync);
+        let e = build(&r, 42);
+        assert_eq!(e.get_user_data(), 42);
+        assert_eq!(e.get_opcode(), u32::from(opcode::Fsync::CODE));
+    }
+}
