@@ -21,6 +21,6 @@ export const implementations: readonly Implementation[] = Object.freeze(availabl
 /** Per backend: whether it is available here and, if not, why (for diagnostics). */
 export function backends(): Record<Implementation, BackendStatus> {
   const a = availability()
-  return { linux: { ...a.linux }, thread: { ...a.thread }, js: { ...a.js } }
+  return { uring: { ...a.uring }, linux: { ...a.linux }, thread: { ...a.thread }, js: { ...a.js } }
 }
 export * from './src/fs'

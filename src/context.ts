@@ -4,7 +4,7 @@ import { JsDriver, NativeDriver, RES_CANCELLED, RES_CLOSED, toError } from './dr
 import type { CompletionPath, Driver, Implementation } from './driver'
 import { AbortError, closedError, codedError, errnoError, invalidArgType, unavailableError } from './errors'
 import type { SystemError } from './errors'
-import { availability, defaultImplementation, IMPLEMENTATIONS } from './select'
+import { availability, available, defaultImplementation, IMPLEMENTATIONS } from './select'
 import { readBuffer } from './aligned'
 import { buildPoll, buildRead, buildSync, buildVectored, buildWrite, Operation } from './ops'
 import type { Built, OperationOptions } from './ops'
@@ -25,10 +25,17 @@ export interface ContextOptions {
    * Busy polling, in microseconds (0 to 1000000): while requests are outstanding, the event
    * loop keeps turning without sleeping for this long after each submit or completion, so a
    * completion is seen at once instead of after a wake-up. Trades CPU (the JS thread runs at
-   * 100% meanwhile) for latency at low queue depth. `linux` and `thread` only (the `js`
+   * 100% meanwhile) for latency at low queue depth. `uring`, `linux` and `thread` only (the `js`
    * backend ignores it). Default: `KAIO_BUSY_POLL` from the environment, else 0 (off).
    */
   busyPoll?: number
+  /**
+   * `uring` only: a kernel thread polls the submission queue (`IORING_SETUP_SQPOLL`), idling
+   * after this many milliseconds without work. Saves the submit system call and burns a core
+   * while busy; off (0) unless asked for. Credentials are re-checked at every submit, so a
+   * `process.setuid()` is honoured (CVE-2024-22017).
+   */
+  sqpoll?: number
 }
 
 export const DEFAULT_MAX_REQUESTS = 128
@@ -59,10 +66,10 @@ export interface RawResult {
   res2: number
 }
 
-function makeDriver(impl: Implementation, maxRequests: number, poolSize: number, busyPoll: number): Driver {
+function makeDriver(impl: Implementation, maxRequests: number, poolSize: number, busyPoll: number, sqpoll: number): Driver {
   if (impl === 'js') return new JsDriver(maxRequests)
   try {
-    return new NativeDriver(impl, impl === 'linux' ? maxRequests : Math.min(poolSize, maxRequests), busyPoll)
+    return new NativeDriver(impl, impl === 'thread' ? Math.min(poolSize, maxRequests) : maxRequests, busyPoll, sqpoll)
   } catch (e) {
     // The binding throws system errors with `errno` and `syscall`; rebuild them here so the
     // message reads as node:fs's does ("EAGAIN: resource temporarily unavailable, io_setup").
@@ -89,6 +96,10 @@ export class Context {
    * as Bun) or `'node:fs'` (the js backend).
    */
   readonly completionPath: CompletionPath
+  /** SQPOLL idle time in milliseconds (`uring` only; 0: off). */
+  readonly sqpoll: number
+  /** The io_uring setup flags the kernel accepted, e.g. `SINGLE_ISSUER|DEFER_TASKRUN|...` ('' on other backends). */
+  readonly setupFlags: string
   #driver: Driver
   #closed = false
   #closing: Promise<void> | null = null
@@ -101,6 +112,8 @@ export class Context {
     validateInt(poolSize, 'options.poolSize', 1, 1024)
     const busyPoll = options.busyPoll ?? defaultBusyPoll()
     validateInt(busyPoll, 'options.busyPoll', 0, MAX_BUSY_POLL)
+    const sqpoll = options.sqpoll ?? 0
+    validateInt(sqpoll, 'options.sqpoll', 0, 60_000)
     const explicit = options.implementation
     if (explicit !== undefined && !IMPLEMENTATIONS.includes(explicit)) {
       throw codedInvalid(explicit)
@@ -108,23 +121,33 @@ export class Context {
     let impl = explicit ?? defaultImplementation()
     const status = availability()[impl]
     if (!status.available) throw unavailableError(impl, status.reason)
-    let driver: Driver
-    try {
-      driver = makeDriver(impl, maxRequests, poolSize, busyPoll)
-    } catch (e) {
-      // The system-wide aio-max-nr budget is spent: the default path degrades to threads.
-      if (explicit === undefined && impl === 'linux' && (e as SystemError).code === 'EAGAIN') {
-        process.emitWarning(`io_setup failed with EAGAIN (fs.aio-max-nr exhausted); using the thread backend`, {
+    if (sqpoll !== 0 && impl !== 'uring') {
+      throw codedError(TypeError, 'ERR_INVALID_ARG_VALUE', `The property 'options.sqpoll' is only valid with the 'uring' backend. Received ${sqpoll}`)
+    }
+    let driver: Driver | undefined
+    // The default path never fails on a resource the next backend does not need: a ring the
+    // kernel refuses now (memlock, io_uring_disabled set after the probe) or a spent
+    // fs.aio-max-nr budget degrade, with a warning, to the next available backend.
+    for (;;) {
+      try {
+        driver = makeDriver(impl, maxRequests, poolSize, busyPoll, sqpoll)
+        break
+      } catch (e) {
+        const code = (e as SystemError).code
+        const next = available()[available().indexOf(impl) + 1]
+        if (explicit !== undefined || next === undefined || typeof (e as SystemError).syscall !== 'string') throw e
+        process.emitWarning(`${(e as SystemError).syscall} failed with ${code}; using the ${next} backend`, {
           code: 'KAIO_FALLBACK',
           type: 'KaioWarning',
         })
-        impl = 'thread'
-        driver = makeDriver(impl, maxRequests, poolSize, busyPoll)
-      } else throw e
+        impl = next
+      }
     }
     this.implementation = impl
     this.maxRequests = maxRequests
     this.busyPoll = impl === 'js' ? 0 : busyPoll
+    this.sqpoll = sqpoll
+    this.setupFlags = driver instanceof NativeDriver ? driver.setupFlags : ''
     this.completionPath = driver.completionPath
     this.#driver = driver
   }

@@ -1,11 +1,11 @@
-// The request drivers behind `Context`: one for the native engines (linux, thread) and one
+// The request drivers behind `Context`: one for the native engines (uring, linux, thread) and one
 // over node:fs (js). Arguments arrive validated; drivers only move requests and settle them.
 import * as fs from 'node:fs'
 
 import { binding, hostLoopWatch } from './native'
 import { closedError, errnoError } from './errors'
 
-export type Implementation = 'linux' | 'thread' | 'js'
+export type Implementation = 'uring' | 'linux' | 'thread' | 'js'
 
 /**
  * How completions reach JavaScript: `uv_poll` (Node's event loop watches the completion
@@ -69,10 +69,12 @@ const fast = binding?.fastCalls()
  */
 const live = new Set<unknown>()
 
-/** The linux and thread engines, through the native binding. */
+/** The uring, linux and thread engines, through the native binding. */
 export class NativeDriver implements Driver {
   readonly implementation: Implementation
   readonly completionPath: CompletionPath
+  /** The io_uring setup flags the kernel accepted ('' on other backends). */
+  readonly setupFlags: string
   #native: InstanceType<NonNullable<typeof binding>['NativeContext']>
   /** Names the native context in the per-request calls (cheaper than method calls). */
   readonly #handle: number
@@ -91,13 +93,14 @@ export class NativeDriver implements Driver {
   readonly #flush = (): void => this.#doFlush()
 
   /** `busyPoll`: microseconds the event loop keeps polling for completions (0: off). */
-  constructor(kind: 'linux' | 'thread', size: number, busyPoll = 0) {
+  constructor(kind: 'uring' | 'linux' | 'thread', size: number, busyPoll = 0, sqpoll = 0) {
     if (!binding) throw new Error('native binding not loaded')
     this.implementation = kind
     // The completion callback holds the driver weakly: an idle, unreachable context can be
     // collected (its native finalizer then tears it down). A busy one is in `live`.
     const weak = new WeakRef(this)
-    this.#native = new binding.NativeContext(kind, size, () => weak.deref()?.onReady(), this.#out, busyPoll, hostLoopWatch)
+    this.#native = new binding.NativeContext(kind, size, () => weak.deref()?.onReady(), this.#out, busyPoll, hostLoopWatch, sqpoll)
+    this.setupFlags = this.#native.setupFlags
     this.#handle = this.#native.handle
     this.completionPath = this.#native.completionPath as CompletionPath
   }

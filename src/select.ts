@@ -1,12 +1,12 @@
 // Backend selection, like caio's: AIO_IMPL first, then a `default-implementation` file in the
-// package root, then auto-detection in the order linux, thread, js. Never throws at import.
+// package root, then auto-detection in the order uring, linux, thread, js. Never throws at import.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { binding, hostLoopWatch, loadError, packageRoot } from './native'
 import type { CompletionPath, Implementation } from './driver'
 
-export const IMPLEMENTATIONS: readonly Implementation[] = ['linux', 'thread', 'js']
+export const IMPLEMENTATIONS: readonly Implementation[] = ['uring', 'linux', 'thread', 'js']
 
 export interface BackendStatus {
   available: boolean
@@ -31,13 +31,18 @@ export function availability(): Record<Implementation, BackendStatus> {
     ? { available: true, reason: '', completionPath }
     : { available: false, reason: `native binding not loaded: ${loadError}`, completionPath }
   let linux: BackendStatus
-  if (!binding) linux = native
-  else if (process.platform !== 'linux') linux = { available: false, reason: 'kernel AIO exists only on Linux', completionPath }
-  else {
+  let uring: BackendStatus
+  if (!binding) linux = uring = native
+  else if (process.platform !== 'linux') {
+    linux = { available: false, reason: 'kernel AIO exists only on Linux', completionPath }
+    uring = { available: false, reason: 'io_uring exists only on Linux', completionPath }
+  } else {
     const [ok, why] = binding.probe()
     linux = { available: ok, reason: why, completionPath }
+    const [uok, uwhy] = binding.probeUring()
+    uring = { available: uok, reason: uwhy, completionPath }
   }
-  cached = { linux, thread: native, js: { available: true, reason: '', completionPath: 'node:fs' } }
+  cached = { uring, linux, thread: native, js: { available: true, reason: '', completionPath: 'node:fs' } }
   return cached
 }
 

@@ -192,7 +192,7 @@ export type KaioEngine = Implementation | 'linux-poll'
 
 /** Whether `name` measures kaio itself. */
 export function isKaio(name: EngineName): name is KaioEngine {
-  return name === 'linux' || name === 'linux-poll' || name === 'thread' || name === 'js'
+  return name === 'uring' || name === 'linux' || name === 'linux-poll' || name === 'thread' || name === 'js'
 }
 
 /** The backend a kaio engine runs on. */
@@ -203,6 +203,7 @@ export function implementationOf(name: KaioEngine): Implementation {
 /** A human label for an engine. */
 export function engineLabel(name: EngineName): string {
   switch (name) {
+    case 'uring':
     case 'linux':
     case 'thread':
     case 'js':

@@ -12,10 +12,10 @@ export type Mode = 'direct' | 'buffered'
  * kaio backends (`linux-poll`: the linux backend with busy polling), node:fs/promises, fio
  * libaio and fio psync (depth 1 only).
  */
-export type EngineName = 'linux' | 'linux-poll' | 'thread' | 'js' | 'node' | 'fio' | 'fio-psync'
+export type EngineName = 'uring' | 'linux' | 'linux-poll' | 'thread' | 'js' | 'node' | 'fio' | 'fio-psync'
 
 export const WORKLOADS: readonly Workload[] = ['randread', 'randwrite', 'read', 'write']
-export const ENGINES: readonly EngineName[] = ['linux', 'linux-poll', 'thread', 'js', 'node', 'fio', 'fio-psync']
+export const ENGINES: readonly EngineName[] = ['uring', 'linux', 'linux-poll', 'thread', 'js', 'node', 'fio', 'fio-psync']
 
 export interface BenchOptions {
   /** Test file path; created and removed by the run. */
@@ -204,7 +204,7 @@ Options:
   --bs SIZE[,SIZE]      block size for all workloads, or RANDOM,SEQUENTIAL (default 4k,1M)
   --workload LIST       randread,randwrite,read,write (default all)
   --direct              O_DIRECT only        --buffered   page cache only (default both)
-  --impl LIST           engines: linux,thread,js (kaio backends), linux-poll (linux with
+  --impl LIST           engines: uring,linux,thread,js (kaio backends), linux-poll (linux with
                         busyPoll 200 µs), node (node:fs/promises), fio (libaio),
                         fio-psync (depth 1 only) (default all available)
   --memory-ops N        operations per engine of the memory check, each engine in a child

@@ -5,6 +5,7 @@ import { modeLabel, si, sizeLabel } from './report'
 import type { EngineName, Mode, Workload } from './options'
 
 const COLORS: Record<EngineName, string> = {
+  uring: '#8c564b',
   linux: '#d62728',
   'linux-poll': '#e377c2',
   thread: '#ff7f0e',

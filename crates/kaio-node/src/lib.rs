@@ -401,6 +401,7 @@ fn offset_of(o: Either<i64, BigInt>) -> i64 {
 
 /// The backend of kind `kind` with its waker: the event loop's watch where `loop_watch` allows
 /// it and libuv works, a weak threadsafe function otherwise (see [`NativeContext::new`]).
+#[allow(clippy::too_many_arguments)]
 fn make_engine(
     env: Env,
     kind: &str,
@@ -408,12 +409,22 @@ fn make_engine(
     on_ready: &Function<(), ()>,
     busy_poll_us: u32,
     loop_watch: bool,
+    sqpoll_idle_ms: u32,
 ) -> Result<Engine> {
     let make = |mailbox: Arc<Mailbox>| -> Result<Backend> {
         match kind {
             #[cfg(target_os = "linux")]
             "linux" => {
                 Backend::linux(size, mailbox).map_err(|e| os_error(env.raw(), &e, "io_setup"))
+            }
+            #[cfg(target_os = "linux")]
+            "uring" => {
+                let opts = kaio_core::uring::UringOptions {
+                    sqpoll_idle_ms: (sqpoll_idle_ms > 0).then_some(sqpoll_idle_ms),
+                    ..Default::default()
+                };
+                Backend::uring(size, mailbox, opts)
+                    .map_err(|e| os_error(env.raw(), &e, "io_uring_setup"))
             }
             "thread" => Backend::thread(size, mailbox)
                 .map_err(|e| os_error(env.raw(), &e, "pthread_create")),
@@ -478,6 +489,7 @@ impl NativeContext {
     /// process); without it, completions arrive through a threadsafe function. Errors are
     /// thrown as node-style system errors (`code`, `errno`, `syscall`).
     #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         env: Env,
         kind: String,
@@ -486,6 +498,7 @@ impl NativeContext {
         mut out: Float64ArraySlice<'_>,
         busy_poll_us: u32,
         loop_watch: bool,
+        sqpoll_idle_ms: u32,
     ) -> Result<Self> {
         // SAFETY: we keep only the address; the array is kept alive by `out_ref` below and the
         // TypeScript driver never detaches it (see `deliver`).
@@ -498,7 +511,15 @@ impl NativeContext {
                 None,
             ));
         }
-        let engine = make_engine(env, &kind, size, &on_ready, busy_poll_us, loop_watch)?;
+        let engine = make_engine(
+            env,
+            &kind,
+            size,
+            &on_ready,
+            busy_poll_us,
+            loop_watch,
+            sqpoll_idle_ms,
+        )?;
         let backend: Slot = Rc::new(RefCell::new(Some(engine)));
         let mut out_ref = std::ptr::null_mut();
         // SAFETY: the completion array passed to this call, on the JS thread.
@@ -574,6 +595,17 @@ impl NativeContext {
             Some(Waker::Loop(_)) => "uv_poll",
             Some(Waker::Tsfn(_)) => "threadsafe_function",
             None => "",
+        }
+    }
+
+    /// The `io_uring` setup flags the kernel accepted (`SINGLE_ISSUER|DEFER_TASKRUN|...`); `""`
+    /// for other backends.
+    #[napi(getter)]
+    pub fn setup_flags(&self) -> &'static str {
+        match self.hot.engine.borrow().as_ref().map(|e| &e.backend) {
+            #[cfg(target_os = "linux")]
+            Some(Backend::Uring(u)) => u.setup_flags(),
+            _ => "",
         }
     }
 
@@ -799,6 +831,18 @@ pub fn loop_watch_available(env: Env) -> bool {
         let _ = env;
         false
     }
+}
+
+/// `io_uring` availability: `[available, reason, kernel release]`.
+#[napi]
+pub fn probe_uring() -> (bool, String, String) {
+    #[cfg(target_os = "linux")]
+    {
+        let p = kaio_core::uring::probe();
+        (p.available, p.reason.clone(), p.kernel.clone())
+    }
+    #[cfg(not(target_os = "linux"))]
+    (false, "io_uring exists only on Linux".into(), String::new())
 }
 
 /// Kernel AIO availability: `[available, reason, kernel release]`.
