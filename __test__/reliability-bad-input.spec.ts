@@ -81,6 +81,9 @@ test('native per-request calls throw on wrong arguments and on a destroyed conte
   const { ctxRead, ctxWrite } = binding.fastCalls()
   const call = (f: (...a: never[]) => void, ...args: unknown[]) => () => (f as (...a: unknown[]) => void)(...args)
   const buf = new Uint8Array(8)
+  // The one place a test reads message text: these internal errors have no code (napi_throw_error
+  // with a null code in crates/kaio-node/src/fast.rs), and the text is what tells a refused
+  // argument from a destroyed context.
   for (const f of [ctxRead, ctxWrite]) {
     t.throws(call(f), { message: /bad arguments/ })
     t.throws(call(f, 1, 0, 0, 0, new Float64Array(1), 0, -1), { message: /bad arguments/ })
