@@ -3,18 +3,13 @@
 // ESM and TypeScript; then again without the binary, on the js backend.
 // The work is in scripts/pack-test.sh (also `npm run test:pack`); it needs `npm run build`.
 import test from 'ava'
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import * as path from 'node:path'
+
+import { unmet } from './helpers'
 
 // ava runs each test file with the project root as its working directory.
 const script = path.resolve('scripts', 'pack-test.sh')
-
-function npmMissing(): string | undefined {
-  const r = spawnSync('npm', ['--version'], { encoding: 'utf8' })
-  if (r.error) return `npm is not available (${r.error.message})`
-  if (r.status !== 0) return `npm --version exited with ${String(r.status)}`
-  return undefined
-}
 
 function run(file: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -27,12 +22,7 @@ function run(file: string): Promise<{ code: number; out: string }> {
 
 test('the packed tarballs install and work with and without the platform binary', async (t) => {
   t.timeout(180_000)
-  const missing = npmMissing()
-  if (missing !== undefined) {
-    t.log(`skipped: ${missing}; the install test needs npm to pack and install tarballs`)
-    t.pass()
-    return
-  }
+  if (unmet(t, 'npm')) return // npm packs and installs the tarballs
   const { code, out } = await run(script)
   for (const line of out.trimEnd().split('\n')) t.log(line)
   t.is(code, 0, 'scripts/pack-test.sh failed (its output is logged above)')

@@ -82,6 +82,8 @@ for (const impl of implementations) {
     t.false(r.timedOut, 'the child blocked and was killed')
     t.is(r.code, 0, r.stderr)
     const out = JSON.parse(r.stdout) as { tty: { code: string } }
-    t.true(['ESPIPE', 'ABORT_ERR'].includes(out.tty.code), out.tty.code)
+    // A tty is not seekable: pread answers ESPIPE (thread, js), and so does the linux engine's
+    // own check. The child's 300 ms abort is only a backstop against a read that blocks.
+    t.is(out.tty.code, 'ESPIPE')
   })
 }

@@ -4,10 +4,10 @@
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 
-import { implementations } from '../../index'
+import { unmet } from '../helpers'
 
 test('io_setup EAGAIN: the default path falls back to thread, an explicit linux throws', (t) => {
-  if (!implementations.includes('linux')) return t.pass('kernel AIO unavailable here')
+  if (unmet(t, 'linux-aio')) return
   const script = `
     const { Context } = require(${JSON.stringify(process.cwd())})
     const warnings = []
