@@ -24,19 +24,32 @@
 //! and from then on every request of the context signals (a filesystem that completes
 //! buffered I/O later would otherwise make the event loop spin through each request).
 //!
+//! Buffered reads and writes are also submitted with `RWF_NOWAIT` (see [`NOWAIT_POOL_SIZE`]
+//! and `nowait_allowed`): a page-cache hit still completes inside `io_submit`, but a miss
+//! answers EAGAIN at once instead of reading the disk on the caller's thread (kernel fact 7).
+//! Such a request, and one whose filesystem refuses NOWAIT (EOPNOTSUPP) or that read only a
+//! cached prefix, is not finished: it is run again, without NOWAIT, on a [`Pool`] the context
+//! owns, whose completion comes back through the same mailbox. The caller sees one result.
+//! Requests in flight together are not ordered among themselves (as with `O_DIRECT` and the
+//! thread backend): a write that went to the pool can land after a later one that did not.
+//!
 //! Memory invariant: a request's buffers belong to the caller until its completion comes out
 //! of [`AioContext::flush`] or the mailbox. Dropping the context runs `io_destroy`, which
-//! blocks until the kernel has finished every request, before anything else is freed.
+//! blocks until the kernel has finished every request, then joins the pool's workers, before
+//! anything else is freed. A request moves from the kernel to the pool under the state lock,
+//! so it is always counted once (in flight, or in the pool) until its completion is handed
+//! out.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::arena::Arena;
 use crate::classify::classify;
 use crate::mailbox::Mailbox;
+use crate::pool::{self, Pool};
 use crate::request::{res, Completion, Op, Request};
 use crate::sys::{self, AioContextT, IoEvent, Iocb};
 
@@ -58,12 +71,23 @@ pub const OFFLOAD_AT: usize = 8;
 /// better done on the other core while this thread settles promises (page cache 4k d128:
 /// 322k -> 447k IOPS; d32 and below unchanged, so they keep the cheaper inline path).
 pub const OFFLOAD_BATCH: usize = 64;
+/// Workers of the pool that re-runs buffered requests whose `RWF_NOWAIT` attempt would have
+/// blocked (page-cache misses). Started on the first such request, so contexts that only
+/// ever hit the cache (or do `O_DIRECT`) never start a thread. A miss waits on the device
+/// (~100-400 us here), so the workers bound the device queue depth of cold buffered reads:
+/// 8 matches the thread backend's default and the device's parallelism here (see
+/// `benchmark/RESULTS.md`, "`RWF_NOWAIT`"), while an idle worker costs only its 256 KiB stack.
+pub const NOWAIT_POOL_SIZE: u32 = 8;
 
 struct Slot {
     user: u64,
     /// Kept until completion so cancellation can name the iocb by address; the kernel copies
     /// iovec arrays at submit time, so this is not a lifetime requirement for them.
     iov: Option<Box<[libc::iovec]>>,
+    /// A buffered read or write of a regular file or block device (queued as quiet).
+    buffered: bool,
+    /// kaio added `RWF_NOWAIT` to this request (the caller did not ask for it).
+    nowait: bool,
 }
 
 struct State {
@@ -90,6 +114,15 @@ struct State {
     /// an `fstat` per request at depth (13% of CPU at page-cache 4k depth 32). The third
     /// member is the check's verdict on signalling (see `classify`).
     checked: Option<(i32, u64, bool)>,
+    /// Whether buffered requests get `RWF_NOWAIT` (see [`AioContext::set_nowait`]).
+    nowait: bool,
+    /// Set, for reads (`[0]`) or writes (`[1]`), once a kaio-added `RWF_NOWAIT` was refused
+    /// with EOPNOTSUPP: that kind of request is no longer sent with NOWAIT by this context.
+    /// Per context, not per descriptor: descriptor numbers are reused, a per-file key would
+    /// cost an `fstat` per request, and ext4 (which refuses NOWAIT buffered writes) refuses
+    /// it for every file; a wrong guess costs speed (blocking `io_submit`, as before NOWAIT),
+    /// never a result.
+    nowait_refused: [bool; 2],
 }
 
 impl State {
@@ -123,6 +156,12 @@ struct Shared {
     reap_lock: Mutex<()>,
     stopping: AtomicBool,
     mailbox: Arc<Mailbox>,
+    /// Re-runs requests whose kaio-added `RWF_NOWAIT` attempt did not finish them; started
+    /// on first use (`None` if its threads could not be started: such requests then run on
+    /// the thread that reaped them, blocking, as without NOWAIT).
+    pool: OnceLock<Option<Pool>>,
+    /// Requests handed to `pool` so far.
+    handed_off: AtomicU64,
 }
 
 // SAFETY: `State` holds raw pointers only inside queued `Request`s (Send by contract) and the
@@ -165,11 +204,15 @@ impl AioContext {
                 closed: false,
                 taken: 0,
                 checked: None,
+                nowait: nowait_default(),
+                nowait_refused: [false; 2],
             }),
             submit_lock: Mutex::new(()),
             reap_lock: Mutex::new(()),
             stopping: AtomicBool::new(false),
             mailbox,
+            pool: OnceLock::new(),
+            handed_off: AtomicU64::new(0),
         });
         let s = shared.clone();
         let reaper = std::thread::Builder::new()
@@ -323,8 +366,10 @@ impl AioContext {
             let idx = (key & 0xffff_ffff) as usize;
             // Errors (EINVAL for regular files) mean the request just runs to completion.
             let _ = sys::io_cancel(self.shared.ctx, &mut st.iocbs[idx]);
+            return None;
         }
-        None
+        // Handed to the pool (under this lock, so not missed): withdrawn if not started.
+        self.shared.started_pool().and_then(|p| p.cancel(user))
     }
 
     /// Starts closing: refuses new requests, fails queued ones with [`res::CLOSED`] (returned),
@@ -345,15 +390,94 @@ impl AioContext {
             let idx = (key & 0xffff_ffff) as usize;
             let _ = sys::io_cancel(self.shared.ctx, &mut st.iocbs[idx]);
         }
-        (out, st.inflight.len())
+        let mut remaining = st.inflight.len();
+        // Requests handed to the pool and not started fail like queued ones; running ones
+        // complete through the mailbox. Kernel requests handed over from now on fail too.
+        if let Some(p) = self.shared.started_pool() {
+            let (closed, running) = p.close();
+            out.extend(closed);
+            remaining += running;
+        }
+        (out, remaining)
     }
 
-    /// Requests queued or in the kernel.
+    /// Requests queued, in the kernel, or handed to the pool.
     #[must_use]
     pub fn outstanding(&self) -> usize {
         let st = lock(&self.shared.state);
-        st.queue.len() + st.inflight.len() + st.ready.len()
+        let pooled = self.shared.started_pool().map_or(0, Pool::outstanding);
+        st.queue.len() + st.inflight.len() + st.ready.len() + pooled
     }
+
+    /// How many requests so far were re-run on the context's pool because their kaio-added
+    /// `RWF_NOWAIT` attempt did not finish them (page-cache misses, mostly). For tests and
+    /// diagnostics.
+    #[must_use]
+    pub fn handed_off(&self) -> u64 {
+        self.shared.handed_off.load(Ordering::Relaxed)
+    }
+
+    /// Turns the `RWF_NOWAIT` attempt for buffered reads and writes on or off for requests
+    /// submitted from now on (default: on, unless the environment variable `KAIO_NOWAIT` is
+    /// `0`). Off, a page-cache miss is read inside `io_submit` on the submitting thread. For
+    /// benchmarks and as a kill switch.
+    pub fn set_nowait(&self, enabled: bool) {
+        lock(&self.shared.state).nowait = enabled;
+    }
+}
+
+/// The default of [`AioContext::set_nowait`]: on unless `KAIO_NOWAIT=0` (read once).
+fn nowait_default() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("KAIO_NOWAIT").is_none_or(|v| v != "0"))
+}
+
+/// Whether kaio adds `RWF_NOWAIT` to `req`, a buffered read or write of a regular file or
+/// block device. Not when the caller asked for NOWAIT (they get EAGAIN themselves), for
+/// flags kaio does not know (the kernel's EOPNOTSUPP is theirs), for appends (a re-run on the
+/// pool could reorder them) or synchronous writes (they wait for the device anyway), nor
+/// once this context saw the kind refused (see `State::nowait_refused`).
+fn nowait_allowed(st: &State, req: &Request) -> bool {
+    let write = match req.op {
+        Op::Read { .. } | Op::Readv { .. } => false,
+        Op::Write { .. } | Op::Writev { .. } => true,
+        _ => return false,
+    };
+    let mut conflicts = sys::RWF_NOWAIT | sys::RWF_APPEND;
+    if write {
+        conflicts |= sys::RWF_DSYNC | sys::RWF_SYNC;
+    }
+    st.nowait
+        && !st.nowait_refused[usize::from(write)]
+        && req.rw_flags & !sys::RWF_SUPPORTED == 0
+        && req.rw_flags & conflicts == 0
+        && !(write && sys::is_append(req.fd))
+}
+
+/// Whether a kaio-added `RWF_NOWAIT` attempt that ended with `res` left the request
+/// unfinished, so it must run again without NOWAIT: EAGAIN (it would have blocked),
+/// EOPNOTSUPP (the file cannot honour NOWAIT), or a read shorter than asked that did not stop
+/// at the end of the file (only a cached prefix was read; a short write stands, as pwrite's).
+fn nowait_unfinished(iocb: &Iocb, slot: &Slot, res: i64) -> bool {
+    if res == -i64::from(libc::EAGAIN) || res == -i64::from(libc::EOPNOTSUPP) {
+        return true;
+    }
+    let (len, read) = match iocb.aio_lio_opcode {
+        sys::IOCB_CMD_PREAD => (iocb.aio_nbytes, true),
+        sys::IOCB_CMD_PREADV => (
+            slot.iov
+                .as_deref()
+                .map_or(0, |v| v.iter().map(|i| i.iov_len as u64).sum()),
+            true,
+        ),
+        _ => return false,
+    };
+    if !read || res < 0 || res as u64 >= len {
+        return false;
+    }
+    // Short: the end of the file, or a page that was not cached (cannot tell: run again).
+    let end = (iocb.aio_offset as u64).saturating_add(res as u64);
+    !matches!(sys::file_size(iocb.aio_fildes as i32), Ok(size) if end >= size)
 }
 
 impl Shared {
@@ -381,12 +505,19 @@ impl Shared {
                         break;
                     };
                     st.taken += 1;
+                    let buffered = !notify;
+                    let nowait = buffered && nowait_allowed(&st, &req);
                     let notify = notify || handed_over || !st.quiet_ok;
-                    let (iocb, iov) = encode(&req, notify.then_some(efd));
+                    let (mut iocb, iov) = encode(&req, notify.then_some(efd));
+                    if nowait {
+                        iocb.aio_rw_flags |= sys::RWF_NOWAIT;
+                    }
                     st.quiet += usize::from(!notify);
                     let Ok(key) = st.inflight.insert(Slot {
                         user: req.user,
                         iov,
+                        buffered,
+                        nowait,
                     }) else {
                         unreachable!("checked is_full above")
                     };
@@ -420,12 +551,12 @@ impl Shared {
                         return submitted;
                     }
                     Err(e) => {
-                        // The first remaining iocb was refused: it completes with the errno.
+                        // The first remaining iocb was refused: it completes with the errno
+                        // (EOPNOTSUPP for a kaio-added NOWAIT: it goes to the pool).
                         let errno = e.raw_os_error().unwrap_or(libc::EIO);
                         let mut st = lock(&self.state);
-                        if let Some(slot) = st.release(keys[done]) {
-                            out.push(Completion::new(slot.user, -i64::from(errno)));
-                        }
+                        self.settle(&mut st, keys[done], -i64::from(errno), 0, out);
+                        self.start_handed_off(out);
                         done += 1;
                     }
                 }
@@ -447,8 +578,13 @@ impl Shared {
                 continue;
             }
             // SAFETY: `ptr` points into `st.iocbs`, which we hold the lock for.
-            let iocb = unsafe { *ptr };
-            let notify = iocb.aio_flags & sys::IOCB_FLAG_RESFD != 0;
+            let mut iocb = unsafe { *ptr };
+            // Queued as it was pushed: quiet if buffered (`pump` decides signalling and
+            // NOWAIT again), without the NOWAIT that kaio added.
+            let notify = !slot.buffered;
+            if slot.nowait {
+                iocb.aio_rw_flags &= !sys::RWF_NOWAIT;
+            }
             st.queue.push_front((decode(&iocb, slot), notify));
         }
     }
@@ -464,15 +600,9 @@ impl Shared {
             if n > 0 {
                 let mut st = lock(&self.state);
                 for ev in &events[..n] {
-                    // A stale key (already settled) is dropped here.
-                    if let Some(slot) = st.release(ev.data) {
-                        out.push(Completion {
-                            user: slot.user,
-                            res: ev.res,
-                            res2: ev.res2,
-                        });
-                    }
+                    self.settle(&mut st, ev.data, ev.res, ev.res2, out);
                 }
+                self.start_handed_off(out);
             }
             total += n;
             if n < REAP_BATCH {
@@ -485,6 +615,74 @@ impl Shared {
                 return total;
             }
         }
+    }
+}
+
+impl Shared {
+    /// Takes request `key` out of the kernel's hands with result `res`: its completion goes
+    /// to `out`, unless kaio's own `RWF_NOWAIT` attempt left it unfinished (see
+    /// `nowait_unfinished`): then it is handed to the pool, without NOWAIT. A stale key
+    /// (already settled) is dropped. Called with the state lock held, so that the request is
+    /// in flight or in the pool at every moment (`cancel`, `outstanding`).
+    fn settle(&self, st: &mut State, key: u64, res: i64, res2: i64, out: &mut Vec<Completion>) {
+        let Some(slot) = st.release(key) else {
+            return;
+        };
+        let idx = (key & 0xffff_ffff) as usize;
+        // The iocb stays as submitted until its slot is reused, which needs this lock.
+        let mut iocb = st.iocbs[idx];
+        if !slot.nowait || !nowait_unfinished(&iocb, &slot, res) {
+            out.push(Completion {
+                user: slot.user,
+                res,
+                res2,
+            });
+            return;
+        }
+        if res == -i64::from(libc::EOPNOTSUPP) {
+            let write = matches!(
+                iocb.aio_lio_opcode,
+                sys::IOCB_CMD_PWRITE | sys::IOCB_CMD_PWRITEV
+            );
+            st.nowait_refused[usize::from(write)] = true;
+        }
+        iocb.aio_rw_flags &= !sys::RWF_NOWAIT;
+        let req = decode(&iocb, slot);
+        self.handed_off.fetch_add(1, Ordering::Relaxed);
+        if st.closed {
+            out.push(Completion::new(req.user, res::CLOSED));
+            return;
+        }
+        if let Some(p) = self.pool() {
+            p.push(req);
+        } else {
+            // No pool threads: run it here, blocking, as it would have without NOWAIT.
+            let never = AtomicBool::new(false);
+            out.push(Completion::new(
+                req.user,
+                pool::execute(&req, &never, &never),
+            ));
+        }
+    }
+
+    /// Hands what [`Shared::settle`] pushed to the pool to its workers (one wake-up per
+    /// batch); completions the pool decided at once (after close) go to `out`.
+    fn start_handed_off(&self, out: &mut Vec<Completion>) {
+        if let Some(p) = self.started_pool() {
+            out.extend(p.flush());
+        }
+    }
+
+    /// The pool, started on first use with [`NOWAIT_POOL_SIZE`] workers.
+    fn pool(&self) -> Option<&Pool> {
+        self.pool
+            .get_or_init(|| Pool::new(NOWAIT_POOL_SIZE, self.mailbox.clone()).ok())
+            .as_ref()
+    }
+
+    /// The pool if it was started.
+    fn started_pool(&self) -> Option<&Pool> {
+        self.pool.get().and_then(Option::as_ref)
     }
 }
 
@@ -619,5 +817,11 @@ impl Drop for AioContext {
         // SAFETY: the completion thread is gone and nothing else submits; io_destroy waits
         // for every in-flight request, after which no caller memory is referenced.
         let _ = unsafe { sys::io_destroy(self.shared.ctx) };
+        // Nothing hands requests to the pool any more: dropping it withdraws what has not
+        // started and joins the workers, so no caller memory is used after this returns.
+        // With the completion thread joined this is the only reference to `shared`.
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            drop(shared.pool.take());
+        }
     }
 }

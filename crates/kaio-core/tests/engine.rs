@@ -509,3 +509,466 @@ fn a_queue_longer_than_the_inline_rounds_drains() {
         assert!(cs.iter().all(|c| c.res == 8), "{name}: {cs:?}");
     }
 }
+
+// ---- RWF_NOWAIT: buffered misses go to the context's pool -------------------------------
+
+const PAGE: usize = 4096;
+
+/// The kernel AIO context behind a harness, if it has one.
+#[cfg(target_os = "linux")]
+fn aio(h: &Harness) -> Option<&kaio_core::context::AioContext> {
+    match &h.backend {
+        Backend::Linux(c) => Some(c),
+        Backend::Thread(_) => None,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn handed_off(h: &Harness) -> u64 {
+    aio(h).map_or(0, kaio_core::context::AioContext::handed_off)
+}
+
+/// The byte at `pos` of the test pattern (differs per page, so a misplaced page shows).
+fn pattern(pos: usize) -> u8 {
+    ((pos / PAGE) * 31 + pos % 251) as u8
+}
+
+/// A file of `pages` pattern pages on the real disk (the crate's directory: /tmp may be a
+/// tmpfs, whose pages cannot be dropped), synced, with its page cache dropped and readahead
+/// off (each miss reads only its own page, so every one is a miss).
+fn cold_file(pages: usize) -> std::fs::File {
+    let f = tempfile::tempfile_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let data: Vec<u8> = (0..pages * PAGE).map(pattern).collect();
+    std::io::Write::write_all(&mut &f, &data).unwrap();
+    f.sync_all().unwrap();
+    // SAFETY: advice on our own descriptor.
+    assert_eq!(
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) },
+        0
+    );
+    drop_pages(&f, 0, pages);
+    f
+}
+
+/// Drops `n` pages from page `first` of `f` from the page cache (they are clean), and checks
+/// with `mincore` that they are gone: the advice skips pages it cannot take at that moment
+/// (still in a CPU's LRU batch, say), so it is repeated a few times.
+fn drop_pages(f: &std::fs::File, first: usize, n: usize) {
+    for _ in 0..100 {
+        // SAFETY: advice on our own descriptor.
+        let r = unsafe {
+            libc::posix_fadvise(
+                f.as_raw_fd(),
+                (first * PAGE) as i64,
+                (n * PAGE) as i64,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+        assert_eq!(r, 0);
+        if resident(f, first, n) == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the page cache keeps {} pages", resident(f, first, n));
+}
+
+/// How many of the `n` pages from page `first` of `f` are in the page cache (`mincore` of a
+/// read-only shared mapping, unmapped again at once: a mapped page cannot be dropped).
+fn resident(f: &std::fs::File, first: usize, n: usize) -> usize {
+    // SAFETY: a fresh read-only mapping of our own file; nothing else uses it.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            n * PAGE,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            (first * PAGE) as i64,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    let mut vec = vec![0u8; n];
+    // SAFETY: `vec` has one byte per page of the mapping.
+    assert_eq!(unsafe { libc::mincore(p, n * PAGE, vec.as_mut_ptr()) }, 0);
+    // SAFETY: the mapping made above, used by nothing else.
+    unsafe { libc::munmap(p, n * PAGE) };
+    vec.iter().filter(|&&v| v & 1 != 0).count()
+}
+
+/// Reads of whole pages `pages[i]` into `buf` (one page each), user ids from `base`.
+fn page_reads(base: u64, fd: i32, pages: &[usize], buf: &mut [u8]) -> Vec<Request> {
+    buf.chunks_mut(PAGE)
+        .zip(pages)
+        .enumerate()
+        .map(|(i, (b, &p))| read(base + i as u64, fd, (p * PAGE) as i64, b))
+        .collect()
+}
+
+fn check_pages(name: &str, pages: &[usize], buf: &[u8], cs: &[Completion]) {
+    for (i, (b, &p)) in buf.chunks(PAGE).zip(pages).enumerate() {
+        check_read(name, p, b, cs[i]);
+    }
+}
+
+/// `c` read all of `buf` from page `first` on.
+fn check_read(name: &str, first: usize, buf: &[u8], c: Completion) {
+    assert_eq!(c.res, buf.len() as i64, "{name}: page {first}: {c:?}");
+    assert!(
+        buf.iter()
+            .enumerate()
+            .all(|(j, &x)| x == pattern(first * PAGE + j)),
+        "{name}: page {first} has the wrong data"
+    );
+}
+
+/// A cold read comes back right through the pool (counted), a hot one is reaped inline by
+/// `flush` (not counted).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_cold_read_goes_to_the_pool_and_a_hot_one_stays_inline() {
+    const N: usize = 16;
+    for (name, make) in backends() {
+        let mut h = make(32);
+        let f = cold_file(N);
+        let pages: Vec<usize> = (0..N).collect();
+        let mut buf = vec![0u8; N * PAGE];
+        let before = handed_off(&h);
+        let cs = h.run(page_reads(0, f.as_raw_fd(), &pages, &mut buf));
+        check_pages(name, &pages, &buf, &cs);
+        let cold = handed_off(&h) - before;
+        if aio(&h).is_some() {
+            assert!(cold > 0, "{name}: no cold read went to the pool");
+        }
+        // Now cached: every read completes inside io_submit and comes out of flush itself.
+        buf.fill(0);
+        for r in page_reads(100, f.as_raw_fd(), &pages, &mut buf) {
+            h.backend.push(r);
+        }
+        let mut cs = h.backend.flush();
+        if aio(&h).is_some() {
+            assert_eq!(cs.len(), N, "{name}: hot reads are reaped inline: {cs:?}");
+            assert_eq!(
+                handed_off(&h) - before,
+                cold,
+                "{name}: hot reads stay inline"
+            );
+        } else {
+            let users: Vec<u64> = (100..100 + N as u64).collect();
+            h.collect(cs);
+            cs = h.wait_for(&users);
+        }
+        cs.sort_by_key(|c| c.user);
+        check_pages(name, &pages, &buf, &cs);
+    }
+}
+
+/// A caller who asks for `RWF_NOWAIT` gets the EAGAIN of a cold page, as `preadv2` gives.
+/// (A NOWAIT miss starts the page's read, and a fast device sometimes finishes it before the
+/// kernel gives up: then the read succeeds. So each page is tried until one answers EAGAIN.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_callers_own_nowait_still_gets_eagain() {
+    const PAGES: usize = 8;
+    for (name, make) in backends() {
+        let mut h = make(4);
+        let f = cold_file(PAGES);
+        let mut buf = vec![0u8; PAGE];
+        let before = handed_off(&h);
+        let mut eagain = false;
+        for p in 0..PAGES {
+            let mut r = read(p as u64, f.as_raw_fd(), (p * PAGE) as i64, &mut buf);
+            r.rw_flags = kaio_core::sys::RWF_NOWAIT;
+            let c = h.run(vec![r]);
+            if c[0].res == -i64::from(libc::EAGAIN) {
+                eagain = true;
+                break;
+            }
+            check_read(name, p, &buf, c[0]);
+        }
+        assert!(eagain, "{name}: no cold page answered EAGAIN");
+        assert_eq!(handed_off(&h), before, "{name}: not re-run");
+    }
+}
+
+/// A read that finds only a cached prefix is completed whole; one that stops at the end of
+/// the file stays short.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_read_with_a_cached_prefix_is_completed_whole() {
+    for (name, make) in backends() {
+        let mut h = make(4);
+        let f = cold_file(4);
+        let mut warm = vec![0u8; PAGE];
+        let c = h.run(page_reads(1, f.as_raw_fd(), &[1], &mut warm));
+        assert_eq!(c[0].res, PAGE as i64, "{name}");
+        // Pages 1 (cached) and 2 (cold) in one request.
+        let mut buf = vec![0u8; 2 * PAGE];
+        let c = h.run(vec![read(2, f.as_raw_fd(), PAGE as i64, &mut buf)]);
+        check_read(name, 1, &buf, c[0]);
+        // Across the end of the file (cached): short, and not re-run.
+        let c = h.run(page_reads(5, f.as_raw_fd(), &[3], &mut warm));
+        assert_eq!(c[0].res, PAGE as i64, "{name}");
+        let before = handed_off(&h);
+        let c = h.run(vec![read(
+            3,
+            f.as_raw_fd(),
+            (3 * PAGE + 100) as i64,
+            &mut buf,
+        )]);
+        assert_eq!(c[0].res, (PAGE - 100) as i64, "{name}");
+        let c = h.run(vec![read(4, f.as_raw_fd(), (4 * PAGE) as i64, &mut buf)]);
+        assert_eq!(c[0].res, 0, "{name}: at the end");
+        assert_eq!(
+            handed_off(&h),
+            before,
+            "{name}: the end of the file is not a miss"
+        );
+    }
+}
+
+/// Buffered writes land, whether the filesystem takes NOWAIT writes, answers EAGAIN or
+/// refuses them (ext4: EOPNOTSUPP, after which the context stops asking).
+#[cfg(target_os = "linux")]
+#[test]
+fn buffered_writes_land() {
+    const N: usize = 64;
+    for (name, make) in backends() {
+        let mut h = make(16);
+        let f = tempfile::tempfile_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let data: Vec<u8> = (0..N * PAGE).map(pattern).collect();
+        for round in 0..2 {
+            let before = handed_off(&h);
+            let reqs = data
+                .chunks(PAGE)
+                .enumerate()
+                .map(|(i, b)| write(i as u64, f.as_raw_fd(), (i * PAGE) as i64, b))
+                .collect();
+            let cs = h.run(reqs);
+            assert!(cs.iter().all(|c| c.res == PAGE as i64), "{name}: {cs:?}");
+            eprintln!(
+                "{name}: write round {round}: {} of {N} re-run on the pool",
+                handed_off(&h) - before
+            );
+        }
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut &f, &mut back).unwrap();
+        assert!(back == data, "{name}: the writes did not land");
+    }
+}
+
+/// Pages each request of the pool tests reads.
+const SPAN: usize = 16;
+/// The first `BLOCKERS` requests of the pool tests read `BLOCKER_SPANS` spans each: one per
+/// pool worker, so the requests after them wait in the pool's queue for milliseconds (a small
+/// miss is read about as fast as the next request is submitted).
+const BLOCKERS: usize = 8;
+const BLOCKER_SPANS: usize = 64;
+
+/// Spans of the pool tests' file (and buffer) for `n` requests.
+fn spans(n: usize) -> usize {
+    n + BLOCKERS * (BLOCKER_SPANS - 1)
+}
+
+/// Where request `i` of the pool tests starts, in spans, and how many it reads.
+fn request_spans(i: usize) -> (usize, usize) {
+    if i < BLOCKERS {
+        (i * BLOCKER_SPANS, BLOCKER_SPANS)
+    } else {
+        (i + BLOCKERS * (BLOCKER_SPANS - 1), 1)
+    }
+}
+
+/// The part of `buf` request `i` of the pool tests reads into, and its first page.
+fn request_buf(buf: &mut [u8], i: usize) -> (usize, &mut [u8]) {
+    let (at, n) = request_spans(i);
+    (
+        at * SPAN,
+        &mut buf[at * SPAN * PAGE..(at + n) * SPAN * PAGE],
+    )
+}
+
+/// Issues `n` cold reads (see `request_spans`) and returns once at least `want` went to the
+/// pool and submission is over.
+#[cfg(target_os = "linux")]
+fn push_cold_reads(h: &mut Harness, f: &std::fs::File, buf: &mut [u8], n: usize, want: u64) {
+    for i in 0..n {
+        let (page, b) = request_buf(buf, i);
+        h.backend
+            .push(read(i as u64, f.as_raw_fd(), (page * PAGE) as i64, b));
+    }
+    // Mostly empty; a NOWAIT miss whose read the device finished at once completes here.
+    let first = h.backend.flush();
+    h.collect(first);
+    // At least `want` handed off, and no more arriving for a few milliseconds (everything
+    // submitted: nothing waits in the context's own queue any more).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (mut last, mut still) = (0, 0);
+    while std::time::Instant::now() < deadline {
+        let now = handed_off(h);
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+        if now >= want && still >= 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Requests waiting in the pool can be withdrawn; the others complete once, with their data.
+#[cfg(target_os = "linux")]
+#[test]
+fn requests_in_the_pool_can_be_cancelled() {
+    const N: usize = 200;
+    for (name, make) in backends() {
+        for attempt in 1..=3 {
+            if cancel_in_the_pool(name, make, N) > 0 {
+                break;
+            }
+            // Timing: the pool drained, or the reaper was still inside io_submit.
+            assert!(attempt < 3, "{name}: nothing was still waiting in the pool");
+        }
+    }
+}
+
+/// One run of `requests_in_the_pool_can_be_cancelled`: returns how many were withdrawn.
+#[cfg(target_os = "linux")]
+fn cancel_in_the_pool(name: &str, make: fn(u32) -> Harness, n: usize) -> usize {
+    {
+        let mut h = make(512);
+        if aio(&h).is_none() {
+            return 1;
+        }
+        let f = cold_file(spans(n) * SPAN);
+        let mut buf = vec![0u8; spans(n) * SPAN * PAGE];
+        push_cold_reads(&mut h, &f, &mut buf, n, 1);
+        assert!(handed_off(&h) > 0, "{name}: no cold read went to the pool");
+        let mut cancelled = 0;
+        for user in (0..n as u64).rev() {
+            if let Some(c) = h.backend.cancel(user) {
+                assert_eq!(c, Completion::new(user, res::CANCELLED));
+                h.collect(vec![c]);
+                cancelled += 1;
+            }
+        }
+        let users: Vec<u64> = (0..n as u64).collect();
+        let cs = h.wait_for(&users);
+        for (i, c) in cs.iter().enumerate() {
+            if c.res != res::CANCELLED {
+                let (page, b) = request_buf(&mut buf, i);
+                check_read(name, page, b, *c);
+            }
+        }
+        assert_eq!(h.backend.outstanding(), 0, "{name}");
+        eprintln!("{name}: {cancelled} of {n} withdrawn from the pool");
+        cancelled
+    }
+}
+
+/// One close of `close_and_drop_with_requests_in_the_pool`: returns how many were closed.
+#[cfg(target_os = "linux")]
+fn close_in_the_pool(name: &str, make: fn(u32) -> Harness, n: usize) -> usize {
+    {
+        let mut h = make(512);
+        if aio(&h).is_none() {
+            return 1;
+        }
+        let f = cold_file(spans(n) * SPAN);
+        let mut buf = vec![0u8; spans(n) * SPAN * PAGE];
+        push_cold_reads(&mut h, &f, &mut buf, n, 1);
+        assert!(h.backend.outstanding() > 0, "{name}");
+        let (closed, remaining) = h.backend.close();
+        assert!(closed.iter().all(|c| c.res == res::CLOSED), "{name}");
+        assert!(remaining <= n, "{name}: {remaining}");
+        let n_closed = closed.len();
+        h.collect(closed);
+        let users: Vec<u64> = (0..n as u64).collect();
+        let cs = h.wait_for(&users);
+        for (i, c) in cs.iter().enumerate() {
+            if c.res != res::CLOSED {
+                let (page, b) = request_buf(&mut buf, i);
+                check_read(name, page, b, *c);
+            }
+        }
+        assert_eq!(h.backend.outstanding(), 0, "{name}");
+        eprintln!("{name}: {n_closed} of {n} closed in the pool");
+        n_closed
+    }
+}
+
+/// Closing fails what waits in the pool (CLOSED), counts what runs there, and every request
+/// completes once; dropping with requests in the pool waits for the running ones.
+#[cfg(target_os = "linux")]
+#[test]
+fn close_and_drop_with_requests_in_the_pool() {
+    const N: usize = 200;
+    for (name, make) in backends() {
+        for attempt in 1..=3 {
+            if close_in_the_pool(name, make, N) > 0 {
+                break;
+            }
+            // Timing: the pool drained, or the reaper was still inside io_submit.
+            assert!(attempt < 3, "{name}: nothing was waiting in the pool");
+        }
+
+        // Dropped while the pool works: returns once the workers are joined.
+        let mut h = make(512);
+        if aio(&h).is_none() {
+            continue;
+        }
+        let f = cold_file(spans(N) * SPAN);
+        let mut buf = vec![0u8; spans(N) * SPAN * PAGE];
+        push_cold_reads(&mut h, &f, &mut buf, N, 16);
+        let t = std::time::Instant::now();
+        drop(h);
+        assert!(t.elapsed() < Duration::from_secs(5), "{name}");
+        drop(buf);
+    }
+}
+
+/// Many reads of hot and cold pages, through small and large rings: each completes once with
+/// its page.
+#[cfg(target_os = "linux")]
+#[test]
+fn mixed_hot_and_cold_reads_complete_exactly_once() {
+    const PAGES: usize = 2048;
+    const N: usize = 3000;
+    for capacity in [8, 256] {
+        for (name, make) in backends() {
+            let mut h = make(capacity);
+            let f = cold_file(PAGES);
+            // Every other run of 8 pages is cached.
+            let mut warm = vec![0u8; 8 * PAGE];
+            for run in (0..PAGES / 8).step_by(2) {
+                let c = h.run(vec![read(
+                    1_000_000 + run as u64,
+                    f.as_raw_fd(),
+                    (run * 8 * PAGE) as i64,
+                    &mut warm,
+                )]);
+                assert_eq!(c[0].res, (8 * PAGE) as i64, "{name}");
+            }
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            let pages: Vec<usize> = (0..N)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % PAGES as u64) as usize
+                })
+                .collect();
+            let mut buf = vec![0u8; N * PAGE];
+            let before = handed_off(&h);
+            let cs = h.run(page_reads(0, f.as_raw_fd(), &pages, &mut buf));
+            check_pages(name, &pages, &buf, &cs);
+            assert_eq!(h.backend.outstanding(), 0, "{name}");
+            if aio(&h).is_some() {
+                let pooled = handed_off(&h) - before;
+                assert!(
+                    pooled > 0 && pooled < N as u64,
+                    "{name}: {pooled} of {N} pooled"
+                );
+            }
+        }
+    }
+}

@@ -39,6 +39,47 @@ pub fn is_direct(fd: RawFd) -> bool {
     flags < 0 || flags & libc::O_DIRECT != 0
 }
 
+/// Whether `fd` was opened (or set) with `O_APPEND`; `true` when that cannot be told.
+pub fn is_append(fd: RawFd) -> bool {
+    // SAFETY: F_GETFL takes no argument and only reads the descriptor's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    flags < 0 || flags & libc::O_APPEND != 0
+}
+
+/// The size in bytes of the file or block device behind `fd` (`fstat(2)`'s `st_size`, or
+/// `ioctl(BLKGETSIZE64)` for a block device, whose `st_size` is 0), or the errno.
+pub fn file_size(fd: RawFd) -> Result<u64, i32> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a writable stat buffer; the kernel fills it on success.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: fstat succeeded, so the struct is initialised.
+    let st = unsafe { st.assume_init() };
+    if st.st_mode & libc::S_IFMT != libc::S_IFBLK {
+        return Ok(st.st_size as u64);
+    }
+    block_device_size(fd)
+}
+
+/// `ioctl(fd, BLKGETSIZE64)`: a block device's size in bytes.
+#[cfg(target_os = "linux")]
+fn block_device_size(fd: RawFd) -> Result<u64, i32> {
+    /// `_IOR(0x12, 114, size_t)` (`linux/fs.h`).
+    const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which outlives the call.
+    if unsafe { libc::ioctl(fd, BLKGETSIZE64 as _, &raw mut size) } < 0 {
+        return Err(last_errno());
+    }
+    Ok(size)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn block_device_size(_fd: RawFd) -> Result<u64, i32> {
+    Err(libc::ENOTSUP)
+}
+
 /// `ioprio_set(IOPRIO_WHO_PROCESS, 0, prio)`: the I/O priority of the calling thread.
 /// Returns the errno on failure (EPERM for the RT class without privileges).
 #[cfg(target_os = "linux")]
@@ -181,5 +222,23 @@ mod tests {
             libc::close(fds[1]);
         }
         assert_eq!(fd_type(-1), Err(libc::EBADF));
+    }
+
+    #[test]
+    fn file_size_and_append_flag() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&[1u8; 5000]).unwrap();
+        assert_eq!(file_size(f.as_raw_fd()), Ok(5000));
+        assert!(!is_append(f.as_raw_fd()));
+        assert_eq!(file_size(-1), Err(libc::EBADF));
+        let dir = tempfile::tempdir().unwrap();
+        let a = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.path().join("a"))
+            .unwrap();
+        assert!(is_append(a.as_raw_fd()));
     }
 }
