@@ -59,7 +59,6 @@ for (const args of [
   ['bench', '--depth', 'x'],
   ['bench', '--size', 'huge'],
   ['bench', '--workload', 'randjump'],
-  ['bench', '--impl', 'uring'],
   ['bench', '--duration', '-1'],
   ['bench', '--bs', '1000'],
   ['bench', '--frobnicate'],

@@ -165,7 +165,7 @@ each('invalid arguments reject with TypeError or RangeError codes', async (t, ct
   await rejects(ctx.fsync(null as never), TypeError, 'ERR_INVALID_ARG_TYPE')
   t.throws(() => new Context({ maxRequests: 0 }), { code: 'ERR_OUT_OF_RANGE' })
   t.throws(() => new Context({ maxRequests: '8' as never }), { code: 'ERR_INVALID_ARG_TYPE' })
-  t.throws(() => new Context({ implementation: 'uring' as never }), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => new Context({ implementation: 'io_uring' as never }), { code: 'ERR_INVALID_ARG_VALUE' })
   fs.closeSync(fd)
 })
 

@@ -7,7 +7,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { Context, implementations } from '../index'
+import { backends as backendStatus, Context, implementations } from '../index'
 import type { ContextOptions, Implementation } from '../index'
 
 export const backends: readonly Implementation[] = implementations
@@ -49,7 +49,7 @@ export function each(
  *   required in CI, since current kernels have none
  * .ci/run sets KAIO_REQUIRE to every capability but `direct-refused`.
  */
-export type Capability = 'direct' | 'native' | 'linux-aio' | 'npm' | 'setpriv' | 'direct-refused'
+export type Capability = 'direct' | 'native' | 'linux-aio' | 'uring' | 'cc' | 'npm' | 'setpriv' | 'direct-refused'
 
 const probes: Record<Capability, () => string | undefined> = {
   direct: () => (directDir() === undefined ? `no directory accepts O_DIRECT (tried ${directCandidates().join(', ')})` : undefined),
@@ -64,6 +64,11 @@ const probes: Record<Capability, () => string | undefined> = {
     if (process.getuid?.() !== 0) return 'not running as root'
     const r = spawnSync('setpriv', ['--version'], { encoding: 'utf8' })
     return r.error || r.status !== 0 ? `setpriv is not available (${r.error?.message ?? r.stderr})` : undefined
+  },
+  uring: () => (implementations.includes('uring') ? undefined : `io_uring unavailable: ${backendStatus().uring.reason}`),
+  cc: () => {
+    const r = spawnSync('cc', ['--version'], { encoding: 'utf8' })
+    return r.error || r.status !== 0 ? `no C compiler (cc) on PATH (${r.error?.message ?? r.stderr})` : undefined
   },
   'direct-refused': () => 'probed by its test',
 }

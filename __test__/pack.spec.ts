@@ -26,5 +26,5 @@ test('the packed tarballs install and work with and without the platform binary'
   const { code, out } = await run(script)
   for (const line of out.trimEnd().split('\n')) t.log(line)
   t.is(code, 0, 'scripts/pack-test.sh failed (its output is logged above)')
-  t.regex(out, /passed: native \((linux|thread)\) and js installs work/)
+  t.regex(out, /passed: native \((uring|linux|thread)\) and js installs work/)
 })

@@ -140,7 +140,7 @@ test.serial('child_process.fork: the child gets working contexts of its own whil
   const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])))
   t.is(code, 0, stderr)
   t.is(signal, null)
-  t.deepEqual(await msg, { linux: true, thread: true, js: true })
+  t.deepEqual(await msg, { uring: true, linux: true, thread: true, js: true })
   for (const b of await Promise.all(pending)) t.true(b.equals(Buffer.alloc(BLOCK, 5)))
   // The parent's contexts still work after the fork.
   for (const c of parentCtxs) t.is(await c.write('z', fd, 0), 1)
@@ -149,6 +149,6 @@ test.serial('child_process.fork: the child gets working contexts of its own whil
 })
 
 test('the Implementation type covers the backends tested here', (t) => {
-  const all: Implementation[] = ['linux', 'thread', 'js']
+  const all: Implementation[] = ['uring', 'linux', 'thread', 'js']
   t.true(implementations.every((i) => all.includes(i)))
 })

@@ -6,7 +6,7 @@
 #   2. `npm pack` this platform's package (npm/<platform>) with the built .node copied in.
 #   3. Install both tarballs into a fresh project (offline, one `npm install` command):
 #      require('kaio') and `import { Context } from 'kaio'` work, the binary is loaded from
-#      node_modules/kaio-<platform>, the backend is `linux` (Linux) or `thread` (macOS), a
+#      node_modules/kaio-<platform>, the backend is `uring` or `linux` (Linux) or `thread` (macOS), a
 #      write + read round trip works, and the package's typings compile.
 #   4. Install the root tarball alone with --omit=optional: the backend is `js`, it still
 #      works, and backends().linux.reason names the missing binding.
@@ -39,8 +39,10 @@ PLATFORM=$(node -e '
   }
   process.stdout.write(`${platform}-${arch}${abi}`)
 ')
+# The default native backend here: uring where this kernel gives io_uring, else linux (Linux),
+# thread elsewhere. Asked of the built package itself, so a refused io_uring is not a failure.
 case "$PLATFORM" in
-  linux-*) NATIVE=linux ;;
+  linux-*) NATIVE=$("$NODE" -e 'process.stdout.write(require(process.argv[1]).implementations[0])' "$ROOT/index.js") ;;
   *) NATIVE=thread ;;
 esac
 

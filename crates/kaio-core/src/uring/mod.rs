@@ -472,8 +472,11 @@ impl UringContext {
     }
 
     /// Withdraws request `user`: a queued one is removed and returned as
-    /// [`res::CANCELLED`]; an in-flight one gets `IORING_OP_ASYNC_CANCEL` (its CQE arrives
-    /// later with `-ECANCELED` or its real result; see the module docs).
+    /// [`res::CANCELLED`]; an in-flight poll or read gets `IORING_OP_ASYNC_CANCEL` (its CQE
+    /// arrives later with `-ECANCELED` or its real result; see the module docs). An in-flight
+    /// write or sync is left to finish, as on kernel AIO: cancelling an io-wq worker in the
+    /// middle of a blocking write can leave it short, a torn write the caller was told was
+    /// aborted.
     pub fn cancel(&self, user: u64) -> Option<Completion> {
         let s = &*self.shared;
         let mut g = lock(&s.inner);
@@ -486,6 +489,12 @@ impl UringContext {
             g.st.inflight
                 .iter()
                 .find(|(_, slot)| slot.req.user == user)
+                .filter(|(_, slot)| {
+                    matches!(
+                        slot.req.op,
+                        Op::Poll { .. } | Op::Read { .. } | Op::Readv { .. }
+                    )
+                })
                 .map(|(k, _)| k);
         if let Some(key) = key {
             g.cancel_keys(&[key]);

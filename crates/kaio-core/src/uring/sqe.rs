@@ -72,7 +72,9 @@ pub(super) fn build(req: &Request, user_data: u64) -> squeue::Entry {
     let fd = types::Fd(req.fd);
     let off = req.offset as u64;
     let prio = req.priority.unwrap_or(0);
-    let flags = req.rw_flags;
+    // RWF_HIPRI asks for completion polling, which only an IOPOLL ring does (others answer
+    // EINVAL for it); kernel AIO accepts and drops it, and so does kaio here.
+    let flags = req.rw_flags & !crate::sys::RWF_HIPRI;
     let e = match &req.op {
         Op::Read { buf, len } => opcode::Read::new(fd, *buf, len32(*len))
             .offset(off)
