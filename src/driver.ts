@@ -1,6 +1,7 @@
 // The request drivers behind `Context`: one for the native engines (uring, linux, thread) and one
 // over node:fs (js). Arguments arrive validated; drivers only move requests and settle them.
 import * as fs from 'node:fs'
+import { constants as osConstants } from 'node:os'
 
 import { binding, hostLoopWatch } from './native'
 import { closedError, errnoError } from './errors'
@@ -231,6 +232,16 @@ export class NativeDriver implements Driver {
   }
 }
 
+/**
+ * The negative errno of a node:fs error. Deno's node:fs sets `code` but not always `errno`
+ * (a bad descriptor arrives as `{ code: 'EBADF' }`): take it from the code then.
+ */
+function errnoOf(err: NodeJS.ErrnoException): number {
+  if (typeof err.errno === 'number') return -Math.abs(err.errno)
+  const byCode = err.code === undefined ? undefined : (osConstants.errno as Record<string, number>)[err.code]
+  return byCode === undefined ? -5 : -byCode
+}
+
 /** Copies `from` into `bufs` in order. */
 function scatter(from: Uint8Array, bufs: Uint8Array[]): void {
   let at = 0
@@ -277,7 +288,7 @@ export class JsDriver implements Driver {
     this.#running++
     const done = (err: NodeJS.ErrnoException | null, n?: number): void => {
       this.#running--
-      settle(err ? (err.errno ?? -5) : (n ?? 0), 0)
+      settle(err ? errnoOf(err) : (n ?? 0), 0)
       const next = this.#queue.shift()
       if (next) this.#run(next.req, next.settle)
       else if (this.#running === 0 && this.#onIdle) this.#onIdle()

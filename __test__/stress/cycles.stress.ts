@@ -38,7 +38,7 @@ const { Context } = require(workerData.index)
 })()
 `
 
-for (const impl of ['linux', 'thread', 'js'] as const) {
+for (const impl of ['uring', 'linux', 'thread', 'js'] as const) {
   test(`${impl}: ${CYCLES} create/use/close cycles leak nothing`, async (t) => {
     t.timeout(5 * 60_000)
     const fd = fs.openSync(scratchFile(), 'r+')
