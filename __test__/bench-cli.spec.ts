@@ -59,6 +59,11 @@ for (const args of [
   ['bench', '--depth', 'x'],
   ['bench', '--size', 'huge'],
   ['bench', '--workload', 'randjump'],
+  ['bench', '--impl', 'io_uring'],
+  ['bench', '--impl', 'uring,fio-libaio'],
+  ['bench', '--cold', '--workload', 'write'],
+  ['bench', '--cold=1'],
+  ['bench', '--impl', 'sync,fio-psync', '--depth', '32'],
   ['bench', '--duration', '-1'],
   ['bench', '--bs', '1000'],
   ['bench', '--frobnicate'],
@@ -126,11 +131,55 @@ test('a tiny run prints parseable JSON with the expected fields and removes its 
     t.true(m.rssMb.length > 1 && m.rssMb.every((v) => v > 0))
     t.is(typeof m.rssGrowthMb, 'number')
   }
-  if (engines.includes('linux')) t.not(doc.targets.find((x) => x.name.startsWith('memory'))?.status, 'n/a')
+  if (engines.includes('linux')) t.not(doc.targets.find((x) => x.name.startsWith('memory: kaio linux'))?.status, 'n/a')
   t.deepEqual(
     fs.readdirSync(dir).filter((f) => f.startsWith('.kaio-bench')),
     [],
   )
+})
+
+test('--impl uring,fio-uring,sync with --cold: cold and warm cells, the sync loop, event-loop delay, the io_uring targets', async (t) => {
+  const dir = tmpDir(t)
+  const r = await kaio(
+    ['bench', '--dir', dir, '--size', '8M', '--duration', '0.2', '--depth', '1', '--workload', 'randread', '--buffered', '--cold', '--impl', 'uring,fio-uring,sync', '--json', '--memory-ops', '0'],
+    dir,
+  )
+  t.is(r.code, 0, r.stderr)
+  const doc = JSON.parse(r.stdout) as {
+    config: { modes: string[]; engines: string[]; coldDepths: number[] }
+    results: { mode: string; engine: string; label: string; iops: number; loopDelayP99Ms: number | null; vsFioUring: number | null; error?: string }[]
+    targets: { name: string; status: string; reason?: string }[]
+    notes: string[]
+  }
+  t.deepEqual(doc.config.modes, ['buffered', 'cold'])
+  t.deepEqual(doc.config.coldDepths, [1])
+  const engines = doc.config.engines
+  t.true(engines.includes('sync'))
+  const root = process.getuid?.() === 0
+  for (const mode of ['buffered', 'cold']) {
+    for (const engine of engines) {
+      const res = doc.results.find((x) => x.mode === mode && x.engine === engine)
+      t.truthy(res, `${mode} ${engine}`)
+      if (mode === 'cold' && !root) {
+        // Never silently: a cold cell that cannot drop the page cache says why.
+        t.regex(res!.error ?? '', /^not measured: /)
+        continue
+      }
+      t.is(res!.error, undefined, `${mode} ${engine}`)
+      t.true(res!.iops > 0)
+      // fio runs out of process: no event-loop delay (NaN, null in JSON).
+      if (engine.startsWith('fio')) t.is(res!.loopDelayP99Ms, null)
+      else t.true(typeof res!.loopDelayP99Ms === 'number' && res!.loopDelayP99Ms > 0, `${mode} ${engine}`)
+      if (engines.includes('fio-uring')) t.is(typeof res!.vsFioUring, 'number')
+    }
+  }
+  t.is(doc.results.find((x) => x.engine === 'sync')!.label, 'fs.readSync loop')
+  const d1 = doc.targets.find((x) => x.name === 'page cache 4k randread d1: kaio uring / fs.readSync loop >= 0.4')
+  t.truthy(d1)
+  t.not(d1!.status, 'n/a')
+  const cold = doc.targets.find((x) => x.name === 'cold cache 4k randread d32: kaio uring / node:fs >= 1.5')
+  t.is(cold?.status, 'n/a')
+  if (!root) t.true(doc.notes.some((n) => n.startsWith('cold-cache cells not measured')))
 })
 
 test('--plot writes an SVG chart', async (t) => {
@@ -159,6 +208,7 @@ test('combine: the two half runs of an engine add up; latency and CPU are weight
     meanLatUs,
     p99LatUs,
     cpuPerOpUs,
+    loopDelayP99Ms: 2,
   })
   const m = combine([run(300, 1, 10, 40, 2), run(100, 1, 30, 80, 6)])
   t.is(m.ops, 400)
@@ -168,5 +218,6 @@ test('combine: the two half runs of an engine add up; latency and CPU are weight
   t.is(m.meanLatUs, 15)
   t.is(m.p99LatUs, 50)
   t.is(m.cpuPerOpUs, 3)
+  t.is(m.loopDelayP99Ms, 2)
   t.true(Number.isNaN(combine([run(0, 1, NaN, NaN, NaN)]).meanLatUs))
 })

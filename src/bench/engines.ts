@@ -4,7 +4,8 @@
 import * as fs from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import { randomFillSync } from 'node:crypto'
-import { performance } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import type { IntervalHistogram } from 'node:perf_hooks'
 
 import { Context } from '../context'
 import { allocAligned, HUGE_PAGE } from '../aligned'
@@ -38,6 +39,8 @@ export interface Measured {
   p99LatUs: number
   /** CPU (user + system) per operation. */
   cpuPerOpUs: number
+  /** p99 of the event-loop delay during the run, ms (in-process engines; NaN for fio). */
+  loopDelayP99Ms: number
 }
 
 /** The counting part of a measurement, with its rates. */
@@ -55,17 +58,23 @@ export function combine(runs: Measured[]): Measured {
   const ops = runs.reduce((n, r) => n + r.ops, 0)
   const bytes = runs.reduce((n, r) => n + r.bytes, 0)
   const seconds = runs.reduce((n, r) => n + r.seconds, 0)
-  const weighted = (f: (r: Measured) => number): number => (ops > 0 ? runs.reduce((n, r) => n + (r.ops > 0 ? f(r) * r.ops : 0), 0) / ops : NaN)
+  const weighted = (f: (r: Measured) => number, w: (r: Measured) => number = (r) => r.ops): number => {
+    const total = runs.reduce((n, r) => n + (w(r) > 0 ? w(r) : 0), 0)
+    return total > 0 ? runs.reduce((n, r) => n + (w(r) > 0 ? f(r) * w(r) : 0), 0) / total : NaN
+  }
   return {
     ...totals(ops, bytes, seconds),
     meanLatUs: weighted((r) => r.meanLatUs),
     p99LatUs: weighted((r) => r.p99LatUs),
     cpuPerOpUs: weighted((r) => r.cpuPerOpUs),
+    // A property of the run's time rather than of its operations: weighted by seconds.
+    loopDelayP99Ms: weighted((r) => r.loopDelayP99Ms, (r) => r.seconds),
   }
 }
 
 export const O_DIRECT = fs.constants.O_DIRECT ?? 0
 
+/** Cold-cache cells are buffered too: only their page cache is dropped before each run. */
 export function openFlags(mode: Mode): number {
   return fs.constants.O_RDWR | (mode === 'direct' ? O_DIRECT : 0)
 }
@@ -87,44 +96,99 @@ export function slotBuffers(depth: number, bs: number): Buffer[] {
 export type Op = (slot: number, offset: number) => Promise<number>
 
 /**
- * Keeps `spec.depth` operations in flight for `spec.duration` seconds and measures them.
- * Random offsets are block aligned and uniform (xorshift32); sequential ones share a cursor,
- * as fio's do at a queue depth above 1, and wrap at the end of the file.
+ * The offsets of a run: block aligned and uniform (xorshift32) for the random workloads;
+ * sequential ones share a cursor, as fio's do at a queue depth above 1, and wrap at the end
+ * of the file.
  */
-export async function drive(spec: RunSpec, op: Op): Promise<Measured> {
-  const { bs, depth } = spec
+function offsets(spec: RunSpec): () => number {
+  const { bs } = spec
   const nblocks = Math.floor(spec.size / bs)
-  const random = spec.workload === 'randread' || spec.workload === 'randwrite'
   let seed = (Math.random() * 0xffffffff) | 1
   let cursor = 0
-  const hist = new Histogram()
-  let ops = 0
-  let bytes = 0
+  if (spec.workload === 'randread' || spec.workload === 'randwrite') {
+    return () => {
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      return ((seed >>> 0) % nblocks) * bs
+    }
+  }
+  return () => {
+    const off = cursor * bs
+    cursor = cursor + 1 === nblocks ? 0 : cursor + 1
+    return off
+  }
+}
+
+/**
+ * What every in-process run measures around its operations: latency histogram, wall time,
+ * process CPU and the event-loop delay (`monitorEventLoopDelay` at 1 ms resolution: the same
+ * timer runs in every in-process engine's run, so its cost weighs on all alike).
+ */
+class Meter {
+  readonly hist = new Histogram()
+  ops = 0
+  bytes = 0
+  readonly #loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 1 })
+  #cpu0 = process.cpuUsage()
+  t0 = performance.now()
+
+  constructor(readonly spec: RunSpec) {
+    this.#loop.enable()
+  }
+
+  /** Restarts the clocks (the event-loop monitor keeps running). */
+  begin(): void {
+    this.#cpu0 = process.cpuUsage()
+    this.t0 = performance.now()
+  }
+
+  /** Records one operation that started at `start` (performance.now()) and moved `n` bytes. */
+  done(start: number, n: number, off: number): void {
+    this.hist.record((performance.now() - start) * 1e6)
+    if (n !== this.spec.bs) throw new Error(`short ${isRead(this.spec.workload) ? 'read' : 'write'}: ${n} of ${this.spec.bs} bytes at offset ${off}`)
+    this.ops++
+    this.bytes += n
+  }
+
+  #stopped: { seconds: number; cpu: NodeJS.CpuUsage } | null = null
+
+  /** Ends the timed part of the run (the event-loop monitor goes on until `finish`). */
+  stop(): void {
+    this.#stopped ??= { seconds: (performance.now() - this.t0) / 1000, cpu: process.cpuUsage(this.#cpu0) }
+  }
+
+  finish(): Measured {
+    this.stop()
+    const { seconds, cpu } = this.#stopped!
+    this.#loop.disable()
+    const { ops, hist } = this
+    return {
+      ...totals(ops, this.bytes, seconds),
+      meanLatUs: hist.mean() / 1000,
+      p99LatUs: hist.quantile(0.99) / 1000,
+      cpuPerOpUs: ops > 0 ? (cpu.user + cpu.system) / ops : NaN,
+      loopDelayP99Ms: this.#loop.count > 0 ? this.#loop.percentile(99) / 1e6 : NaN,
+    }
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Keeps `spec.depth` operations in flight for `spec.duration` seconds and measures them. */
+export async function drive(spec: RunSpec, op: Op): Promise<Measured> {
+  const next = offsets(spec)
+  const meter = new Meter(spec)
   let failure: unknown = null
-  const cpu0 = process.cpuUsage()
-  const t0 = performance.now()
-  let end = t0 + spec.duration * 1000
+  let end = meter.t0 + spec.duration * 1000
 
   const worker = async (slot: number): Promise<void> => {
     try {
       for (;;) {
         const start = performance.now()
         if (start >= end) return
-        let off: number
-        if (random) {
-          seed ^= seed << 13
-          seed ^= seed >>> 17
-          seed ^= seed << 5
-          off = ((seed >>> 0) % nblocks) * bs
-        } else {
-          off = cursor * bs
-          cursor = cursor + 1 === nblocks ? 0 : cursor + 1
-        }
-        const n = await op(slot, off)
-        hist.record((performance.now() - start) * 1e6)
-        if (n !== bs) throw new Error(`short ${isRead(spec.workload) ? 'read' : 'write'}: ${n} of ${bs} bytes at offset ${off}`)
-        ops++
-        bytes += n
+        const off = next()
+        meter.done(start, await op(slot, off), off)
       }
     } catch (e) {
       failure ??= e
@@ -132,16 +196,41 @@ export async function drive(spec: RunSpec, op: Op): Promise<Measured> {
     }
   }
   const workers: Promise<void>[] = []
-  for (let i = 0; i < depth; i++) workers.push(worker(i))
+  for (let i = 0; i < spec.depth; i++) workers.push(worker(i))
   await Promise.all(workers)
-  const seconds = (performance.now() - t0) / 1000
-  const cpu = process.cpuUsage(cpu0)
+  const m = meter.finish()
   if (failure !== null) throw failure
-  return {
-    ...totals(ops, bytes, seconds),
-    meanLatUs: hist.mean() / 1000,
-    p99LatUs: hist.quantile(0.99) / 1000,
-    cpuPerOpUs: ops > 0 ? (cpu.user + cpu.system) / ops : NaN,
+  return m
+}
+
+/**
+ * The synchronous limit: one `fs.readSync` / `fs.writeSync` after the other on the JS thread,
+ * over the same offsets, at depth 1 (the event loop is blocked for the whole run, and its
+ * delay shows it).
+ */
+export async function runSync(spec: RunSpec): Promise<Measured> {
+  if (spec.depth !== 1) throw new Error('the sync engine runs at depth 1 only')
+  const fd = fs.openSync(spec.path, openFlags(spec.mode))
+  try {
+    const buf = slotBuffers(1, spec.bs)[0]!
+    const bs = spec.bs
+    const io = isRead(spec.workload) ? (off: number) => fs.readSync(fd, buf, 0, bs, off) : (off: number) => fs.writeSync(fd, buf, 0, bs, off)
+    const next = offsets(spec)
+    const meter = new Meter(spec)
+    // The monitor records intervals between its timer's firings: let it fire before the loop
+    // takes the thread, and again after.
+    await sleep(3)
+    meter.begin()
+    const end = meter.t0 + spec.duration * 1000
+    for (let start = performance.now(); start < end; start = performance.now()) {
+      const off = next()
+      meter.done(start, io(off), off)
+    }
+    meter.stop()
+    await sleep(3)
+    return meter.finish()
+  } finally {
+    fs.closeSync(fd)
   }
 }
 
@@ -190,6 +279,16 @@ export async function runNode(spec: RunSpec): Promise<Measured> {
 
 export type KaioEngine = Implementation | 'linux-poll'
 
+/** The engines that run in this process (all but fio): they have an event-loop delay. */
+export function inProcess(name: EngineName): boolean {
+  return isKaio(name) || name === 'node' || name === 'sync'
+}
+
+/** Engines that run at depth 1 only. */
+export function depthOneOnly(name: EngineName): boolean {
+  return name === 'fio-psync' || name === 'sync'
+}
+
 /** Whether `name` measures kaio itself. */
 export function isKaio(name: EngineName): name is KaioEngine {
   return name === 'uring' || name === 'linux' || name === 'linux-poll' || name === 'thread' || name === 'js'
@@ -212,8 +311,12 @@ export function engineLabel(name: EngineName): string {
       return 'kaio linux busy-poll'
     case 'node':
       return 'node:fs/promises'
+    case 'sync':
+      return 'fs.readSync loop'
     case 'fio':
       return 'fio libaio'
+    case 'fio-uring':
+      return 'fio io_uring'
     case 'fio-psync':
       return 'fio psync'
   }

@@ -1,5 +1,6 @@
 // fio as the reference engine: same file, same block size, same queue depth, JSON output.
-// `--invalidate=0` keeps the page cache the bench warmed (fio drops it by default).
+// `--invalidate=0` keeps the page cache the bench warmed (fio drops it by default); cold-cache
+// cells run with `--invalidate=1` (on top of the bench's own drop_caches before the run).
 import { spawn, spawnSync } from 'node:child_process'
 
 import type { Measured, RunSpec } from './engines'
@@ -23,7 +24,10 @@ function fioPath(p: string): string {
   return p.replace(/\\/g, '\\\\').replace(/:/g, '\\:')
 }
 
-export function fioArgs(spec: RunSpec, ioengine: 'libaio' | 'psync'): string[] {
+/** fio's ioengines the bench runs: libaio and io_uring at the cell's depth, psync at depth 1. */
+export type FioEngine = 'libaio' | 'io_uring' | 'psync'
+
+export function fioArgs(spec: RunSpec, ioengine: FioEngine): string[] {
   return [
     '--name=kaio-bench',
     `--filename=${fioPath(spec.path)}`,
@@ -31,9 +35,9 @@ export function fioArgs(spec: RunSpec, ioengine: 'libaio' | 'psync'): string[] {
     `--rw=${spec.workload}`,
     `--bs=${spec.bs}`,
     `--ioengine=${ioengine}`,
-    `--iodepth=${ioengine === 'libaio' ? spec.depth : 1}`,
+    `--iodepth=${ioengine === 'psync' ? 1 : spec.depth}`,
     `--direct=${spec.mode === 'direct' ? 1 : 0}`,
-    '--invalidate=0',
+    `--invalidate=${spec.mode === 'cold' ? 1 : 0}`,
     '--time_based',
     `--runtime=${Math.max(1, Math.round(spec.duration * 1000))}ms`,
     '--norandommap',
@@ -80,11 +84,12 @@ export function parseFio(stdout: string, read: boolean): Measured {
     p99LatUs: p99 === undefined ? NaN : p99 / 1000,
     // fio reports its job's CPU as percent of the runtime.
     cpuPerOpUs: ops > 0 ? ((cpuPct / 100) * runtimeMs * 1000) / ops : NaN,
+    loopDelayP99Ms: NaN,
   }
 }
 
 /** Runs fio with `ioengine` on the cell; resolves its figures. */
-export function runFio(spec: RunSpec, ioengine: 'libaio' | 'psync'): Promise<Measured> {
+export function runFio(spec: RunSpec, ioengine: FioEngine): Promise<Measured> {
   return new Promise((resolve, reject) => {
     const child = spawn('fio', fioArgs(spec, ioengine), { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''

@@ -7,15 +7,21 @@ export class UsageError extends Error {
 }
 
 export type Workload = 'randread' | 'randwrite' | 'read' | 'write'
-export type Mode = 'direct' | 'buffered'
 /**
- * kaio backends (`linux-poll`: the linux backend with busy polling), node:fs/promises, fio
- * libaio and fio psync (depth 1 only).
+ * O_DIRECT; buffered on a warm page cache; buffered on a cold one (the page cache is dropped
+ * before every engine's run: randread only).
  */
-export type EngineName = 'uring' | 'linux' | 'linux-poll' | 'thread' | 'js' | 'node' | 'fio' | 'fio-psync'
+export type Mode = 'direct' | 'buffered' | 'cold'
+/**
+ * kaio backends (`linux-poll`: the linux backend with busy polling), node:fs/promises, a
+ * synchronous fs.readSync/writeSync loop (depth 1 only), fio libaio, fio io_uring and fio psync
+ * (depth 1 only).
+ */
+export type EngineName = 'uring' | 'linux' | 'linux-poll' | 'thread' | 'js' | 'node' | 'sync' | 'fio' | 'fio-uring' | 'fio-psync'
 
 export const WORKLOADS: readonly Workload[] = ['randread', 'randwrite', 'read', 'write']
-export const ENGINES: readonly EngineName[] = ['uring', 'linux', 'linux-poll', 'thread', 'js', 'node', 'fio', 'fio-psync']
+export const ENGINES: readonly EngineName[] = ['uring', 'linux', 'linux-poll', 'thread', 'js', 'node', 'sync', 'fio', 'fio-uring', 'fio-psync']
+export const MODES: readonly Mode[] = ['direct', 'buffered', 'cold']
 
 export interface BenchOptions {
   /** Test file path; created and removed by the run. */
@@ -32,6 +38,8 @@ export interface BenchOptions {
   seqBs: number
   workloads: Workload[]
   modes: Mode[]
+  /** Queue depths of the cold-cache cells (randread only; each run pays a drop_caches). */
+  coldDepths: number[]
   engines: EngineName[]
   /** Whether `--impl` was given (an explicitly asked engine that cannot run is noted louder). */
   enginesExplicit: boolean
@@ -47,15 +55,19 @@ export const DEFAULTS = {
   size: 1 << 30,
   duration: 2,
   depths: [1, 8, 32, 128],
+  /** Cold runs cost a drop_caches each (~0.7 s here): the depths the targets and RESULTS use. */
+  coldDepths: [1, 32],
   randBs: 4096,
   seqBs: 1 << 20,
   memoryOps: 5_000_000,
 }
 
 export const QUICK = {
-  size: 64 << 20,
-  duration: 1.25,
+  // Large enough that a cold 1 s run at ~75k IOPS touches under half of its blocks.
+  size: 256 << 20,
+  duration: 1,
   depths: [1, 32],
+  coldDepths: [32],
   workloads: ['randread'] as Workload[],
   memoryOps: 0,
 }
@@ -109,7 +121,7 @@ function checkBs(bs: number, text: string): number {
   return bs
 }
 
-const FLAGS = new Set(['--json', '--quick', '--direct', '--buffered', '--help', '-h'])
+const FLAGS = new Set(['--json', '--quick', '--direct', '--buffered', '--cold', '--help', '-h'])
 const VALUED = new Set(['--file', '--dir', '--size', '--duration', '--depth', '--bs', '--workload', '--impl', '--plot', '--memory-ops'])
 
 /** Parses the arguments after `bench`. Throws UsageError. */
@@ -148,7 +160,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     randBs: DEFAULTS.randBs,
     seqBs: DEFAULTS.seqBs,
     workloads: quick ? [...QUICK.workloads] : [...WORKLOADS],
-    modes: ['direct', 'buffered'],
+    modes: [...MODES],
+    coldDepths: quick ? [...QUICK.coldDepths] : [...DEFAULTS.coldDepths],
     engines: [...ENGINES],
     enginesExplicit: raw.has('--impl'),
     json: flags.has('--json'),
@@ -164,7 +177,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const duration = raw.get('--duration')
   if (duration !== undefined) opts.duration = parseDuration(duration)
   const depth = raw.get('--depth')
-  if (depth !== undefined) opts.depths = parseDepths(depth)
+  if (depth !== undefined) opts.depths = opts.coldDepths = parseDepths(depth)
   const bs = raw.get('--bs')
   if (bs !== undefined) {
     const parts = bs.split(',')
@@ -181,8 +194,13 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   if (workload !== undefined) opts.workloads = parseList(workload, '--workload', WORKLOADS)
   const impl = raw.get('--impl')
   if (impl !== undefined) opts.engines = parseList(impl, '--impl', ENGINES)
-  if (flags.has('--direct') && !flags.has('--buffered')) opts.modes = ['direct']
-  if (flags.has('--buffered') && !flags.has('--direct')) opts.modes = ['buffered']
+  // --direct, --buffered and --cold pick modes (any combination); none of them: all three.
+  const picked = MODES.filter((m) => flags.has(`--${m}`))
+  if (picked.length > 0) opts.modes = picked
+  if (!opts.workloads.includes('randread')) {
+    if (picked.length === 1 && picked[0] === 'cold') throw new UsageError('--cold measures randread only: add randread to --workload')
+    opts.modes = opts.modes.filter((m) => m !== 'cold')
+  }
   const maxBs = Math.max(...opts.workloads.map((w) => (w.startsWith('rand') ? opts.randBs : opts.seqBs)))
   if (opts.size < maxBs) throw new UsageError(`--size ${opts.size} is smaller than the block size ${maxBs}`)
   if (opts.size % 4096 !== 0) throw new UsageError('--size must be a multiple of 4k')
@@ -203,15 +221,19 @@ Options:
   --depth LIST          queue depths (default 1,8,32,128)
   --bs SIZE[,SIZE]      block size for all workloads, or RANDOM,SEQUENTIAL (default 4k,1M)
   --workload LIST       randread,randwrite,read,write (default all)
-  --direct              O_DIRECT only        --buffered   page cache only (default both)
+  --direct              O_DIRECT cells      --buffered   warm page cache cells
+  --cold                cold page cache cells: randread at depths 1,32 (or --depth), the
+                        cache dropped before every run (needs root) (default: all three)
   --impl LIST           engines: uring,linux,thread,js (kaio backends), linux-poll (linux with
-                        busyPoll 200 µs), node (node:fs/promises), fio (libaio),
-                        fio-psync (depth 1 only) (default all available)
-  --memory-ops N        operations per engine of the memory check, each engine in a child
-                        process (default 5000000; 0 skips it; --quick skips it)
+                        busyPoll 200 µs; not in warm page cache cells), node (node:fs/promises),
+                        sync (fs.readSync/writeSync loop, depth 1 only), fio (libaio),
+                        fio-uring (io_uring), fio-psync (depth 1 only) (default all available)
+  --memory-ops N        operations per engine of the memory check (uring, linux, node; every
+                        backend with --impl), each in a child process (default 5000000; 0 skips
+                        it; --quick skips it)
   --json                machine-readable results on stdout
   --plot FILE           write a chart (SVG, or HTML with inline SVG if FILE ends in .html)
-  --quick               a run of under a minute: 64M file, depths 1,32, randread, 1.25 s
+  --quick               a run of about a minute: 256M file, depths 1,32 (cold: 32), randread, 1 s
   -h, --help            this help
 
 Exit codes: 0 done (missed targets are reported, not fatal), 2 bad arguments or unusable

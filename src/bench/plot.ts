@@ -11,7 +11,9 @@ const COLORS: Record<EngineName, string> = {
   thread: '#ff7f0e',
   js: '#9467bd',
   node: '#1f77b4',
+  sync: '#17becf',
   fio: '#2ca02c',
+  'fio-uring': '#bcbd22',
   'fio-psync': '#7f7f7f',
 }
 

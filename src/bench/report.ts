@@ -6,7 +6,7 @@ import type { Measured } from './engines'
 import type { MemoryResult } from './memory'
 import type { EngineName, Mode, Workload } from './options'
 
-/** One engine on one cell, with its ratios to node:fs/promises and to fio libaio. */
+/** One engine on one cell, with its ratios to node:fs/promises, fio libaio and fio io_uring. */
 export interface CellResult extends Measured {
   mode: Mode
   workload: Workload
@@ -18,7 +18,9 @@ export interface CellResult extends Measured {
   vsNode: number | null
   /** IOPS of this engine / IOPS of fio libaio in the same cell (null: not measured). */
   vsFio: number | null
-  /** Set when the run failed; the figures are then NaN. */
+  /** IOPS of this engine / IOPS of fio io_uring in the same cell (null: not measured). */
+  vsFioUring: number | null
+  /** Set when the run failed or could not be made; the figures are then NaN. */
   error?: string
 }
 
@@ -32,24 +34,46 @@ export interface TargetResult {
   /** How `value` is shown: a ratio ('x', the default) or megabytes. */
   unit?: 'x' | 'MB'
   status: 'PASS' | 'MISS' | 'n/a'
+  /** Why a side was not measured (the failed run's error), when `status` is n/a. */
+  reason?: string
 }
 
-export function failedResult(base: Omit<CellResult, keyof Measured | 'vsNode' | 'vsFio'>, error: string): CellResult {
-  return { ...base, ops: 0, bytes: 0, seconds: NaN, iops: NaN, mbps: NaN, meanLatUs: NaN, p99LatUs: NaN, cpuPerOpUs: NaN, vsNode: null, vsFio: null, error }
+type Ratios = 'vsNode' | 'vsFio' | 'vsFioUring'
+
+export function failedResult(base: Omit<CellResult, keyof Measured | Ratios>, error: string): CellResult {
+  return {
+    ...base,
+    ops: 0,
+    bytes: 0,
+    seconds: NaN,
+    iops: NaN,
+    mbps: NaN,
+    meanLatUs: NaN,
+    p99LatUs: NaN,
+    cpuPerOpUs: NaN,
+    loopDelayP99Ms: NaN,
+    vsNode: null,
+    vsFio: null,
+    vsFioUring: null,
+    error,
+  }
 }
 
-/** Fills vsNode / vsFio for every result of one cell. */
+/** Fills vsNode / vsFio / vsFioUring for every result of one cell. */
 export function addRatios(cell: CellResult[]): void {
-  const node = cell.find((r) => r.engine === 'node' && !r.error)
-  const fio = cell.find((r) => r.engine === 'fio' && !r.error)
+  const ratioTo = (engine: EngineName, r: CellResult): number | null => {
+    const ref = cell.find((x) => x.engine === engine && !x.error)
+    return ref && !r.error && ref.iops > 0 ? r.iops / ref.iops : null
+  }
   for (const r of cell) {
-    r.vsNode = node && !r.error && node.iops > 0 ? r.iops / node.iops : null
-    r.vsFio = fio && !r.error && fio.iops > 0 ? r.iops / fio.iops : null
+    r.vsNode = ratioTo('node', r)
+    r.vsFio = ratioTo('fio', r)
+    r.vsFioUring = ratioTo('fio-uring', r)
   }
 }
 
 function find(results: CellResult[], mode: Mode, workload: Workload, depth: number, engine: EngineName): CellResult | undefined {
-  return results.find((r) => r.mode === mode && r.workload === workload && r.depth === depth && r.engine === engine && !r.error)
+  return results.find((r) => r.mode === mode && r.workload === workload && r.depth === depth && r.engine === engine)
 }
 
 interface TargetDef {
@@ -57,63 +81,96 @@ interface TargetDef {
   mode: Mode
   workload: Workload
   depth: number
+  /** The kaio engine measured (named in `name` too). */
+  engine: EngineName
   ref: EngineName
-  metric: 'iops' | 'cpu'
+  /** IOPS ratio (min), CPU per operation ratio (max) or event-loop delay p99 ratio (max). */
+  metric: 'iops' | 'cpu' | 'loop'
   threshold: number
-  /** The kaio engine measured; default `linux`. */
-  engine?: EngineName
+}
+
+const REF_LABEL: Partial<Record<EngineName, string>> = { node: 'node:fs', sync: 'fs.readSync loop' }
+
+/** A target line: "<where>: [what ]kaio <engine> / <ref> >= <threshold>". */
+function def(where: string, mode: Mode, workload: Workload, depth: number, engine: EngineName, ref: EngineName, threshold: number, metric: TargetDef['metric'] = 'iops'): TargetDef {
+  const what = metric === 'cpu' ? 'CPU/op ' : metric === 'loop' ? 'event-loop delay p99 ' : ''
+  const op = metric === 'iops' ? '>=' : '<='
+  const name = `${where}: ${what}${engineLabel(engine)} / ${REF_LABEL[ref] ?? engineLabel(ref)} ${op} ${threshold}`
+  return { name, mode, workload, depth, engine, ref, metric, threshold }
 }
 
 function targetDefs(depths: number[], workloads: readonly Workload[]): TargetDef[] {
-  const defs: TargetDef[] = [
-    { name: 'O_DIRECT 4k randread d1: kaio linux / fio libaio >= 0.8', mode: 'direct', workload: 'randread', depth: 1, ref: 'fio', metric: 'iops', threshold: 0.8 },
+  const rand = (mode: Mode, d: number): string => `${modeLabel(mode)} 4k randread d${d}`
+  const rr = (mode: Mode, d: number, engine: EngineName, ref: EngineName, threshold: number, metric?: TargetDef['metric']): TargetDef =>
+    def(rand(mode, d), mode, 'randread', d, engine, ref, threshold, metric)
+  const seq = (engine: EngineName, ref: EngineName, threshold: number): TargetDef[] =>
+    (['read', 'write'] as const).flatMap((w) =>
+      // One line per depth run; a single 'not measured' line when the workload was not run.
+      (workloads.includes(w) ? depths : [0]).map((d) => def(`O_DIRECT 1M seq ${w}${d === 0 ? '' : ` d${d}`}`, 'direct', w, d, engine, ref, threshold)),
+    )
+  return [
+    // The io_uring issue: the default backend (uring) against fio io_uring and node:fs.
+    rr('cold', 32, 'uring', 'fio-uring', 0.9),
+    rr('cold', 32, 'uring', 'node', 1.5),
+    rr('cold', 32, 'linux', 'node', 1.0),
+    rr('cold', 32, 'uring', 'node', 1.0, 'loop'),
+    rr('cold', 32, 'linux', 'node', 1.0, 'loop'),
+    rr('buffered', 1, 'uring', 'sync', 0.4),
+    rr('buffered', 32, 'uring', 'node', 5),
+    rr('direct', 1, 'uring', 'fio-uring', 0.9),
+    rr('direct', 32, 'uring', 'fio-uring', 0.95),
+    rr('direct', 128, 'uring', 'fio-uring', 0.95),
+    ...seq('uring', 'fio-uring', 0.95),
+    rr('direct', 32, 'uring', 'node', 0.25, 'cpu'),
+    // The linux (kernel AIO) backend's targets.
+    rr('direct', 1, 'linux', 'fio', 0.8),
     // Busy polling is opt-in (it spends the JS thread's idle time); reported beside the default.
-    { name: 'O_DIRECT 4k randread d1: kaio linux busy-poll / fio libaio >= 0.8', mode: 'direct', workload: 'randread', depth: 1, ref: 'fio', metric: 'iops', threshold: 0.8, engine: 'linux-poll' },
-    { name: 'O_DIRECT 4k randread d32: kaio linux / fio libaio >= 0.9', mode: 'direct', workload: 'randread', depth: 32, ref: 'fio', metric: 'iops', threshold: 0.9 },
-    { name: 'O_DIRECT 4k randread d128: kaio linux / fio libaio >= 0.9', mode: 'direct', workload: 'randread', depth: 128, ref: 'fio', metric: 'iops', threshold: 0.9 },
-    { name: 'O_DIRECT 4k randread d32: kaio linux / node:fs >= 2.5', mode: 'direct', workload: 'randread', depth: 32, ref: 'node', metric: 'iops', threshold: 2.5 },
+    rr('direct', 1, 'linux-poll', 'fio', 0.8),
+    rr('direct', 32, 'linux', 'fio', 0.9),
+    rr('direct', 128, 'linux', 'fio', 0.9),
+    rr('direct', 32, 'linux', 'node', 2.5),
+    ...seq('linux', 'fio', 0.95),
+    rr('buffered', 1, 'linux', 'node', 5),
+    rr('buffered', 32, 'linux', 'node', 5),
+    rr('buffered', 32, 'linux', 'fio', 0.8),
+    rr('direct', 32, 'linux', 'node', 0.25, 'cpu'),
   ]
-  for (const w of ['read', 'write'] as const) {
-    // One line per depth run; a single 'not measured' line when the workload was not run.
-    for (const d of workloads.includes(w) ? depths : [0]) {
-      const at = d === 0 ? '' : ` d${d}`
-      defs.push({ name: `O_DIRECT 1M seq ${w}${at}: kaio linux / fio libaio >= 0.95`, mode: 'direct', workload: w, depth: d, ref: 'fio', metric: 'iops', threshold: 0.95 })
-    }
-  }
-  defs.push(
-    { name: 'page cache 4k randread d1: kaio linux / node:fs >= 5', mode: 'buffered', workload: 'randread', depth: 1, ref: 'node', metric: 'iops', threshold: 5 },
-    { name: 'page cache 4k randread d32: kaio linux / node:fs >= 5', mode: 'buffered', workload: 'randread', depth: 32, ref: 'node', metric: 'iops', threshold: 5 },
-    { name: 'page cache 4k randread d32: kaio linux / fio libaio >= 0.8', mode: 'buffered', workload: 'randread', depth: 32, ref: 'fio', metric: 'iops', threshold: 0.8 },
-    { name: 'O_DIRECT 4k randread d32: CPU/op kaio linux / node:fs <= 0.25', mode: 'direct', workload: 'randread', depth: 32, ref: 'node', metric: 'cpu', threshold: 0.25 },
-  )
-  return defs
+}
+
+const METRIC: Record<TargetDef['metric'], (r: CellResult) => number> = {
+  iops: (r) => r.iops,
+  cpu: (r) => r.cpuPerOpUs,
+  loop: (r) => r.loopDelayP99Ms,
 }
 
 /** Every target, PASS / MISS against the measurements, or n/a when a side was not run. */
 export function evaluateTargets(results: CellResult[], depths: number[], workloads: readonly Workload[], memory: MemoryResult[] = []): TargetResult[] {
   const cells = targetDefs(depths, workloads).map((t): TargetResult => {
-    const k = find(results, t.mode, t.workload, t.depth, t.engine ?? 'linux')
+    const k = find(results, t.mode, t.workload, t.depth, t.engine)
     const ref = find(results, t.mode, t.workload, t.depth, t.ref)
     let value: number | null = null
-    if (k && ref) {
-      value = t.metric === 'iops' ? k.iops / ref.iops : k.cpuPerOpUs / ref.cpuPerOpUs
+    if (k && ref && !k.error && !ref.error) {
+      value = METRIC[t.metric](k) / METRIC[t.metric](ref)
       if (!Number.isFinite(value)) value = null
     }
-    const kind = t.metric === 'cpu' ? 'max' : 'min'
+    const kind = t.metric === 'iops' ? 'min' : 'max'
     const status = value === null ? 'n/a' : (kind === 'min' ? value >= t.threshold : value <= t.threshold) ? 'PASS' : 'MISS'
-    return { name: t.name, value, threshold: t.threshold, kind, status }
+    const reason = k?.error ?? ref?.error
+    return { name: t.name, value, threshold: t.threshold, kind, status, ...(value === null && reason !== undefined ? { reason } : {}) }
   })
-  const m = memory.find((r) => r.engine === 'linux' && !r.error)
-  const growth = m && Number.isFinite(m.rssGrowthMb) ? m.rssGrowthMb : null
-  const ops = m ? ` over ${si(m.ops)} ops` : ''
-  cells.push({
-    name: `memory: kaio linux RSS growth${ops} < 10 MB`,
-    value: growth,
-    threshold: 10,
-    kind: 'max',
-    unit: 'MB',
-    status: growth === null ? 'n/a' : growth < 10 ? 'PASS' : 'MISS',
-  })
+  for (const engine of ['uring', 'linux'] as const) {
+    const m = memory.find((r) => r.engine === engine && !r.error)
+    const growth = m && Number.isFinite(m.rssGrowthMb) ? m.rssGrowthMb : null
+    const ops = m ? ` over ${si(m.ops)} ops` : ''
+    cells.push({
+      name: `memory: ${engineLabel(engine)} RSS growth${ops} < 10 MB`,
+      value: growth,
+      threshold: 10,
+      kind: 'max',
+      unit: 'MB',
+      status: growth === null ? 'n/a' : growth < 10 ? 'PASS' : 'MISS',
+    })
+  }
   return cells
 }
 
@@ -164,14 +221,14 @@ export function sizeLabel(bytes: number): string {
 }
 
 export function modeLabel(m: Mode): string {
-  return m === 'direct' ? 'O_DIRECT' : 'page cache'
+  return m === 'direct' ? 'O_DIRECT' : m === 'buffered' ? 'page cache' : 'cold cache'
 }
 
 function pad(s: string, n: number, right = false): string {
   return right ? s.padEnd(n) : s.padStart(n)
 }
 
-const COLUMNS = ['depth', 'engine', 'IOPS', 'MB/s', 'mean µs', 'p99 µs', 'CPU µs/op', '×node', '×fio'] as const
+const COLUMNS = ['depth', 'engine', 'IOPS', 'MB/s', 'mean µs', 'p99 µs', 'CPU µs/op', 'loop p99 ms', '×node', '×fio', '×fio-uring'] as const
 
 /** The results as text tables, one per (mode, workload), rows by depth then engine. */
 export function formatTables(results: CellResult[]): string {
@@ -189,7 +246,7 @@ export function formatTables(results: CellResult[]): string {
       const depth = r.depth === lastDepth ? '' : String(r.depth)
       lastDepth = r.depth
       if (r.error) rows.push([depth, r.label, `error: ${r.error}`])
-      else rows.push([depth, r.label, si(r.iops), num(r.mbps), num(r.meanLatUs), num(r.p99LatUs), num(r.cpuPerOpUs), ratio(r.vsNode), ratio(r.vsFio)])
+      else rows.push([depth, r.label, si(r.iops), num(r.mbps), num(r.meanLatUs), num(r.p99LatUs), num(r.cpuPerOpUs), num(r.loopDelayP99Ms), ratio(r.vsNode), ratio(r.vsFio), ratio(r.vsFioUring)])
     }
     const widths = COLUMNS.map((_, i) => Math.max(...rows.filter((row) => !(row[2] ?? '').startsWith('error')).map((row) => (row[i] ?? '').length)))
     for (const row of rows) {
@@ -208,7 +265,7 @@ export function formatTargets(targets: TargetResult[]): string {
   const lines = ['', 'targets (reported, never fatal)']
   const w = Math.max(...targets.map((t) => t.name.length))
   for (const t of targets) {
-    const v = t.value === null ? 'not measured' : t.unit === 'MB' ? `${t.value.toFixed(1)} MB` : `${t.value.toFixed(2)}x`
+    const v = t.value === null ? `not measured${t.reason ? ` (${t.reason})` : ''}` : t.unit === 'MB' ? `${t.value.toFixed(1)} MB` : `${t.value.toFixed(2)}x`
     lines.push(`  ${t.status.padEnd(4)}  ${t.name.padEnd(w)}  ${v}`)
   }
   const pass = targets.filter((t) => t.status === 'PASS').length

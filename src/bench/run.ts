@@ -4,7 +4,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import { available } from '../select'
-import { combine, engineLabel, implementationOf, isKaio, isRead, runKaio, runNode } from './engines'
+import { combine, depthOneOnly, engineLabel, implementationOf, isKaio, isRead, runKaio, runNode, runSync } from './engines'
 import type { Measured, RunSpec } from './engines'
 import { fioVersion, runFio } from './fio'
 import { ENGINES, UsageError } from './options'
@@ -15,7 +15,7 @@ import type { MemoryResult, MemorySpec } from './memory'
 import { Progress } from './progress'
 import { addRatios, evaluateTargets, failedResult, formatMemory, formatTables, formatTargets, machineInfo, modeLabel, sizeLabel } from './report'
 import type { CellResult } from './report'
-import { directProblem, fillTestFile, openTestFile, removeTestFile, sync, testFilePath, warm } from './testfile'
+import { directProblem, dropCaches, fillTestFile, openTestFile, removeTestFile, sync, testFilePath, warm } from './testfile'
 
 export function kaioVersion(): string {
   try {
@@ -43,13 +43,15 @@ function resolveEngines(opts: BenchOptions, notes: string[]): EngineName[] {
       notes.push(`kaio ${e} backend is not available here; skipped`)
       continue
     }
-    if ((e === 'fio' || e === 'fio-psync') && fio === null) {
+    if (e.startsWith('fio') && fio === null) {
       if (!notes.some((n) => n.startsWith('fio'))) notes.push('fio is not on PATH; fio columns skipped (install it, e.g. apt-get install fio)')
       continue
     }
     out.push(e)
   }
-  if (out.includes('fio-psync') && !opts.depths.includes(1)) notes.push('fio psync runs at depth 1 only; no depth 1 in this run')
+  for (const e of out.filter(depthOneOnly)) {
+    if (!opts.depths.includes(1)) notes.push(`${engineLabel(e)} runs at depth 1 only; no depth 1 in this run`)
+  }
   const thp = thpMode()
   if (out.includes('fio') && opts.modes.includes('direct') && thp !== null && thp !== 'always' && thp !== 'never') {
     notes.push(
@@ -89,7 +91,15 @@ interface Cell {
 async function runOne(engine: EngineName, spec: RunSpec): Promise<Measured> {
   if (isKaio(engine)) return runKaio(engine, spec)
   if (engine === 'node') return runNode(spec)
-  return runFio(spec, engine === 'fio' ? 'libaio' : 'psync')
+  if (engine === 'sync') return runSync(spec)
+  return runFio(spec, engine === 'fio' ? 'libaio' : engine === 'fio-uring' ? 'io_uring' : 'psync')
+}
+
+/** Whether `engine` runs in a cell of `mode` at `depth`. */
+function runsIn(engine: EngineName, mode: Mode, depth: number): boolean {
+  if (depthOneOnly(engine) && depth !== 1) return false
+  // Every read on a warm page cache completes inline: busy polling has nothing to wait for.
+  return engine !== 'linux-poll' || mode !== 'buffered'
 }
 
 /** Runs the bench; resolves the exit code. Throws UsageError for exit code 2. */
@@ -104,26 +114,34 @@ export async function runBench(opts: BenchOptions): Promise<number> {
   if (opts.plot !== undefined) checkPlotPath(opts.plot)
   const file = testFilePath(opts.file, opts.dir)
 
-  // Plan the matrix: engines alternate inside each (mode, workload, depth) cell.
+  // Plan the matrix: engines alternate inside each (mode, workload, depth) cell. Cold cells are
+  // randread only (writes land in the page cache whatever it holds).
   const cells: Cell[] = []
   const plan = (modes: Mode[]): void => {
     cells.length = 0
     for (const mode of modes) {
-      for (const workload of opts.workloads) {
+      for (const workload of mode === 'cold' ? (['randread'] as const) : opts.workloads) {
         const bs = workload.startsWith('rand') ? opts.randBs : opts.seqBs
-        for (const depth of opts.depths) {
-          const es = engines.filter((e) => e !== 'fio-psync' || depth === 1)
+        for (const depth of mode === 'cold' ? opts.coldDepths : opts.depths) {
+          const es = engines.filter((e) => runsIn(e, mode, depth))
           if (es.length > 0) cells.push({ mode, workload, depth, bs, engines: es })
         }
       }
     }
   }
   plan(opts.modes)
-  // The memory check: every kaio backend and node:fs, each in a child process of its own.
-  const memoryEngines = opts.memoryOps > 0 ? engines.filter((e): e is MemorySpec['engine'] => (isKaio(e) && e !== 'linux-poll') || e === 'node') : []
+  if (cells.length === 0) throw new UsageError(`nothing to run: ${engines.map(engineLabel).join(', ')} run at depth 1 only and --depth has no 1`)
+  // The memory check, each engine in a child process of its own: the default backend, linux
+  // and node:fs; every kaio backend when --impl asks for them.
+  const memoryEngines =
+    opts.memoryOps > 0
+      ? engines.filter((e): e is MemorySpec['engine'] => (isKaio(e) && e !== 'linux-poll' && (opts.enginesExplicit || e === 'uring' || e === 'linux')) || e === 'node')
+      : []
   const memorySeconds = memoryEngines.length * opts.memoryOps * 6e-6
   const runs = (): number => cells.reduce((n, c) => n + 2 * c.engines.length, 0) + memoryEngines.length
-  let progress = new Progress(runs(), runs() * (opts.duration / 2 + 0.3) + memorySeconds, false)
+  // A cold run also pays for the drop_caches (~0.7 s here).
+  const estimate = (): number => cells.reduce((n, c) => n + 2 * c.engines.length * (opts.duration / 2 + (c.mode === 'cold' ? 1 : 0.3)), 0) + memorySeconds
+  let progress = new Progress(runs(), estimate(), false)
   for (const n of notes) progress.note(`note: ${n}`)
 
   const fd = openTestFile(file)
@@ -138,9 +156,13 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         modes = modes.filter((m) => m !== 'direct')
         say(`O_DIRECT is unusable in ${path.dirname(file)} (${problem}); O_DIRECT cells skipped`)
         plan(modes)
-        progress = new Progress(runs(), runs() * (opts.duration / 2 + 0.3) + memorySeconds, false)
+        progress = new Progress(runs(), estimate(), false)
       }
     }
+    // Cold cells need the page cache dropped before every run; without root they are reported
+    // as not measured, with the reason.
+    let coldProblem = modes.includes('cold') ? dropCaches() : ''
+    if (coldProblem !== '') say(`cold-cache cells not measured: ${coldProblem}`)
 
     const results: CellResult[] = []
     const started = new Date()
@@ -154,6 +176,10 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         progress.start(`${modeLabel(c.mode)} ${c.workload} ${sizeLabel(c.bs)} d${c.depth} ${engineLabel(engine)}`)
         // The VM evicts idle page cache within a minute: warm right before each buffered run.
         if (c.mode === 'buffered') warm(file)
+        if (c.mode === 'cold' && !errors.has(engine)) {
+          coldProblem ||= dropCaches()
+          if (coldProblem !== '') errors.set(engine, `not measured: ${coldProblem}`)
+        }
         if (!errors.has(engine)) {
           try {
             const m = await runOne(engine, spec)
@@ -170,7 +196,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         const base = { mode: c.mode, workload: c.workload, bs: c.bs, depth: c.depth, engine, label: engineLabel(engine) }
         const error = errors.get(engine)
         if (error !== undefined) return failedResult(base, error)
-        return { ...base, ...combine(halves.get(engine)!), vsNode: null, vsFio: null }
+        return { ...base, ...combine(halves.get(engine)!), vsNode: null, vsFio: null, vsFioUring: null }
       })
       addRatios(cell)
       results.push(...cell)
@@ -205,6 +231,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
           seqBs: opts.seqBs,
           workloads: opts.workloads,
           modes,
+          coldDepths: modes.includes('cold') ? opts.coldDepths : [],
           engines,
           memoryOps: opts.memoryOps,
         },
@@ -219,9 +246,10 @@ export async function runBench(opts: BenchOptions): Promise<number> {
       const head = [
         `kaio bench ${kaioVersion()} · ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC`,
         `machine: ${machine.cpu} ×${machine.cores}, ${machine.memory}, ${machine.kernel}, node ${machine.node}, ${machine.fio}`,
-        `file: ${file} (${sizeLabel(opts.size)}), ${opts.duration} s per run, depths ${opts.depths.join(',')}`,
+        `file: ${file} (${sizeLabel(opts.size)}), ${opts.duration} s per run, depths ${opts.depths.join(',')}${modes.includes('cold') ? `, cold-cache randread at depths ${opts.coldDepths.join(',')} (page cache dropped before every run)` : ''}`,
         `engines: ${engines.map(engineLabel).join(', ')}`,
-        'CPU µs/op: process user+system time / ops (fio: its usr_cpu+sys_cpu × runtime / ops); ×node, ×fio: IOPS ratios',
+        'CPU µs/op: process user+system time / ops (fio: its usr_cpu+sys_cpu × runtime / ops); loop p99 ms: event-loop delay p99 (monitorEventLoopDelay, 1 ms resolution; in-process engines)',
+        '×node, ×fio, ×fio-uring: IOPS ratios to node:fs/promises, fio libaio, fio io_uring in the same cell',
       ]
       for (const n of notes) head.push(`note: ${n}`)
       const text = [head.join('\n'), formatTables(results), formatMemory(memory), formatTargets(targets)]

@@ -1,5 +1,6 @@
 // The bench's own test file: created with real (non-sparse) data written sequentially,
 // warmed into the page cache before buffered runs, removed at the end (also on Ctrl-C).
+import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { randomFillSync } from 'node:crypto'
@@ -142,6 +143,23 @@ export function sync(p: string): void {
     fs.fsyncSync(fd)
   } finally {
     fs.closeSync(fd)
+  }
+}
+
+const DROP_CACHES = '/proc/sys/vm/drop_caches'
+
+/**
+ * Empties the page cache (all of it: `sync; echo 3 > /proc/sys/vm/drop_caches`) so that the
+ * next run reads from the disk; '' or why it could not (not root, read-only /proc).
+ */
+export function dropCaches(): string {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return `not root (dropping the page cache needs root)`
+  try {
+    execFileSync('sync', { stdio: 'ignore' })
+    fs.writeFileSync(DROP_CACHES, '3')
+    return ''
+  } catch (e) {
+    return `cannot write ${DROP_CACHES}: ${why(e)}`
   }
 }
 
