@@ -115,7 +115,7 @@ fn run(backend: &Backend, mailbox: &Mailbox, fd: i32, offs: &[i64], depth: usize
     let p99 = calls[(calls.len() * 99 / 100).min(calls.len() - 1)];
     let handed_off = match backend {
         Backend::Linux(c) => c.handed_off(),
-        Backend::Thread(_) => 0,
+        _ => 0,
     };
     Run {
         iops: offs.len() as f64 / wall.as_secs_f64(),

@@ -519,7 +519,7 @@ const PAGE: usize = 4096;
 fn aio(h: &Harness) -> Option<&kaio_core::context::AioContext> {
     match &h.backend {
         Backend::Linux(c) => Some(c),
-        Backend::Thread(_) => None,
+        _ => None,
     }
 }
 
