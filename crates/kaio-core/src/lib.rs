@@ -2,11 +2,11 @@
 //! ([`uring`]) and a thread-pool fallback behind one request/completion interface. No Node.js dependency: the
 //! napi binding (`kaio-node`) only converts.
 
+#[cfg(target_os = "linux")]
+pub mod aio;
 pub mod arena;
 #[cfg(target_os = "linux")]
 mod classify;
-#[cfg(target_os = "linux")]
-pub mod context;
 pub mod mailbox;
 pub mod mem;
 pub mod pool;
@@ -24,7 +24,7 @@ pub use request::{res, Completion, Op, Request};
 /// Which engine serves a context.
 pub enum Backend {
     #[cfg(target_os = "linux")]
-    Linux(context::AioContext),
+    Linux(aio::AioContext),
     Thread(pool::Pool),
     #[cfg(target_os = "linux")]
     Uring(uring::UringContext),
@@ -34,7 +34,7 @@ impl Backend {
     /// A kernel AIO context holding up to `capacity` requests in the kernel.
     #[cfg(target_os = "linux")]
     pub fn linux(capacity: u32, mailbox: Arc<Mailbox>) -> std::io::Result<Self> {
-        context::AioContext::new(capacity, mailbox).map(Backend::Linux)
+        aio::AioContext::new(capacity, mailbox).map(Backend::Linux)
     }
 
     /// An `io_uring` ring of `capacity` entries (see [`uring`] for the thread rules).

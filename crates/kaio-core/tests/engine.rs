@@ -21,15 +21,12 @@ type Maker = (&'static str, fn(u32) -> Harness);
 
 fn backends() -> Vec<Maker> {
     let mut v: Vec<Maker> = vec![("thread", |n| harness(n, false))];
-    if kaio_core::probe::probe().available {
+    #[cfg(target_os = "linux")]
+    if kaio_core::aio::probe().available {
         v.insert(0, ("linux", |n| harness(n, true)));
-        #[cfg(target_os = "linux")]
         v.insert(1, ("linux (loop-driven)", loop_harness));
     } else {
-        eprintln!(
-            "linux backend skipped: {}",
-            kaio_core::probe::probe().reason
-        );
+        eprintln!("linux backend skipped: {}", kaio_core::aio::probe().reason);
     }
     #[cfg(target_os = "linux")]
     if kaio_core::uring::probe().available {
@@ -516,7 +513,7 @@ const PAGE: usize = 4096;
 
 /// The kernel AIO context behind a harness, if it has one.
 #[cfg(target_os = "linux")]
-fn aio(h: &Harness) -> Option<&kaio_core::context::AioContext> {
+fn aio(h: &Harness) -> Option<&kaio_core::aio::AioContext> {
     match &h.backend {
         Backend::Linux(c) => Some(c),
         _ => None,
@@ -525,7 +522,7 @@ fn aio(h: &Harness) -> Option<&kaio_core::context::AioContext> {
 
 #[cfg(target_os = "linux")]
 fn handed_off(h: &Harness) -> u64 {
-    aio(h).map_or(0, kaio_core::context::AioContext::handed_off)
+    aio(h).map_or(0, kaio_core::aio::AioContext::handed_off)
 }
 
 /// The byte at `pos` of the test pattern (differs per page, so a misplaced page shows).

@@ -460,7 +460,7 @@ fn setuid_child() {
 /// EINVAL in the completion, `res2` is 0.
 #[test]
 fn errors_match_kernel_aio() {
-    if !available() || !kaio_core::probe::probe().available {
+    if !available() || !kaio_core::aio::probe().available {
         return;
     }
     let dir = std::fs::File::open(env!("CARGO_MANIFEST_DIR")).unwrap();

@@ -1,6 +1,6 @@
 //! The `io_uring` engine: one ring (on the `io-uring` crate), an arena of in-flight requests, a
 //! user-space queue, and a small thread pool for what the ring cannot do. A peer of
-//! [`crate::context::AioContext`] and [`crate::pool::Pool`], with the same methods.
+//! [`crate::aio::AioContext`] and [`crate::pool::Pool`], with the same methods.
 //!
 //! # Completion path
 //! - Loop-driven ([`Mailbox::with_eventfd`]): the mailbox's eventfd is registered with the ring
@@ -39,7 +39,7 @@
 //! A callback-mailbox ring uses only `SUBMIT_ALL` (another thread reaps and submits).
 //!
 //! # Results
-//! The same as [`crate::context::AioContext`]'s: the descriptor check ([`crate::classify`])
+//! The same as [`crate::aio::AioContext`]'s: the descriptor check ([`crate::classify`])
 //! gives ESPIPE to pipes, FIFOs, sockets and terminals for positional ops, EISDIR to directory
 //! reads, EBADF to bad descriptors; a negative offset is EINVAL (`io_uring` would read -1 as "the
 //! file position"); misaligned `O_DIRECT` is EINVAL in the completion. `res2` is always 0:

@@ -53,6 +53,9 @@ use crate::pool::{self, Pool};
 use crate::request::{res, Completion, Op, Request};
 use crate::sys::{self, AioContextT, IoEvent, Iocb};
 
+mod probe;
+pub use probe::{probe, MIN_KERNEL};
+
 /// Most iocbs handed to one `io_submit`.
 const MAX_BATCH: usize = 256;
 /// Most events taken by one `io_getevents`.

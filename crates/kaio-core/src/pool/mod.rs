@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
+mod probe;
+pub use probe::probe;
+
 use crate::mailbox::Mailbox;
 use crate::request::{res, Completion, Op, Request};
 use crate::sys;
