@@ -1,6 +1,12 @@
 //! The kernel AIO backend: one `io_setup` context, an arena of iocbs, a user-space queue,
 //! batched `io_submit`, and a completion thread.
 //!
+//! A request's life, by file: here the context (`push` with the descriptor check, `flush`
+//! and `collect`, `cancel`, `close`, the completion thread, and `Drop`, which waits for the
+//! kernel); `submit.rs`, queued requests into iocbs, `io_submit` batches and `io_getevents`
+//! reaps; `nowait.rs`, the `RWF_NOWAIT` attempt and the hand-off of what it did not finish
+//! to the context's pool; `probe.rs`, whether kernel AIO works here, and why not.
+//!
 //! Where kernel completions are signalled depends on the mailbox:
 //! - an eventfd mailbox ([`Mailbox::with_eventfd`], "loop-driven"): iocbs point at the
 //!   mailbox's eventfd, which the caller's event loop watches. A completion wakes the event
@@ -40,6 +46,14 @@
 //! so it is always counted once (in flight, or in the pool) until its completion is handed
 //! out.
 
+mod nowait;
+mod probe;
+mod submit;
+
+use nowait::nowait_default;
+pub use nowait::NOWAIT_POOL_SIZE;
+pub use probe::{probe, MIN_KERNEL};
+
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,17 +63,10 @@ use std::thread::JoinHandle;
 use crate::arena::Arena;
 use crate::classify::classify;
 use crate::mailbox::Mailbox;
-use crate::pool::{self, Pool};
-use crate::request::{res, Completion, Op, Request};
-use crate::sys::{self, AioContextT, IoEvent, Iocb};
+use crate::pool::Pool;
+use crate::request::{res, Completion, Request};
+use crate::sys::{self, AioContextT, Iocb};
 
-mod probe;
-pub use probe::{probe, MIN_KERNEL};
-
-/// Most iocbs handed to one `io_submit`.
-const MAX_BATCH: usize = 256;
-/// Most events taken by one `io_getevents`.
-const REAP_BATCH: usize = 256;
 /// How many submit/reap rounds `flush` runs on the caller's thread before leaving the rest
 /// of the queue to the completion thread (bounds how long one flush can block).
 const INLINE_ROUNDS: usize = 4;
@@ -74,13 +81,6 @@ pub const OFFLOAD_AT: usize = 8;
 /// better done on the other core while this thread settles promises (page cache 4k d128:
 /// 322k -> 447k IOPS; d32 and below unchanged, so they keep the cheaper inline path).
 pub const OFFLOAD_BATCH: usize = 64;
-/// Workers of the pool that re-runs buffered requests whose `RWF_NOWAIT` attempt would have
-/// blocked (page-cache misses). Started on the first such request, so contexts that only
-/// ever hit the cache (or do `O_DIRECT`) never start a thread. A miss waits on the device
-/// (~100-400 us here), so the workers bound the device queue depth of cold buffered reads:
-/// 8 matches the thread backend's default and the device's parallelism here (see
-/// `benchmark/RESULTS.md`, "`RWF_NOWAIT`"), while an idle worker costs only its 256 KiB stack.
-pub const NOWAIT_POOL_SIZE: u32 = 8;
 
 struct Slot {
     user: u64,
@@ -426,359 +426,6 @@ impl AioContext {
     /// benchmarks and as a kill switch.
     pub fn set_nowait(&self, enabled: bool) {
         lock(&self.shared.state).nowait = enabled;
-    }
-}
-
-/// The default of [`AioContext::set_nowait`]: on unless `KAIO_NOWAIT=0` (read once).
-fn nowait_default() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("KAIO_NOWAIT").is_none_or(|v| v != "0"))
-}
-
-/// Whether kaio adds `RWF_NOWAIT` to `req`, a buffered read or write of a regular file or
-/// block device. Not when the caller asked for NOWAIT (they get EAGAIN themselves), for
-/// flags kaio does not know (the kernel's EOPNOTSUPP is theirs), for appends (a re-run on the
-/// pool could reorder them) or synchronous writes (they wait for the device anyway), nor
-/// once this context saw the kind refused (see `State::nowait_refused`).
-fn nowait_allowed(st: &State, req: &Request) -> bool {
-    let write = match req.op {
-        Op::Read { .. } | Op::Readv { .. } => false,
-        Op::Write { .. } | Op::Writev { .. } => true,
-        _ => return false,
-    };
-    let mut conflicts = sys::RWF_NOWAIT | sys::RWF_APPEND;
-    if write {
-        conflicts |= sys::RWF_DSYNC | sys::RWF_SYNC;
-    }
-    st.nowait
-        && !st.nowait_refused[usize::from(write)]
-        && req.rw_flags & !sys::RWF_SUPPORTED == 0
-        && req.rw_flags & conflicts == 0
-        && !(write && sys::is_append(req.fd))
-}
-
-/// Whether a kaio-added `RWF_NOWAIT` attempt that ended with `res` left the request
-/// unfinished, so it must run again without NOWAIT: EAGAIN (it would have blocked),
-/// EOPNOTSUPP (the file cannot honour NOWAIT), or a read shorter than asked that did not stop
-/// at the end of the file (only a cached prefix was read; a short write stands, as pwrite's).
-fn nowait_unfinished(iocb: &Iocb, slot: &Slot, res: i64) -> bool {
-    if res == -i64::from(libc::EAGAIN) || res == -i64::from(libc::EOPNOTSUPP) {
-        return true;
-    }
-    let (len, read) = match iocb.aio_lio_opcode {
-        sys::IOCB_CMD_PREAD => (iocb.aio_nbytes, true),
-        sys::IOCB_CMD_PREADV => (
-            slot.iov
-                .as_deref()
-                .map_or(0, |v| v.iter().map(|i| i.iov_len as u64).sum()),
-            true,
-        ),
-        _ => return false,
-    };
-    if !read || res < 0 || res as u64 >= len {
-        return false;
-    }
-    // Short: the end of the file, or a page that was not cached (cannot tell: run again).
-    let end = (iocb.aio_offset as u64).saturating_add(res as u64);
-    !matches!(sys::file_size(iocb.aio_fildes as i32), Ok(size) if end >= size)
-}
-
-impl Shared {
-    /// Moves queued requests into free slots and submits them, in batches, until the queue is
-    /// empty or the slots are full; returns how many the kernel took. Requests the kernel refuses outright become completions
-    /// in `out`; a full ring (EAGAIN) leaves the rest queued, in order.
-    ///
-    /// `handed_over`: the completion thread submits, so every completion signals (quiet
-    /// ones would reach the caller only after the whole round; signalled, the caller starts
-    /// settling while the rest are still being submitted: page cache 4k d128 350k -> 660k).
-    fn pump(&self, out: &mut Vec<Completion>, handed_over: bool) -> usize {
-        let _g = lock(&self.submit_lock);
-        let efd = self.resfd;
-        let mut submitted = 0;
-        loop {
-            let mut ptrs: Vec<*mut Iocb> = Vec::new();
-            let mut keys: Vec<u64> = Vec::new();
-            {
-                let mut st = lock(&self.state);
-                if st.closed {
-                    return submitted;
-                }
-                while ptrs.len() < MAX_BATCH && !st.inflight.is_full() {
-                    let Some((req, notify)) = st.queue.pop_front() else {
-                        break;
-                    };
-                    st.taken += 1;
-                    let buffered = !notify;
-                    let nowait = buffered && nowait_allowed(&st, &req);
-                    let notify = notify || handed_over || !st.quiet_ok;
-                    let (mut iocb, iov) = encode(&req, notify.then_some(efd));
-                    if nowait {
-                        iocb.aio_rw_flags |= sys::RWF_NOWAIT;
-                    }
-                    st.quiet += usize::from(!notify);
-                    let Ok(key) = st.inflight.insert(Slot {
-                        user: req.user,
-                        iov,
-                        buffered,
-                        nowait,
-                    }) else {
-                        unreachable!("checked is_full above")
-                    };
-                    let idx = (key & 0xffff_ffff) as usize;
-                    st.iocbs[idx] = Iocb {
-                        aio_data: key,
-                        ..iocb
-                    };
-                    ptrs.push(&raw mut st.iocbs[idx]);
-                    keys.push(key);
-                }
-            }
-            if ptrs.is_empty() {
-                return submitted;
-            }
-            let mut done = 0;
-            while done < ptrs.len() {
-                // SAFETY: each iocb points at caller memory that the Request contract keeps
-                // valid until its completion; iovec arrays live in the arena slot.
-                match unsafe { sys::io_submit(self.ctx, &mut ptrs[done..]) } {
-                    Ok(n) if n > 0 => {
-                        done += n;
-                        submitted += n;
-                    }
-                    Ok(_) => {
-                        self.requeue(&keys[done..], &ptrs[done..], out);
-                        return submitted;
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                        self.requeue(&keys[done..], &ptrs[done..], out);
-                        return submitted;
-                    }
-                    Err(e) => {
-                        // The first remaining iocb was refused: it completes with the errno
-                        // (EOPNOTSUPP for a kaio-added NOWAIT: it goes to the pool).
-                        let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                        let mut st = lock(&self.state);
-                        self.settle(&mut st, keys[done], -i64::from(errno), 0, out);
-                        self.start_handed_off(out);
-                        done += 1;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Puts refused-for-now iocbs back at the head of the queue (a full ring). If nothing else
-    /// is in flight no completion would ever retry them, so they fail with EAGAIN instead.
-    fn requeue(&self, keys: &[u64], ptrs: &[*mut Iocb], out: &mut Vec<Completion>) {
-        let mut st = lock(&self.state);
-        let stuck = st.inflight.len() == keys.len();
-        for (&key, &ptr) in keys.iter().zip(ptrs).rev() {
-            let Some(slot) = st.release(key) else {
-                continue;
-            };
-            if stuck {
-                out.push(Completion::new(slot.user, -i64::from(libc::EAGAIN)));
-                continue;
-            }
-            // SAFETY: `ptr` points into `st.iocbs`, which we hold the lock for.
-            let mut iocb = unsafe { *ptr };
-            // Queued as it was pushed: quiet if buffered (`pump` decides signalling and
-            // NOWAIT again), without the NOWAIT that kaio added.
-            let notify = !slot.buffered;
-            if slot.nowait {
-                iocb.aio_rw_flags &= !sys::RWF_NOWAIT;
-            }
-            st.queue.push_front((decode(&iocb, slot), notify));
-        }
-    }
-
-    /// Takes every event in the ring without blocking; returns how many. If quiet requests
-    /// are still in flight afterwards, signals the eventfd so that they are reaped later (see
-    /// the module docs).
-    fn reap(&self, out: &mut Vec<Completion>) -> usize {
-        let mut events = [IoEvent::default(); REAP_BATCH];
-        let mut total = 0;
-        loop {
-            let n = sys::io_getevents_nowait(self.ctx, &mut events).unwrap_or(0);
-            if n > 0 {
-                let mut st = lock(&self.state);
-                for ev in &events[..n] {
-                    self.settle(&mut st, ev.data, ev.res, ev.res2, out);
-                }
-                self.start_handed_off(out);
-            }
-            total += n;
-            if n < REAP_BATCH {
-                let mut st = lock(&self.state);
-                if st.quiet > 0 {
-                    st.quiet_ok = false;
-                    drop(st);
-                    let _ = sys::eventfd_write(self.resfd as i32, 1);
-                }
-                return total;
-            }
-        }
-    }
-}
-
-impl Shared {
-    /// Takes request `key` out of the kernel's hands with result `res`: its completion goes
-    /// to `out`, unless kaio's own `RWF_NOWAIT` attempt left it unfinished (see
-    /// `nowait_unfinished`): then it is handed to the pool, without NOWAIT. A stale key
-    /// (already settled) is dropped. Called with the state lock held, so that the request is
-    /// in flight or in the pool at every moment (`cancel`, `outstanding`).
-    fn settle(&self, st: &mut State, key: u64, res: i64, res2: i64, out: &mut Vec<Completion>) {
-        let Some(slot) = st.release(key) else {
-            return;
-        };
-        let idx = (key & 0xffff_ffff) as usize;
-        // The iocb stays as submitted until its slot is reused, which needs this lock.
-        let mut iocb = st.iocbs[idx];
-        if !slot.nowait || !nowait_unfinished(&iocb, &slot, res) {
-            out.push(Completion {
-                user: slot.user,
-                res,
-                res2,
-            });
-            return;
-        }
-        if res == -i64::from(libc::EOPNOTSUPP) {
-            let write = matches!(
-                iocb.aio_lio_opcode,
-                sys::IOCB_CMD_PWRITE | sys::IOCB_CMD_PWRITEV
-            );
-            st.nowait_refused[usize::from(write)] = true;
-        }
-        iocb.aio_rw_flags &= !sys::RWF_NOWAIT;
-        let req = decode(&iocb, slot);
-        self.handed_off.fetch_add(1, Ordering::Relaxed);
-        if st.closed {
-            out.push(Completion::new(req.user, res::CLOSED));
-            return;
-        }
-        if let Some(p) = self.pool() {
-            p.push(req);
-        } else {
-            // No pool threads: run it here, blocking, as it would have without NOWAIT.
-            let never = AtomicBool::new(false);
-            out.push(Completion::new(
-                req.user,
-                pool::execute(&req, &never, &never),
-            ));
-        }
-    }
-
-    /// Hands what [`Shared::settle`] pushed to the pool to its workers (one wake-up per
-    /// batch); completions the pool decided at once (after close) go to `out`.
-    fn start_handed_off(&self, out: &mut Vec<Completion>) {
-        if let Some(p) = self.started_pool() {
-            out.extend(p.flush());
-        }
-    }
-
-    /// The pool, started on first use with [`NOWAIT_POOL_SIZE`] workers.
-    fn pool(&self) -> Option<&Pool> {
-        self.pool
-            .get_or_init(|| Pool::new(NOWAIT_POOL_SIZE, self.mailbox.clone()).ok())
-            .as_ref()
-    }
-
-    /// The pool if it was started.
-    fn started_pool(&self) -> Option<&Pool> {
-        self.pool.get().and_then(Option::as_ref)
-    }
-}
-
-/// Builds the iocb for `req` (without `aio_data`), plus the iovec array it points to; with
-/// `resfd`, its completion signals that eventfd.
-fn encode(req: &Request, resfd: Option<u32>) -> (Iocb, Option<Box<[libc::iovec]>>) {
-    let mut iocb = Iocb {
-        aio_fildes: req.fd as u32,
-        aio_offset: req.offset,
-        aio_rw_flags: req.rw_flags,
-        aio_flags: if resfd.is_some() {
-            sys::IOCB_FLAG_RESFD
-        } else {
-            0
-        },
-        aio_resfd: resfd.unwrap_or(0),
-        ..Iocb::default()
-    };
-    if let Some(p) = req.priority {
-        iocb.aio_flags |= sys::IOCB_FLAG_IOPRIO;
-        iocb.aio_reqprio = p as i16;
-    }
-    let mut iov_out = None;
-    match &req.op {
-        Op::Read { buf, len } => {
-            iocb.aio_lio_opcode = sys::IOCB_CMD_PREAD;
-            iocb.aio_buf = *buf as u64;
-            iocb.aio_nbytes = *len as u64;
-        }
-        Op::Write { buf, len } => {
-            iocb.aio_lio_opcode = sys::IOCB_CMD_PWRITE;
-            iocb.aio_buf = *buf as u64;
-            iocb.aio_nbytes = *len as u64;
-        }
-        Op::Readv { iov } | Op::Writev { iov } => {
-            iocb.aio_lio_opcode = if matches!(req.op, Op::Readv { .. }) {
-                sys::IOCB_CMD_PREADV
-            } else {
-                sys::IOCB_CMD_PWRITEV
-            };
-            let copy: Box<[libc::iovec]> = iov.clone();
-            iocb.aio_buf = copy.as_ptr() as u64;
-            iocb.aio_nbytes = copy.len() as u64;
-            iov_out = Some(copy);
-        }
-        // FSYNC/FDSYNC/POLL need offset, nbytes and rw_flags zero (kernel facts 3 and 4).
-        Op::Fsync | Op::Fdsync => {
-            iocb.aio_lio_opcode = if matches!(req.op, Op::Fsync) {
-                sys::IOCB_CMD_FSYNC
-            } else {
-                sys::IOCB_CMD_FDSYNC
-            };
-            iocb.aio_offset = 0;
-        }
-        Op::Poll { events } => {
-            iocb.aio_lio_opcode = sys::IOCB_CMD_POLL;
-            iocb.aio_buf = u64::from(*events);
-            iocb.aio_offset = 0;
-        }
-    }
-    (iocb, iov_out)
-}
-
-/// Rebuilds a queued request from its iocb (for requeueing after EAGAIN).
-fn decode(iocb: &Iocb, slot: Slot) -> Request {
-    let op = match iocb.aio_lio_opcode {
-        sys::IOCB_CMD_PREAD => Op::Read {
-            buf: iocb.aio_buf as *mut u8,
-            len: iocb.aio_nbytes as usize,
-        },
-        sys::IOCB_CMD_PWRITE => Op::Write {
-            buf: iocb.aio_buf as *const u8,
-            len: iocb.aio_nbytes as usize,
-        },
-        sys::IOCB_CMD_PREADV => Op::Readv {
-            iov: slot.iov.unwrap_or_default(),
-        },
-        sys::IOCB_CMD_PWRITEV => Op::Writev {
-            iov: slot.iov.unwrap_or_default(),
-        },
-        sys::IOCB_CMD_FSYNC => Op::Fsync,
-        sys::IOCB_CMD_FDSYNC => Op::Fdsync,
-        _ => Op::Poll {
-            events: iocb.aio_buf as u32,
-        },
-    };
-    Request {
-        user: slot.user,
-        fd: iocb.aio_fildes as i32,
-        offset: iocb.aio_offset,
-        op,
-        rw_flags: iocb.aio_rw_flags,
-        priority: (iocb.aio_flags & sys::IOCB_FLAG_IOPRIO != 0).then_some(iocb.aio_reqprio as u16),
     }
 }
 
