@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use std::os::unix::fs::OpenOptionsExt;
 
 use kaio_core::uring::{self, UringContext, UringOptions};
-use kaio_core::{res, Completion, Mailbox, Op, Request};
+use kaio_core::{res, Completion, Engine, Mailbox, Op, Request};
 
 const BLOCK: usize = 4096;
 

@@ -62,6 +62,7 @@ use std::thread::JoinHandle;
 
 use crate::arena::Arena;
 use crate::classify::classify;
+use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
 use crate::request::{res, Completion, Request};
@@ -242,69 +243,6 @@ impl AioContext {
         self.capacity
     }
 
-    /// Queues a request; it reaches the kernel at the next [`flush`](Self::flush) (or when the
-    /// completion thread frees a slot). Descriptors that kernel AIO would serve by blocking
-    /// inside `io_submit` (pipes, FIFOs, sockets, terminals) are refused with ESPIPE, as
-    /// `pread` does.
-    pub fn push(&self, req: Request) {
-        let positional = req.op.is_positional();
-        let mut st = lock(&self.shared.state);
-        if st.closed {
-            st.ready.push(Completion::new(req.user, res::CLOSED));
-            return;
-        }
-        let taken = st.taken;
-        if !positional {
-            st.queue.push_back((req, true));
-            return;
-        }
-        if let Some((fd, t, notify)) = st.checked {
-            if fd == req.fd && t == taken {
-                st.queue.push_back((req, notify));
-                return;
-            }
-        }
-        // The check is a system call: it runs without the lock (fstat can be slow on network
-        // filesystems) and its result is remembered for the next requests on this descriptor.
-        drop(st);
-        let verdict = classify(&req);
-        let mut st = lock(&self.shared.state);
-        if st.closed {
-            st.ready.push(Completion::new(req.user, res::CLOSED));
-            return;
-        }
-        match verdict {
-            Err(r) => st.ready.push(Completion::new(req.user, r)),
-            Ok(notify) => {
-                // Valid while nothing leaves the queue, so while this request is still queued
-                // (see `State::checked`); stale at once if something left it during the check.
-                st.checked = Some((req.fd, taken, notify));
-                st.queue.push_back((req, notify));
-            }
-        }
-    }
-
-    /// Submits what is queued and returns every completion already available, reaped on this
-    /// thread. With a callback mailbox the rest arrive through the mailbox; loop-driven, this
-    /// also takes what waits in the mailbox.
-    pub fn flush(&self) -> Vec<Completion> {
-        // Loop-driven: reset the signal before looking at the ring and the mailbox, so that
-        // anything finishing after this point signals again.
-        self.shared.mailbox.clear_signal();
-        self.submit_and_reap()
-    }
-
-    /// What the consumer calls when notified, after resetting the mailbox's eventfd (the
-    /// binding's event-loop callback does): loop-driven, submit, reap the ring and take the
-    /// mailbox; otherwise the mailbox's contents.
-    pub fn collect(&self) -> Vec<Completion> {
-        if self.shared.loop_driven {
-            self.submit_and_reap()
-        } else {
-            self.shared.mailbox.take()
-        }
-    }
-
     fn submit_and_reap(&self) -> Vec<Completion> {
         let s = &*self.shared;
         {
@@ -350,10 +288,91 @@ impl AioContext {
         out
     }
 
+    /// How many requests so far were re-run on the context's pool because their kaio-added
+    /// `RWF_NOWAIT` attempt did not finish them (page-cache misses, mostly). For tests and
+    /// diagnostics.
+    #[must_use]
+    pub fn handed_off(&self) -> u64 {
+        self.shared.handed_off.load(Ordering::Relaxed)
+    }
+
+    /// Turns the `RWF_NOWAIT` attempt for buffered reads and writes on or off for requests
+    /// submitted from now on (default: on, unless the environment variable `KAIO_NOWAIT` is
+    /// `0`). Off, a page-cache miss is read inside `io_submit` on the submitting thread. For
+    /// benchmarks and as a kill switch.
+    pub fn set_nowait(&self, enabled: bool) {
+        lock(&self.shared.state).nowait = enabled;
+    }
+}
+
+impl Engine for AioContext {
+    /// Queues a request; it reaches the kernel at the next [`flush`](Self::flush) (or when the
+    /// completion thread frees a slot). Descriptors that kernel AIO would serve by blocking
+    /// inside `io_submit` (pipes, FIFOs, sockets, terminals) are refused with ESPIPE, as
+    /// `pread` does.
+    fn push(&self, req: Request) {
+        let positional = req.op.is_positional();
+        let mut st = lock(&self.shared.state);
+        if st.closed {
+            st.ready.push(Completion::new(req.user, res::CLOSED));
+            return;
+        }
+        let taken = st.taken;
+        if !positional {
+            st.queue.push_back((req, true));
+            return;
+        }
+        if let Some((fd, t, notify)) = st.checked {
+            if fd == req.fd && t == taken {
+                st.queue.push_back((req, notify));
+                return;
+            }
+        }
+        // The check is a system call: it runs without the lock (fstat can be slow on network
+        // filesystems) and its result is remembered for the next requests on this descriptor.
+        drop(st);
+        let verdict = classify(&req);
+        let mut st = lock(&self.shared.state);
+        if st.closed {
+            st.ready.push(Completion::new(req.user, res::CLOSED));
+            return;
+        }
+        match verdict {
+            Err(r) => st.ready.push(Completion::new(req.user, r)),
+            Ok(notify) => {
+                // Valid while nothing leaves the queue, so while this request is still queued
+                // (see `State::checked`); stale at once if something left it during the check.
+                st.checked = Some((req.fd, taken, notify));
+                st.queue.push_back((req, notify));
+            }
+        }
+    }
+
+    /// Submits what is queued and returns every completion already available, reaped on this
+    /// thread. With a callback mailbox the rest arrive through the mailbox; loop-driven, this
+    /// also takes what waits in the mailbox.
+    fn flush(&self) -> Vec<Completion> {
+        // Loop-driven: reset the signal before looking at the ring and the mailbox, so that
+        // anything finishing after this point signals again.
+        self.shared.mailbox.clear_signal();
+        self.submit_and_reap()
+    }
+
+    /// What the consumer calls when notified, after resetting the mailbox's eventfd (the
+    /// binding's event-loop callback does): loop-driven, submit, reap the ring and take the
+    /// mailbox; otherwise the mailbox's contents.
+    fn collect(&self) -> Vec<Completion> {
+        if self.shared.loop_driven {
+            self.submit_and_reap()
+        } else {
+            self.shared.mailbox.take()
+        }
+    }
+
     /// Withdraws request `user`: a queued one is removed and reported as
     /// [`res::CANCELLED`] (returned here); an in-flight one gets `io_cancel`, which only POLL
     /// requests honour (its completion then arrives as usual). Returns whether it was queued.
-    pub fn cancel(&self, user: u64) -> Option<Completion> {
+    fn cancel(&self, user: u64) -> Option<Completion> {
         let mut st = lock(&self.shared.state);
         if let Some(i) = st.queue.iter().position(|(r, _)| r.user == user) {
             st.queue.remove(i);
@@ -378,7 +397,7 @@ impl AioContext {
     /// Starts closing: refuses new requests, fails queued ones with [`res::CLOSED`] (returned),
     /// and cancels what the kernel can. In-flight requests still complete through the mailbox.
     /// Returns the completions and how many requests remain in the kernel.
-    pub fn close(&self) -> (Vec<Completion>, usize) {
+    fn close(&self) -> (Vec<Completion>, usize) {
         let _g = lock(&self.shared.submit_lock);
         let mut st = lock(&self.shared.state);
         st.closed = true;
@@ -405,27 +424,10 @@ impl AioContext {
     }
 
     /// Requests queued, in the kernel, or handed to the pool.
-    #[must_use]
-    pub fn outstanding(&self) -> usize {
+    fn outstanding(&self) -> usize {
         let st = lock(&self.shared.state);
         let pooled = self.shared.started_pool().map_or(0, Pool::outstanding);
         st.queue.len() + st.inflight.len() + st.ready.len() + pooled
-    }
-
-    /// How many requests so far were re-run on the context's pool because their kaio-added
-    /// `RWF_NOWAIT` attempt did not finish them (page-cache misses, mostly). For tests and
-    /// diagnostics.
-    #[must_use]
-    pub fn handed_off(&self) -> u64 {
-        self.shared.handed_off.load(Ordering::Relaxed)
-    }
-
-    /// Turns the `RWF_NOWAIT` attempt for buffered reads and writes on or off for requests
-    /// submitted from now on (default: on, unless the environment variable `KAIO_NOWAIT` is
-    /// `0`). Off, a page-cache miss is read inside `io_submit` on the submitting thread. For
-    /// benchmarks and as a kill switch.
-    pub fn set_nowait(&self, enabled: bool) {
-        lock(&self.shared.state).nowait = enabled;
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use super::{submit::decode, Shared, Slot, State};
+use crate::engine::Engine;
 use crate::pool::{self, Pool};
 use crate::request::{res, Completion, Op, Request};
 use crate::sys::{self, Iocb};

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
+use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::request::{res, Completion, Request};
 
@@ -94,10 +95,12 @@ impl Pool {
     pub fn size(&self) -> usize {
         self.workers.len()
     }
+}
 
+impl Engine for Pool {
     /// Stages a request; the next [`flush`](Self::flush) hands it to the workers. Flags a
     /// platform cannot honour fail with ENOTSUP rather than being dropped silently.
-    pub fn push(&self, req: Request) {
+    fn push(&self, req: Request) {
         let mut st = lock(&self.shared.state);
         if st.closed {
             st.ready.push(Completion::new(req.user, res::CLOSED));
@@ -106,14 +109,9 @@ impl Pool {
         st.staged.push(req);
     }
 
-    /// Takes the completions waiting in the mailbox (the consumer has reset its eventfd).
-    pub fn collect(&self) -> Vec<Completion> {
-        self.shared.mailbox.take()
-    }
-
     /// Hands staged requests to the workers; returns completions decided without a worker
     /// (requests pushed after close).
-    pub fn flush(&self) -> Vec<Completion> {
+    fn flush(&self) -> Vec<Completion> {
         let mut st = lock(&self.shared.state);
         let n = st.staged.len();
         if n > 0 {
@@ -130,10 +128,15 @@ impl Pool {
         ready
     }
 
+    /// Takes the completions waiting in the mailbox (the consumer has reset its eventfd).
+    fn collect(&self) -> Vec<Completion> {
+        self.shared.mailbox.take()
+    }
+
     /// Withdraws request `user`: a queued one is removed (returned as cancelled); a running
     /// `poll` is told to stop (it completes with 0, no events); other running requests
     /// run to completion.
-    pub fn cancel(&self, user: u64) -> Option<Completion> {
+    fn cancel(&self, user: u64) -> Option<Completion> {
         let mut st = lock(&self.shared.state);
         if let Some(i) = st.staged.iter().position(|r| r.user == user) {
             st.staged.remove(i);
@@ -151,7 +154,7 @@ impl Pool {
 
     /// Refuses new requests, fails queued ones with [`res::CLOSED`] (returned), cancels
     /// running polls. Returns the completions and how many requests are still running.
-    pub fn close(&self) -> (Vec<Completion>, usize) {
+    fn close(&self) -> (Vec<Completion>, usize) {
         let mut st = lock(&self.shared.state);
         st.closed = true;
         let mut out = std::mem::take(&mut st.ready);
@@ -167,8 +170,7 @@ impl Pool {
     }
 
     /// Requests queued or running.
-    #[must_use]
-    pub fn outstanding(&self) -> usize {
+    fn outstanding(&self) -> usize {
         let st = lock(&self.shared.state);
         st.staged.len() + st.jobs.len() + st.running.len() + st.ready.len()
     }
