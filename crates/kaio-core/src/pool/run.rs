@@ -10,11 +10,11 @@ use crate::sys;
 /// How often a blocked `poll` looks for cancellation or shutdown, in milliseconds.
 const POLL_SLICE_MS: i32 = 50;
 
-fn ret(n: isize) -> i64 {
-    if n < 0 {
-        -i64::from(sys::last_errno())
-    } else {
-        n as i64
+/// A count or errno as a completion result: bytes, or `-errno`.
+fn res(r: Result<usize, i32>) -> i64 {
+    match r {
+        Ok(n) => n as i64,
+        Err(errno) => -i64::from(errno),
     }
 }
 
@@ -39,7 +39,7 @@ pub fn execute(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
 
 fn run(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
     let fd = req.fd;
-    let off = req.offset as libc::off_t;
+    let off = req.offset;
     match &req.op {
         Op::Read { buf, len } => {
             let iov = [libc::iovec {
@@ -57,41 +57,27 @@ fn run(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
         }
         Op::Readv { iov } => rw(fd, iov, off, req.rw_flags, false),
         Op::Writev { iov } => rw(fd, iov, off, req.rw_flags, true),
-        // SAFETY: plain syscalls on a descriptor number.
-        Op::Fsync => ret(unsafe { libc::fsync(fd) } as isize),
-        Op::Fdsync => ret(fdatasync(fd) as isize),
+        Op::Fsync => res(sys::fsync(fd).map(|()| 0)),
+        Op::Fdsync => res(sys::fdatasync(fd).map(|()| 0)),
         Op::Poll { events } => poll(fd, *events, cancel, stop),
     }
 }
 
-#[cfg(target_os = "linux")]
-fn fdatasync(fd: i32) -> i32 {
-    // SAFETY: plain syscall on a descriptor number.
-    unsafe { libc::fdatasync(fd) }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn fdatasync(fd: i32) -> i32 {
-    // SAFETY: plain syscall on a descriptor number (macOS has no public fdatasync).
-    unsafe { libc::fsync(fd) }
-}
-
 /// One positional transfer. Without flags: `pread`/`pwrite` (or their vectored forms);
 /// with flags: `preadv2`/`pwritev2` on Linux, ENOTSUP elsewhere.
-fn rw(fd: i32, iov: &[libc::iovec], off: libc::off_t, flags: i32, write: bool) -> i64 {
-    let cnt = iov.len() as libc::c_int;
+fn rw(fd: i32, iov: &[libc::iovec], off: i64, flags: i32, write: bool) -> i64 {
     if flags != 0 {
         #[cfg(target_os = "linux")]
         {
             // SAFETY: the Request contract keeps every iovec valid while this call runs.
             let n = unsafe {
                 if write {
-                    libc::pwritev2(fd, iov.as_ptr(), cnt, off, flags)
+                    sys::pwritev2(fd, iov, off, flags)
                 } else {
-                    libc::preadv2(fd, iov.as_ptr(), cnt, off, flags)
+                    sys::preadv2(fd, iov, off, flags)
                 }
             };
-            return ret(n);
+            return res(n);
         }
         #[cfg(not(target_os = "linux"))]
         return -i64::from(libc::ENOTSUP);
@@ -99,41 +85,27 @@ fn rw(fd: i32, iov: &[libc::iovec], off: libc::off_t, flags: i32, write: bool) -
     // SAFETY: the Request contract keeps every iovec valid while this call runs.
     let n = unsafe {
         match (write, iov) {
-            (false, [one]) => libc::pread(fd, one.iov_base, one.iov_len, off),
-            (true, [one]) => libc::pwrite(fd, one.iov_base, one.iov_len, off),
-            (false, _) => libc::preadv(fd, iov.as_ptr(), cnt, off),
-            (true, _) => libc::pwritev(fd, iov.as_ptr(), cnt, off),
+            (false, [one]) => sys::pread(fd, one.iov_base.cast(), one.iov_len, off),
+            (true, [one]) => sys::pwrite(fd, one.iov_base.cast(), one.iov_len, off),
+            (false, _) => sys::preadv(fd, iov, off),
+            (true, _) => sys::pwritev(fd, iov, off),
         }
     };
-    ret(n)
+    res(n)
 }
 
 /// `poll(2)` in slices so cancellation and shutdown are noticed; returns the ready mask.
 /// A cancelled poll returns 0 (no events), as the kernel's `IOCB_CMD_POLL` does.
 fn poll(fd: i32, events: u32, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
-    let mut p = libc::pollfd {
-        fd,
-        events: events as libc::c_short,
-        revents: 0,
-    };
     loop {
         if cancel.load(Ordering::Acquire) || stop.load(Ordering::Acquire) {
             return 0;
         }
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&raw mut p, 1, POLL_SLICE_MS) };
-        if n < 0 {
-            let errno = sys::last_errno();
-            if errno == libc::EINTR {
-                continue;
-            }
-            return -i64::from(errno);
-        }
-        if n > 0 {
-            if p.revents & libc::POLLNVAL != 0 {
-                return -i64::from(libc::EBADF);
-            }
-            return i64::from(p.revents as u16);
+        match sys::poll_one(fd, events as libc::c_short, POLL_SLICE_MS) {
+            Err(libc::EINTR) | Ok(0) => {}
+            Err(errno) => return -i64::from(errno),
+            Ok(revents) if revents & libc::POLLNVAL != 0 => return -i64::from(libc::EBADF),
+            Ok(revents) => return i64::from(revents as u16),
         }
     }
 }
