@@ -3,9 +3,10 @@
 //!
 //! A request's life, by file: here the context (`push` with the descriptor check, `flush`
 //! and `collect`, `cancel`, `close`, the completion thread, and `Drop`, which waits for the
-//! kernel); `submit.rs`, queued requests into iocbs, `io_submit` batches and `io_getevents`
-//! reaps; `nowait.rs`, the `RWF_NOWAIT` attempt and the hand-off of what it did not finish
-//! to the context's pool; `probe.rs`, whether kernel AIO works here, and why not.
+//! kernel); `iocbs.rs`, the iocb table the kernel shares; `submit.rs`, queued requests into
+//! iocbs, `io_submit` batches and `io_getevents` reaps; `nowait.rs`, the `RWF_NOWAIT` attempt
+//! and the hand-off of what it did not finish to the context's pool; `probe.rs`, whether
+//! kernel AIO works here, and why not.
 //!
 //! Where kernel completions are signalled depends on the mailbox:
 //! - an eventfd mailbox ([`Mailbox::with_eventfd`], "loop-driven"): iocbs point at the
@@ -44,12 +45,15 @@
 //! blocks until the kernel has finished every request, then joins the pool's workers, before
 //! anything else is freed. A request moves from the kernel to the pool under the state lock,
 //! so it is always counted once (in flight, or in the pool) until its completion is handed
-//! out.
+//! out. The iocbs themselves are memory the kernel writes (`io_submit` stores `aio_key`):
+//! `iocbs.rs` holds them in `UnsafeCell`s reached only through raw pointers.
 
+mod iocbs;
 mod nowait;
 mod probe;
 mod submit;
 
+use iocbs::IocbTable;
 use nowait::nowait_default;
 pub use nowait::NOWAIT_POOL_SIZE;
 pub use probe::{probe, MIN_KERNEL};
@@ -96,8 +100,9 @@ struct Slot {
 
 struct State {
     inflight: Arena<Slot>,
-    /// One iocb per arena slot, at a stable address (`io_cancel` matches by address).
-    iocbs: Box<[Iocb]>,
+    /// One iocb per arena slot, at a stable address (`io_cancel` matches by address); shared
+    /// with the kernel, so reached only through raw pointers (see `iocbs.rs`).
+    iocbs: IocbTable,
     /// Queued requests, each with whether its completion signals the eventfd (see the
     /// module docs: `false` for buffered reads and writes).
     queue: VecDeque<(Request, bool)>,
@@ -130,14 +135,18 @@ struct State {
 }
 
 impl State {
-    /// Takes request `key` out of the kernel's hands (reaped, refused or requeued).
-    fn release(&mut self, key: u64) -> Option<Slot> {
+    /// Takes request `key` out of the kernel's hands (reaped, refused or requeued): its slot
+    /// and a copy of its iocb as submitted, or `None` for a stale key.
+    fn release(&mut self, key: u64) -> Option<(Slot, Iocb)> {
         let slot = self.inflight.remove(key)?;
-        let idx = (key & 0xffff_ffff) as usize;
-        if self.iocbs[idx].aio_flags & sys::IOCB_FLAG_RESFD == 0 {
+        // SAFETY: every caller releases a request the kernel is done with (its event was
+        // reaped, or io_submit refused it and returned), under the state lock (`&mut self`);
+        // the slot was just freed, and cannot be reused before this returns.
+        let iocb = unsafe { self.iocbs.load(key) };
+        if iocb.aio_flags & sys::IOCB_FLAG_RESFD == 0 {
             self.quiet -= 1;
         }
-        Some(slot)
+        Some((slot, iocb))
     }
 }
 
@@ -168,8 +177,10 @@ struct Shared {
     handed_off: AtomicU64,
 }
 
-// SAFETY: `State` holds raw pointers only inside queued `Request`s (Send by contract) and the
-// iocb table, which is only touched under the mutex; the kernel context handle is a number.
+// SAFETY: `State` holds raw pointers only inside queued `Request`s (Send by contract), the
+// slots' iovec copies (plain addresses of caller memory, same contract) and the iocb table,
+// which Rust touches only under the mutex and the kernel only as `iocbs.rs` describes; the
+// kernel context handle is a number.
 unsafe impl Sync for Shared {}
 // SAFETY: as above.
 unsafe impl Send for Shared {}
@@ -200,7 +211,7 @@ impl AioContext {
             loop_driven: loop_fd.is_some(),
             state: Mutex::new(State {
                 inflight: Arena::with_capacity(capacity),
-                iocbs: vec![Iocb::default(); capacity as usize].into_boxed_slice(),
+                iocbs: IocbTable::new(capacity),
                 queue: VecDeque::new(),
                 quiet: 0,
                 quiet_ok: true,
@@ -385,9 +396,10 @@ impl Engine for AioContext {
             .find(|(_, s)| s.user == user)
             .map(|(k, _)| k);
         if let Some(key) = key {
-            let idx = (key & 0xffff_ffff) as usize;
             // Errors (EINVAL for regular files) mean the request just runs to completion.
-            let _ = sys::io_cancel(self.shared.ctx, &mut st.iocbs[idx]);
+            // SAFETY: the iocb is in flight, at the address it was submitted at, in a table
+            // that outlives the context; io_cancel only reads it.
+            let _ = unsafe { sys::io_cancel(self.shared.ctx, st.iocbs.ptr(key)) };
             return None;
         }
         // Handed to the pool (under this lock, so not missed): withdrawn if not started.
@@ -409,8 +421,8 @@ impl Engine for AioContext {
         );
         let keys: Vec<u64> = st.inflight.iter().map(|(k, _)| k).collect();
         for key in keys {
-            let idx = (key & 0xffff_ffff) as usize;
-            let _ = sys::io_cancel(self.shared.ctx, &mut st.iocbs[idx]);
+            // SAFETY: as in `cancel`: an in-flight iocb at its submitted address.
+            let _ = unsafe { sys::io_cancel(self.shared.ctx, st.iocbs.ptr(key)) };
         }
         let mut remaining = st.inflight.len();
         // Requests handed to the pool and not started fail like queued ones; running ones

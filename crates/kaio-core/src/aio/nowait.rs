@@ -87,12 +87,10 @@ impl Shared {
         res2: i64,
         out: &mut Vec<Completion>,
     ) {
-        let Some(slot) = st.release(key) else {
+        // The request's event was reaped, or io_submit refused it and returned.
+        let Some((slot, mut iocb)) = st.release(key) else {
             return;
         };
-        let idx = (key & 0xffff_ffff) as usize;
-        // The iocb stays as submitted until its slot is reused, which needs this lock.
-        let mut iocb = st.iocbs[idx];
         if !slot.nowait || !nowait_unfinished(&iocb, &slot, res) {
             out.push(Completion {
                 user: slot.user,

@@ -52,12 +52,14 @@ impl Shared {
                     }) else {
                         unreachable!("checked is_full above")
                     };
-                    let idx = (key & 0xffff_ffff) as usize;
-                    st.iocbs[idx] = Iocb {
+                    let iocb = Iocb {
                         aio_data: key,
                         ..iocb
                     };
-                    ptrs.push(&raw mut st.iocbs[idx]);
+                    // SAFETY: `key`'s slot was free until the insert above, under the lock
+                    // we hold: no io_submit or io_cancel names its iocb yet.
+                    unsafe { st.iocbs.store(key, iocb) };
+                    ptrs.push(st.iocbs.ptr(key));
                     keys.push(key);
                 }
             }
@@ -67,18 +69,20 @@ impl Shared {
             let mut done = 0;
             while done < ptrs.len() {
                 // SAFETY: each iocb points at caller memory that the Request contract keeps
-                // valid until its completion; iovec arrays live in the arena slot.
+                // valid until its completion; iovec arrays live in the arena slot. The
+                // pointers are into the iocb table (stable addresses, no references: the
+                // kernel stores `aio_key` in each during this call; see `iocbs.rs`).
                 match unsafe { sys::io_submit(self.ctx, &mut ptrs[done..]) } {
                     Ok(n) if n > 0 => {
                         done += n;
                         submitted += n;
                     }
                     Ok(_) => {
-                        self.requeue(&keys[done..], &ptrs[done..], out);
+                        self.requeue(&keys[done..], out);
                         return submitted;
                     }
                     Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                        self.requeue(&keys[done..], &ptrs[done..], out);
+                        self.requeue(&keys[done..], out);
                         return submitted;
                     }
                     Err(e) => {
@@ -97,19 +101,18 @@ impl Shared {
 
     /// Puts refused-for-now iocbs back at the head of the queue (a full ring). If nothing else
     /// is in flight no completion would ever retry them, so they fail with EAGAIN instead.
-    fn requeue(&self, keys: &[u64], ptrs: &[*mut Iocb], out: &mut Vec<Completion>) {
+    fn requeue(&self, keys: &[u64], out: &mut Vec<Completion>) {
         let mut st = lock(&self.state);
         let stuck = st.inflight.len() == keys.len();
-        for (&key, &ptr) in keys.iter().zip(ptrs).rev() {
-            let Some(slot) = st.release(key) else {
+        for &key in keys.iter().rev() {
+            // The io_submit that refused these has returned: the kernel is done with them.
+            let Some((slot, mut iocb)) = st.release(key) else {
                 continue;
             };
             if stuck {
                 out.push(Completion::new(slot.user, -i64::from(libc::EAGAIN)));
                 continue;
             }
-            // SAFETY: `ptr` points into `st.iocbs`, which we hold the lock for.
-            let mut iocb = unsafe { *ptr };
             // Queued as it was pushed: quiet if buffered (`pump` decides signalling and
             // NOWAIT again), without the NOWAIT that kaio added.
             let notify = !slot.buffered;
