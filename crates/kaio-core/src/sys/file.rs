@@ -164,16 +164,11 @@ mod tests {
         );
         assert_eq!(&back[4..], &data);
         let (mut a, mut b) = ([0u8; 2], [0u8; 3]);
-        let iov = [
-            libc::iovec {
-                iov_base: a.as_mut_ptr().cast(),
-                iov_len: a.len(),
-            },
-            libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            },
-        ];
+        let vec = |b: &mut [u8]| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        };
+        let iov = [vec(&mut a), vec(&mut b)];
         // SAFETY: both buffers outlive the call and nothing else uses them.
         assert_eq!(unsafe { preadv(fd, &iov, 4) }, Ok(5));
         assert_eq!((&a, &b), (b"ka", b"io "));
