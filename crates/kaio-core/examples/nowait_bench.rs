@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kaio_core::context::AioContext;
+use kaio_core::aio::AioContext;
 use kaio_core::pool::Pool;
 use kaio_core::{Backend, Completion, Mailbox, Request};
 

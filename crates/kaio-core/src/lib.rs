@@ -1,12 +1,32 @@
-//! kaio-core: Linux kernel AIO (`io_submit`/`io_getevents` with eventfd notification), `io_uring`
-//! ([`uring`]) and a thread-pool fallback behind one request/completion interface. No Node.js dependency: the
-//! napi binding (`kaio-node`) only converts.
+//! kaio-core: file I/O engines for kaio with no Node.js dependency (the napi binding,
+//! `kaio-node`, only converts). Three engines are peers behind one interface, [`Engine`]:
+//! kernel AIO (`io_submit`/`io_getevents` with eventfd notification), `io_uring`, and a
+//! thread pool, the fallback where neither kernel engine works. [`Backend`] is the enum the
+//! binding holds: an enum whose methods forward to the engine inside through a `match`.
+//!
+//! # Layout
+//! - [`engine`]: the [`Engine`] trait (push, flush, collect, cancel, close, outstanding).
+//! - [`aio`] (Linux): kernel AIO. The context, `submit.rs` (iocbs, `io_submit` batches,
+//!   reaps), `nowait.rs` (the `RWF_NOWAIT` attempt and the hand-off to the context's pool),
+//!   `probe.rs` (whether it works here, and why not).
+//! - [`uring`] (Linux): `io_uring` on the `io-uring` crate. The ring, `sqe.rs` (SQE
+//!   builders), `probe.rs`.
+//! - [`pool`]: the thread pool. The queue and workers, `run.rs` (the blocking call each
+//!   request makes), `probe.rs` (always available).
+//! - Shared by the engines: [`request`] (requests, completions, result codes), [`mailbox`]
+//!   (the completion path to the consumer), `classify` (the descriptor check both kernel
+//!   engines run before a positional request), [`arena`] (the slot table whose keys travel
+//!   as the kernel's user data), [`mem`] (aligned and huge-page buffers), [`probe`] (the
+//!   probe answer's shape and its helpers).
+//! - [`sys`]: the only module that makes raw system calls (ABI structs and one-line
+//!   wrappers); everything above goes through it.
 
+#[cfg(target_os = "linux")]
+pub mod aio;
 pub mod arena;
 #[cfg(target_os = "linux")]
 mod classify;
-#[cfg(target_os = "linux")]
-pub mod context;
+pub mod engine;
 pub mod mailbox;
 pub mod mem;
 pub mod pool;
@@ -18,13 +38,14 @@ pub mod uring;
 
 use std::sync::Arc;
 
+pub use engine::Engine;
 pub use mailbox::Mailbox;
 pub use request::{res, Completion, Op, Request};
 
 /// Which engine serves a context.
 pub enum Backend {
     #[cfg(target_os = "linux")]
-    Linux(context::AioContext),
+    Linux(aio::AioContext),
     Thread(pool::Pool),
     #[cfg(target_os = "linux")]
     Uring(uring::UringContext),
@@ -34,7 +55,7 @@ impl Backend {
     /// A kernel AIO context holding up to `capacity` requests in the kernel.
     #[cfg(target_os = "linux")]
     pub fn linux(capacity: u32, mailbox: Arc<Mailbox>) -> std::io::Result<Self> {
-        context::AioContext::new(capacity, mailbox).map(Backend::Linux)
+        aio::AioContext::new(capacity, mailbox).map(Backend::Linux)
     }
 
     /// An `io_uring` ring of `capacity` entries (see [`uring`] for the thread rules).
@@ -51,73 +72,52 @@ impl Backend {
     pub fn thread(size: u32, mailbox: Arc<Mailbox>) -> std::io::Result<Self> {
         pool::Pool::new(size, mailbox).map(Backend::Thread)
     }
+}
 
-    /// Queues a request (see the `push` of each engine).
+/// Runs `$body` with `$e` bound to the engine inside `$backend`: a `match`, so every call is a
+/// direct call to that engine's [`Engine`] method (no vtable on the per-request path).
+macro_rules! each_engine {
+    ($backend:expr, $e:ident => $body:expr) => {
+        match $backend {
+            #[cfg(target_os = "linux")]
+            Backend::Linux($e) => $body,
+            Backend::Thread($e) => $body,
+            #[cfg(target_os = "linux")]
+            Backend::Uring($e) => $body,
+        }
+    };
+}
+
+/// The calls the binding makes, forwarded to the engine inside (see [`Engine`] for each).
+impl Backend {
+    /// [`Engine::push`].
     pub fn push(&self, req: Request) {
-        match self {
-            #[cfg(target_os = "linux")]
-            Backend::Linux(c) => c.push(req),
-            Backend::Thread(p) => p.push(req),
-            #[cfg(target_os = "linux")]
-            Backend::Uring(u) => u.push(req),
-        }
+        each_engine!(self, e => e.push(req));
     }
 
-    /// Submits queued requests; returns the completions available right away.
+    /// [`Engine::flush`].
     pub fn flush(&self) -> Vec<Completion> {
-        match self {
-            #[cfg(target_os = "linux")]
-            Backend::Linux(c) => c.flush(),
-            Backend::Thread(p) => p.flush(),
-            #[cfg(target_os = "linux")]
-            Backend::Uring(u) => u.flush(),
-        }
+        each_engine!(self, e => e.flush())
     }
 
-    /// The completions to deliver when the mailbox has signalled (call after
-    /// [`Mailbox::clear_signal`], which the binding's event-loop callback does).
+    /// [`Engine::collect`].
     pub fn collect(&self) -> Vec<Completion> {
-        match self {
-            #[cfg(target_os = "linux")]
-            Backend::Linux(c) => c.collect(),
-            Backend::Thread(p) => p.collect(),
-            #[cfg(target_os = "linux")]
-            Backend::Uring(u) => u.collect(),
-        }
+        each_engine!(self, e => e.collect())
     }
 
-    /// Withdraws a request; returns its completion if it never started.
+    /// [`Engine::cancel`].
     pub fn cancel(&self, user: u64) -> Option<Completion> {
-        match self {
-            #[cfg(target_os = "linux")]
-            Backend::Linux(c) => c.cancel(user),
-            Backend::Thread(p) => p.cancel(user),
-            #[cfg(target_os = "linux")]
-            Backend::Uring(u) => u.cancel(user),
-        }
+        each_engine!(self, e => e.cancel(user))
     }
 
-    /// Starts closing; returns the completions of requests that never started, and how many
-    /// are still running (their completions arrive through the mailbox).
+    /// [`Engine::close`].
     pub fn close(&self) -> (Vec<Completion>, usize) {
-        match self {
-            #[cfg(target_os = "linux")]
-            Backend::Linux(c) => c.close(),
-            Backend::Thread(p) => p.close(),
-            #[cfg(target_os = "linux")]
-            Backend::Uring(u) => u.close(),
-        }
+        each_engine!(self, e => e.close())
     }
 
-    /// Requests not yet completed.
+    /// [`Engine::outstanding`].
     #[must_use]
     pub fn outstanding(&self) -> usize {
-        match self {
-            #[cfg(target_os = "linux")]
-            Backend::Linux(c) => c.outstanding(),
-            Backend::Thread(p) => p.outstanding(),
-            #[cfg(target_os = "linux")]
-            Backend::Uring(u) => u.outstanding(),
-        }
+        each_engine!(self, e => e.outstanding())
     }
 }

@@ -133,15 +133,7 @@ mod tests {
     fn eventfd_mailbox_signals_until_cleared() {
         let m = Mailbox::with_eventfd().unwrap();
         let fd = m.eventfd().unwrap();
-        let readable = || {
-            let mut p = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, zero timeout.
-            unsafe { libc::poll(&raw mut p, 1, 0) == 1 }
-        };
+        let readable = || crate::sys::poll_one(fd, libc::POLLIN, 0) == Ok(libc::POLLIN);
         assert!(!readable());
         m.push([Completion::new(1, 0)]);
         assert!(readable());

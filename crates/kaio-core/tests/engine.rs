@@ -21,15 +21,12 @@ type Maker = (&'static str, fn(u32) -> Harness);
 
 fn backends() -> Vec<Maker> {
     let mut v: Vec<Maker> = vec![("thread", |n| harness(n, false))];
-    if kaio_core::probe::probe().available {
+    #[cfg(target_os = "linux")]
+    if kaio_core::aio::probe().available {
         v.insert(0, ("linux", |n| harness(n, true)));
-        #[cfg(target_os = "linux")]
         v.insert(1, ("linux (loop-driven)", loop_harness));
     } else {
-        eprintln!(
-            "linux backend skipped: {}",
-            kaio_core::probe::probe().reason
-        );
+        eprintln!("linux backend skipped: {}", kaio_core::aio::probe().reason);
     }
     #[cfg(target_os = "linux")]
     if kaio_core::uring::probe().available {
@@ -516,7 +513,7 @@ const PAGE: usize = 4096;
 
 /// The kernel AIO context behind a harness, if it has one.
 #[cfg(target_os = "linux")]
-fn aio(h: &Harness) -> Option<&kaio_core::context::AioContext> {
+fn aio(h: &Harness) -> Option<&kaio_core::aio::AioContext> {
     match &h.backend {
         Backend::Linux(c) => Some(c),
         _ => None,
@@ -525,7 +522,7 @@ fn aio(h: &Harness) -> Option<&kaio_core::context::AioContext> {
 
 #[cfg(target_os = "linux")]
 fn handed_off(h: &Harness) -> u64 {
-    aio(h).map_or(0, kaio_core::context::AioContext::handed_off)
+    aio(h).map_or(0, kaio_core::aio::AioContext::handed_off)
 }
 
 /// The byte at `pos` of the test pattern (differs per page, so a misplaced page shows).
@@ -831,18 +828,55 @@ fn requests_in_the_pool_can_be_cancelled() {
     }
 }
 
+/// A fresh kernel AIO harness (`None` for other engines) with `n` cold reads issued, at least
+/// `want` of them in the pool (see `push_cold_reads`), their file and their buffer. Drop the
+/// harness before the buffer.
+#[cfg(target_os = "linux")]
+fn with_cold_reads(
+    make: fn(u32) -> Harness,
+    n: usize,
+    want: u64,
+) -> Option<(Harness, std::fs::File, Vec<u8>)> {
+    let mut h = make(512);
+    aio(&h)?;
+    let f = cold_file(spans(n) * SPAN);
+    let mut buf = vec![0u8; spans(n) * SPAN * PAGE];
+    push_cold_reads(&mut h, &f, &mut buf, n, want);
+    Some((h, f, buf))
+}
+
+/// One run of a pool test: `n` cold reads, then `take_back` (withdraws or closes some; returns
+/// how many, each completed with `taken`), then every request completes once, each not taken
+/// with its data, and nothing is left outstanding. Returns `take_back`'s count (1 for engines
+/// without a pool, which skip).
+#[cfg(target_os = "linux")]
+fn in_the_pool(
+    name: &str,
+    make: fn(u32) -> Harness,
+    n: usize,
+    taken: i64,
+    take_back: impl FnOnce(&mut Harness) -> usize,
+) -> usize {
+    let Some((mut h, _f, mut buf)) = with_cold_reads(make, n, 1) else {
+        return 1;
+    };
+    let count = take_back(&mut h);
+    let users: Vec<u64> = (0..n as u64).collect();
+    for (i, c) in h.wait_for(&users).iter().enumerate() {
+        if c.res != taken {
+            let (page, b) = request_buf(&mut buf, i);
+            check_read(name, page, b, *c);
+        }
+    }
+    assert_eq!(h.backend.outstanding(), 0, "{name}");
+    count
+}
+
 /// One run of `requests_in_the_pool_can_be_cancelled`: returns how many were withdrawn.
 #[cfg(target_os = "linux")]
 fn cancel_in_the_pool(name: &str, make: fn(u32) -> Harness, n: usize) -> usize {
-    {
-        let mut h = make(512);
-        if aio(&h).is_none() {
-            return 1;
-        }
-        let f = cold_file(spans(n) * SPAN);
-        let mut buf = vec![0u8; spans(n) * SPAN * PAGE];
-        push_cold_reads(&mut h, &f, &mut buf, n, 1);
-        assert!(handed_off(&h) > 0, "{name}: no cold read went to the pool");
+    let cancelled = in_the_pool(name, make, n, res::CANCELLED, |h| {
+        assert!(handed_off(h) > 0, "{name}: no cold read went to the pool");
         let mut cancelled = 0;
         for user in (0..n as u64).rev() {
             if let Some(c) = h.backend.cancel(user) {
@@ -851,49 +885,26 @@ fn cancel_in_the_pool(name: &str, make: fn(u32) -> Harness, n: usize) -> usize {
                 cancelled += 1;
             }
         }
-        let users: Vec<u64> = (0..n as u64).collect();
-        let cs = h.wait_for(&users);
-        for (i, c) in cs.iter().enumerate() {
-            if c.res != res::CANCELLED {
-                let (page, b) = request_buf(&mut buf, i);
-                check_read(name, page, b, *c);
-            }
-        }
-        assert_eq!(h.backend.outstanding(), 0, "{name}");
-        eprintln!("{name}: {cancelled} of {n} withdrawn from the pool");
         cancelled
-    }
+    });
+    eprintln!("{name}: {cancelled} of {n} withdrawn from the pool");
+    cancelled
 }
 
 /// One close of `close_and_drop_with_requests_in_the_pool`: returns how many were closed.
 #[cfg(target_os = "linux")]
 fn close_in_the_pool(name: &str, make: fn(u32) -> Harness, n: usize) -> usize {
-    {
-        let mut h = make(512);
-        if aio(&h).is_none() {
-            return 1;
-        }
-        let f = cold_file(spans(n) * SPAN);
-        let mut buf = vec![0u8; spans(n) * SPAN * PAGE];
-        push_cold_reads(&mut h, &f, &mut buf, n, 1);
+    let n_closed = in_the_pool(name, make, n, res::CLOSED, |h| {
         assert!(h.backend.outstanding() > 0, "{name}");
         let (closed, remaining) = h.backend.close();
         assert!(closed.iter().all(|c| c.res == res::CLOSED), "{name}");
         assert!(remaining <= n, "{name}: {remaining}");
         let n_closed = closed.len();
         h.collect(closed);
-        let users: Vec<u64> = (0..n as u64).collect();
-        let cs = h.wait_for(&users);
-        for (i, c) in cs.iter().enumerate() {
-            if c.res != res::CLOSED {
-                let (page, b) = request_buf(&mut buf, i);
-                check_read(name, page, b, *c);
-            }
-        }
-        assert_eq!(h.backend.outstanding(), 0, "{name}");
-        eprintln!("{name}: {n_closed} of {n} closed in the pool");
         n_closed
-    }
+    });
+    eprintln!("{name}: {n_closed} of {n} closed in the pool");
+    n_closed
 }
 
 /// Closing fails what waits in the pool (CLOSED), counts what runs there, and every request
@@ -912,13 +923,9 @@ fn close_and_drop_with_requests_in_the_pool() {
         }
 
         // Dropped while the pool works: returns once the workers are joined.
-        let mut h = make(512);
-        if aio(&h).is_none() {
+        let Some((h, _f, buf)) = with_cold_reads(make, N, 16) else {
             continue;
-        }
-        let f = cold_file(spans(N) * SPAN);
-        let mut buf = vec![0u8; spans(N) * SPAN * PAGE];
-        push_cold_reads(&mut h, &f, &mut buf, N, 16);
+        };
         let t = std::time::Instant::now();
         drop(h);
         assert!(t.elapsed() < Duration::from_secs(5), "{name}");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use std::os::unix::fs::OpenOptionsExt;
 
 use kaio_core::uring::{self, UringContext, UringOptions};
-use kaio_core::{res, Completion, Mailbox, Op, Request};
+use kaio_core::{res, Completion, Engine, Mailbox, Op, Request};
 
 const BLOCK: usize = 4096;
 
@@ -460,7 +460,7 @@ fn setuid_child() {
 /// EINVAL in the completion, `res2` is 0.
 #[test]
 fn errors_match_kernel_aio() {
-    if !available() || !kaio_core::probe::probe().available {
+    if !available() || !kaio_core::aio::probe().available {
         return;
     }
     let dir = std::fs::File::open(env!("CARGO_MANIFEST_DIR")).unwrap();

@@ -848,8 +848,17 @@ pub fn probe_uring() -> (bool, String, String) {
 /// Kernel AIO availability: `[available, reason, kernel release]`.
 #[napi]
 pub fn probe() -> (bool, String, String) {
-    let p = kaio_core::probe::probe();
-    (p.available, p.reason.clone(), p.kernel.clone())
+    #[cfg(target_os = "linux")]
+    {
+        let p = kaio_core::aio::probe();
+        (p.available, p.reason.clone(), p.kernel.clone())
+    }
+    #[cfg(not(target_os = "linux"))]
+    (
+        false,
+        "kernel AIO exists only on Linux".into(),
+        String::new(),
+    )
 }
 
 /// Allocates `size` zero bytes aligned to `alignment` (a power of two) as a Buffer whose

@@ -85,7 +85,9 @@ pub unsafe fn io_destroy(ctx: AioContextT) -> io::Result<()> {
 ///
 /// # Safety
 /// Every iocb must describe memory (buffers, iovec arrays) that stays valid and unaliased
-/// by Rust until its completion is reaped or the context is destroyed.
+/// by Rust until its completion is reaped or the context is destroyed. The iocbs themselves
+/// must stay at their addresses until then (`io_cancel` and the event name them by address),
+/// and no Rust reference may cover them during the call: the kernel stores `aio_key` in each.
 pub unsafe fn io_submit(ctx: AioContextT, iocbs: &mut [*mut Iocb]) -> io::Result<usize> {
     // SAFETY: the pointer array is valid for `len` entries; the caller vouches for the iocbs.
     let n = check(unsafe {
@@ -122,12 +124,17 @@ pub fn io_getevents_nowait(ctx: AioContextT, events: &mut [IoEvent]) -> io::Resu
 
 /// `io_cancel(2)`: only POLL requests (and some devices) can be cancelled; regular files give
 /// EINVAL. On success the kernel returns `-EINPROGRESS` and posts the event to the ring, which
-/// this wrapper reports as `Ok(())`.
-pub fn io_cancel(ctx: AioContextT, iocb: &mut Iocb) -> io::Result<()> {
+/// this wrapper reports as `Ok(())`. The kernel matches the iocb by its user address and reads
+/// its `aio_key`; it writes nothing there.
+///
+/// # Safety
+/// `iocb` must be valid for reads for the duration of the call (an iocb submitted at that
+/// address, for the cancel to find anything). It is a raw pointer because the kernel may be
+/// writing that iocb (an `io_submit` on another thread): no Rust reference may cover it.
+pub unsafe fn io_cancel(ctx: AioContextT, iocb: *mut Iocb) -> io::Result<()> {
     let mut ev = IoEvent::default();
-    // SAFETY: both pointers are valid for the duration of the call; the kernel matches the
-    // iocb by its user address and `aio_key` only.
-    match check(unsafe { libc::syscall(libc::SYS_io_cancel, ctx, &raw mut *iocb, &raw mut ev) }) {
+    // SAFETY: the caller vouches for `iocb`; `ev` is a local the kernel may fill.
+    match check(unsafe { libc::syscall(libc::SYS_io_cancel, ctx, iocb, &raw mut ev) }) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
         Err(e) => Err(e),

@@ -1,13 +1,16 @@
 //! The only module that makes raw system calls.
 //!
-//! `aio` mirrors the kernel AIO ABI (`include/uapi/linux/aio_abi.h`, Linux only); the rest is
-//! portable. Every wrapper is a thin function returning `io::Result` (or an errno), so the rest
-//! of the crate never sees a raw `-1`/`errno` pair.
+//! `aio` mirrors the kernel AIO ABI (`include/uapi/linux/aio_abi.h`, Linux only); `file` holds
+//! the thread pool's positional I/O, syncs and `poll`; the rest is portable. Every wrapper is
+//! a thin function returning `io::Result` (or an errno), so the rest of the crate never sees
+//! a raw `-1`/`errno` pair.
 
 #[cfg(target_os = "linux")]
 mod aio;
+mod file;
 #[cfg(target_os = "linux")]
 pub use aio::*;
+pub use file::*;
 
 use std::io;
 use std::os::fd::RawFd;

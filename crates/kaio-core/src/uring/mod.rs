@@ -1,6 +1,6 @@
 //! The `io_uring` engine: one ring (on the `io-uring` crate), an arena of in-flight requests, a
 //! user-space queue, and a small thread pool for what the ring cannot do. A peer of
-//! [`crate::context::AioContext`] and [`crate::pool::Pool`], with the same methods.
+//! [`crate::aio::AioContext`] and [`crate::pool::Pool`], both [`crate::Engine`]s like it.
 //!
 //! # Completion path
 //! - Loop-driven ([`Mailbox::with_eventfd`]): the mailbox's eventfd is registered with the ring
@@ -39,7 +39,7 @@
 //! A callback-mailbox ring uses only `SUBMIT_ALL` (another thread reaps and submits).
 //!
 //! # Results
-//! The same as [`crate::context::AioContext`]'s: the descriptor check ([`crate::classify`])
+//! The same as [`crate::aio::AioContext`]'s: the descriptor check ([`crate::classify`])
 //! gives ESPIPE to pipes, FIFOs, sockets and terminals for positional ops, EISDIR to directory
 //! reads, EBADF to bad descriptors; a negative offset is EINVAL (`io_uring` would read -1 as "the
 //! file position"); misaligned `O_DIRECT` is EINVAL in the completion. `res2` is always 0:
@@ -109,6 +109,7 @@ use io_uring::{opcode, EnterFlags, IoUring};
 
 use crate::arena::Arena;
 use crate::classify::classify;
+use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
 use crate::request::{res, Completion, Op, Request};
@@ -376,11 +377,13 @@ impl UringContext {
     pub fn cq_overflows(&self) -> u64 {
         self.shared.overflows.load(Ordering::Relaxed)
     }
+}
 
+impl Engine for UringContext {
     /// Queues a request; it reaches the ring at the next [`flush`](Self::flush) (or
     /// `collect`, or the completion thread, when a slot frees up). Positional requests on
     /// descriptors that are not files get ESPIPE (see the module docs).
-    pub fn push(&self, req: Request) {
+    fn push(&self, req: Request) {
         let positional = req.op.is_positional();
         let mut g = lock(&self.shared.inner);
         let st = &mut g.st;
@@ -421,7 +424,7 @@ impl UringContext {
     /// Fills the SQ from the queue, makes one `io_uring_enter`, and returns every completion
     /// available right after it (page-cache hits, errors decided at push, and in loop-driven
     /// mode the mailbox: fallback-pool results).
-    pub fn flush(&self) -> Vec<Completion> {
+    fn flush(&self) -> Vec<Completion> {
         let s = &*self.shared;
         let mut g = lock(&s.inner);
         g.watch_creds();
@@ -446,7 +449,7 @@ impl UringContext {
     /// submits what is queued, enters with `GETEVENTS` when requests are in flight (needed
     /// with `DEFER_TASKRUN`), reaps the CQ and takes the mailbox. Callback mailbox: the
     /// mailbox's contents.
-    pub fn collect(&self) -> Vec<Completion> {
+    fn collect(&self) -> Vec<Completion> {
         let s = &*self.shared;
         if s.efd.is_some() {
             return s.mailbox.take();
@@ -477,7 +480,7 @@ impl UringContext {
     /// write or sync is left to finish, as on kernel AIO: cancelling an io-wq worker in the
     /// middle of a blocking write can leave it short, a torn write the caller was told was
     /// aborted.
-    pub fn cancel(&self, user: u64) -> Option<Completion> {
+    fn cancel(&self, user: u64) -> Option<Completion> {
         let s = &*self.shared;
         let mut g = lock(&s.inner);
         if let Some(i) = g.st.queue.iter().position(|r| r.user == user) {
@@ -509,7 +512,7 @@ impl UringContext {
     /// writes and syncs run to completion (queued ones are still submitted, here and by later
     /// `flush`/`collect` calls). Returns the completions available now and how many requests
     /// remain.
-    pub fn close(&self) -> (Vec<Completion>, usize) {
+    fn close(&self) -> (Vec<Completion>, usize) {
         let s = &*self.shared;
         let mut g = lock(&s.inner);
         let st = &mut g.st;
@@ -553,8 +556,7 @@ impl UringContext {
     }
 
     /// Requests queued, in the ring, on the fallback pool, or decided and not yet returned.
-    #[must_use]
-    pub fn outstanding(&self) -> usize {
+    fn outstanding(&self) -> usize {
         let g = lock(&self.shared.inner);
         let n = g.st.queue.len() + g.st.inflight.len() + g.st.ready.len();
         drop(g);
