@@ -108,7 +108,7 @@ use std::thread::JoinHandle;
 use io_uring::{opcode, EnterFlags, IoUring};
 
 use crate::arena::Arena;
-use crate::classify::classify;
+use crate::classify::check_type;
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
@@ -406,7 +406,7 @@ impl Engine for UringContext {
         }
         // fstat runs without the lock (it can be slow on network filesystems).
         drop(g);
-        let verdict = classify(&req);
+        let verdict = check_type(&req);
         let mut g = lock(&self.shared.inner);
         let st = &mut g.st;
         if st.closed {
