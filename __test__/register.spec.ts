@@ -109,6 +109,11 @@ function run(args: string[], env: Record<string, string> = {}): { status: number
   return { status: r.status, out, stderr: r.stderr }
 }
 
+// Node 20's ESM loader reads module source through the live fs.promises.readFile; Node 22 and
+// 24 read it without fs.promises, so there the app loads through node:fs whatever is registered.
+const NODE_MAJOR = Number(process.versions.node.split('.')[0])
+const LOADER_READS = NODE_MAJOR === 20 ? ['main.mjs', 'one.mjs', 'two.mjs'] : []
+
 const ALL_TRUE = { open: true, readFile: true, writeFile: true, appendFile: true, copyFile: true, stat: true, readdir: true }
 const REGISTRATION = { promises: ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile'], fs: ['createReadStream', 'createWriteStream'] }
 
@@ -130,9 +135,10 @@ for (const [title, args, env] of forms) {
     t.deepEqual(r.out.esm, { readFile: true, writeFile: true, open: true, appendFile: true, copyFile: true, stat: true })
     t.deepEqual(r.out.streams, { read: true, write: true })
     t.is(r.out.one, 'one+two+three')
-    // The spy, preloaded after kaio/register, found kaio's readFile, and the loader read main.mjs and lib/*.mjs through it.
+    // The spy, preloaded after kaio/register, found kaio's readFile, and (Node 20) the loader read main.mjs and lib/*.mjs through it.
     t.is(r.out.loaderSawKaio, true)
-    t.deepEqual(r.out.loaderReads, ['main.mjs', 'one.mjs', 'two.mjs'])
+    t.deepEqual(r.out.loaderReads, LOADER_READS)
+    if (LOADER_READS.length === 0) t.log(`node ${process.version}'s ESM loader does not read modules through fs.promises`)
   })
 }
 
@@ -154,7 +160,7 @@ test('loading kaio/register twice (-r and --import) changes nothing more', (t) =
   t.is(r.status, 0, r.stderr)
   t.deepEqual(r.out.identity, ALL_TRUE)
   t.deepEqual(r.out.registration, REGISTRATION)
-  t.deepEqual(r.out.loaderReads, ['main.mjs', 'one.mjs', 'two.mjs'])
+  t.deepEqual(r.out.loaderReads, LOADER_READS)
 })
 
 test('rimraf, glob and load-json-file run unchanged under kaio/register', (t) => {
