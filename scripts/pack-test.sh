@@ -7,7 +7,9 @@
 #   3. Install both tarballs into a fresh project (offline, one `npm install` command):
 #      require('kaio') and `import { Context } from 'kaio'` work, the binary is loaded from
 #      node_modules/kaio-<platform>, the backend is `uring` or `linux` (Linux) or `thread` (macOS), a
-#      write + read round trip works, and the package's typings compile.
+#      write + read round trip works, and the package's typings compile; `kaio/promises` has
+#      exactly node:fs/promises' names from CommonJS and ESM, and `kaio/register` (with
+#      `-r`, `--import`, and KAIO_REGISTER=0) replaces fs.promises' functions or leaves them.
 #   4. Install the root tarball alone with --omit=optional: the backend is `js`, it still
 #      works, and backends().linux.reason names the missing binding.
 #
@@ -74,7 +76,8 @@ say "platform $PLATFORM, native backend expected: $NATIVE, checks run with $("$N
 # 1. The root package, with the manifest it is published with.
 raw=$(pack "$ROOT")
 listing=$(tar tzf "$raw")
-for f in index.js index.d.ts binding.js binding.d.ts src/context.js src/context.d.ts src/load-binding.cjs src/load-binding.d.cts package.json; do
+for f in index.js index.d.ts binding.js binding.d.ts src/context.js src/context.d.ts src/load-binding.cjs src/load-binding.d.cts \
+  src/promises.js src/promises.mjs src/promises.d.ts src/register.js src/register.d.ts package.json; do
   grep -qx "package/$f" <<<"$listing" || die "the root tarball lacks $f"
 done
 if grep -E '\.node$|\.rs$|^package/src/[^/]*\.ts$|^package/__test__/|^package/crates/' <<<"$listing" | grep -v '\.d\.ts$'; then
@@ -125,6 +128,15 @@ for (const internal of ['kaio/binding.js', 'kaio/binding', 'kaio/src/native.js',
   assert.throws(() => require(internal), { code: 'ERR_PACKAGE_PATH_NOT_EXPORTED' }, internal)
 }
 assert.strictEqual(kaio.implementations[0], expected)
+// kaio/promises: node:fs/promises' names exactly; kaio's five functions, node's for the rest.
+const kp = require('kaio/promises')
+const nodeFsp = require('node:fs/promises')
+assert.deepStrictEqual(Object.keys(kp).sort(), Object.keys(nodeFsp).sort())
+for (const name of Object.keys(nodeFsp)) {
+  const ours = ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile'].includes(name)
+  assert.strictEqual(kp[name] === nodeFsp[name], !ours, name)
+}
+assert.strictEqual(kp.open, kaio.open)
 const loaded = Object.keys(require.cache).filter((f) => f.endsWith('.node'))
 if (expected === 'js') {
   assert.deepStrictEqual(loaded, [])
@@ -144,6 +156,10 @@ if (expected === 'js') {
     assert.strictEqual(await ctx.write('hello from cjs', fd, 0), 14)
     const buf = await ctx.read(4096, fd, 0)
     assert.strictEqual(buf.toString(), 'hello from cjs')
+    const file = path.join(dir, 'promises')
+    await kp.writeFile(file, 'via kaio/promises')
+    assert.strictEqual(await kp.readFile(file, 'utf8'), 'via kaio/promises')
+    assert.strictEqual((await kp.stat(file)).size, 17)
   } finally {
     await ctx.close()
     fs.closeSync(fd)
@@ -161,6 +177,10 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import kaioDefault, { Context, implementation, implementations, backends, allocAligned } from 'kaio'
+import * as kp from 'kaio/promises'
+import kpDefault, { stat, readFile, open } from 'kaio/promises'
+import * as nodeFsp from 'node:fs/promises'
+import { createRequire } from 'node:module'
 
 const expected = process.argv[2]
 assert.strictEqual(implementation, expected)
@@ -168,6 +188,13 @@ assert.strictEqual(kaioDefault.implementation, expected)
 assert.strictEqual(typeof allocAligned, 'function')
 assert.strictEqual(typeof backends, 'function')
 if (expected === 'js') assert.match(backends().linux.reason, /binding/)
+// The ESM namespace of kaio/promises: node's names, the same values as require('kaio/promises').
+assert.deepStrictEqual(Object.keys(kp).sort(), Object.keys(nodeFsp).sort())
+assert.strictEqual(kpDefault, createRequire(import.meta.url)('kaio/promises'))
+for (const name of Object.keys(kpDefault)) assert.strictEqual(kp[name], kpDefault[name], name)
+assert.strictEqual(stat, nodeFsp.stat)
+assert.strictEqual(open, kaioDefault.open)
+assert.notStrictEqual(readFile, nodeFsp.readFile)
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaio-pack-check-'))
 const fd = fs.openSync(path.join(dir, 'data'), 'w+')
@@ -182,7 +209,28 @@ try {
   fs.closeSync(fd)
   fs.rmSync(dir, { recursive: true, force: true })
 }
+assert.strictEqual(await readFile(new URL(import.meta.url), 'utf8'), fs.readFileSync(new URL(import.meta.url), 'utf8'))
 console.log(`esm ok: implementation=${implementation} implementations=${implementations.join(',')}`)
+EOF
+  # kaio/register, run with -r and --import: fs.promises' functions are kaio/promises', named
+  # ESM imports of node:fs/promises see them, and the app's .mjs files are read by kaio.
+  cat >"$1/register.mjs" <<'EOF'
+import assert from 'node:assert'
+import fs from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { active, registration } from 'kaio/register'
+
+const require = createRequire(import.meta.url)
+const kp = require('kaio/promises')
+const on = process.argv[2] === 'on'
+assert.strictEqual(active, on)
+assert.strictEqual(registration === undefined, !on)
+for (const name of ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile']) assert.strictEqual(fs.promises[name] === kp[name], on, name)
+assert.strictEqual(readFile === kp.readFile, on)
+assert.strictEqual(fs.promises.stat, kp.stat)
+assert.strictEqual(await readFile(new URL('package.json', import.meta.url), 'utf8'), fs.readFileSync('package.json', 'utf8'))
+console.log(`register ok (${process.execArgv.join(' ') || 'no preload'}, active=${active})`)
 EOF
   # The typings as a user's TypeScript sees them (strict, NodeNext).
   cat >"$1/check.ts" <<'EOF'
@@ -202,6 +250,33 @@ async function main(): Promise<number> {
 }
 void main
 EOF
+  cat >"$1/check-promises.mts" <<'EOF'
+import { stat, readFile, open, constants } from 'kaio/promises'
+import kp from 'kaio/promises'
+import { active, registration, kRegistered } from 'kaio/register'
+import type { Registration } from 'kaio/register'
+
+const s = await stat('.')
+const b: Buffer = await readFile('package.json')
+const t: string = await readFile(new URL('file:///etc/hostname'), { encoding: 'utf8' })
+const fh = await open('package.json', 'r', 0o666, { direct: false })
+await fh.close()
+const r: Registration | undefined = registration
+const n: number = constants.O_RDONLY + s.size + b.length + t.length + (await kp.readdir('.')).length + Number(active) + (r?.promises.length ?? 0)
+void n
+void kRegistered
+EOF
+  cat >"$1/check-promises.cts" <<'EOF'
+import fsp = require('kaio/promises')
+import { readFile } from 'kaio/promises'
+import reg = require('kaio/register')
+
+async function main(): Promise<number> {
+  const b: Buffer = await readFile('package.json')
+  return b.length + (await fsp.lstat('.')).size + Number(reg.active)
+}
+void main
+EOF
   cat >"$1/tsconfig.json" <<EOF
 {
   "compilerOptions": {
@@ -209,7 +284,7 @@ EOF
     "target": "ES2022", "lib": ["ES2023", "ESNext.Disposable"], "skipLibCheck": false,
     "types": ["node"], "typeRoots": ["$ROOT/node_modules/@types"]
   },
-  "files": ["check.ts"]
+  "files": ["check.ts", "check-promises.mts", "check-promises.cts"]
 }
 EOF
 }
@@ -217,6 +292,12 @@ EOF
 # run_checks DIR EXPECTED
 run_checks() {
   (cd "$1" && "$NODE" check.cjs "$2" && "$NODE" check.mjs "$2") || die "checks failed in $1 (expected $2)"
+  (cd "$1" && "$NODE" --import kaio/register register.mjs on && "$NODE" -r kaio/register register.mjs on &&
+    NODE_OPTIONS='--import kaio/register' "$NODE" register.mjs on && NODE_OPTIONS='-r kaio/register' "$NODE" register.mjs on &&
+    KAIO_REGISTER=0 "$NODE" --import kaio/register register.mjs off) || die "kaio/register checks failed in $1"
+  # shellcheck disable=SC2016
+  (cd "$1" && "$NODE" --input-type=module -e 'import { stat } from "kaio/promises"; if (typeof stat !== "function") process.exit(1)') ||
+    die "import { stat } from 'kaio/promises' failed in $1"
 }
 
 # 3. With the platform package: both tarballs in one command, so npm takes the optional

@@ -1,0 +1,64 @@
+// The object behind `kaio/promises` (src/promises-entry.ts): node:fs/promises with kaio's engine where kaio has one.
+//
+// The export names are those of the running Node's node:fs/promises, computed at load time
+// (Node 22 adds glob, ...): open, readFile, writeFile, appendFile and copyFile are kaio's
+// (src/fs); every other name is node:fs/promises's own value, captured when this module
+// loads, so that kaio/register replacing fs.promises' properties never makes kaio call
+// itself. ESM gets the same names through src/promises.mjs.
+import nodePromises = require('node:fs/promises')
+
+import { appendFile, copyFile, FileHandle, open, readFile, writeFile } from './fs'
+
+/** node:fs/promises as it was when kaio/promises loaded: the functions kaio delegates to. */
+const node: Readonly<Record<string, unknown>> = Object.freeze({ ...nodePromises })
+
+const { COPYFILE_FICLONE_FORCE } = nodePromises.constants
+
+/**
+ * kaio's function, except when its first argument is an object kaio's fs layer does not
+ * take (not a kaio FileHandle, URL, Buffer or typed array): a node:fs FileHandle (from an
+ * `open` captured before kaio/register ran) or a bad argument, which node:fs serves or
+ * rejects with its own error.
+ */
+function orNode<F extends (target: never, ...rest: never[]) => Promise<unknown>>(name: string, kaio: F): F {
+  const fallback = node[name] as (...args: unknown[]) => Promise<unknown>
+  const fn = function (this: unknown, target: unknown, ...rest: unknown[]): Promise<unknown> {
+    const theirs = typeof target === 'object' && target !== null && !(target instanceof FileHandle) && !(target instanceof URL) && !ArrayBuffer.isView(target)
+    return theirs ? fallback(target, ...rest) : (kaio as unknown as (...args: unknown[]) => Promise<unknown>)(target, ...rest)
+  }
+  Object.defineProperty(fn, 'name', { value: name })
+  return fn as unknown as F
+}
+
+/**
+ * kaio's copyFile, but COPYFILE_FICLONE_FORCE (a clone or nothing, which only the kernel can
+ * do) goes straight to the captured node:fs copyFile: src/fs's copyFile hands it to the live
+ * fs.promises.copyFile, which is this function once kaio/register has run.
+ */
+const kaioCopyFile: typeof copyFile = function copyFile(src, dest, modeOrOptions) {
+  const mode = typeof modeOrOptions === 'object' && modeOrOptions !== null ? modeOrOptions.mode : modeOrOptions
+  if (typeof mode === 'number' && Math.trunc(mode) & COPYFILE_FICLONE_FORCE && Math.trunc(mode) <= 7) {
+    return (node.copyFile as typeof nodePromises.copyFile)(src, dest, mode)
+  }
+  return copyFileOnKaio(src, dest, modeOrOptions)
+}
+const copyFileOnKaio = copyFile
+
+/** The functions kaio runs on its own engine; each replaces node's under kaio/register. */
+export const kaioFunctions = Object.freeze({
+  open,
+  readFile: orNode('readFile', readFile),
+  writeFile: orNode('writeFile', writeFile),
+  appendFile: orNode('appendFile', appendFile),
+  copyFile: kaioCopyFile,
+})
+
+type KaioFunctions = typeof kaioFunctions
+/** kaio/promises' type: node:fs/promises (as the user's @types/node has it) with kaio's five functions. */
+export type KaioPromises = Omit<typeof nodePromises, keyof KaioFunctions> & KaioFunctions
+
+const api: Record<string, unknown> = {}
+for (const name of Object.keys(node)) api[name] = Object.hasOwn(kaioFunctions, name) ? kaioFunctions[name as keyof KaioFunctions] : node[name]
+
+/** kaio/promises: node:fs/promises' names, kaio's functions where kaio has them. */
+export const promises = api as KaioPromises
