@@ -211,7 +211,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
 export const BENCH_HELP = `Usage: kaio bench [options]
 
 Benchmarks the disk under the test file: kaio on each available backend side by side with
-node:fs/promises and fio (when on PATH), O_DIRECT and page cache, by queue depth.
+node:fs/promises, a sync loop and fio (when on PATH), O_DIRECT, warm and cold page cache, by
+queue depth.
 
 Options:
   --dir DIR             directory for the test file (default: the current directory)
@@ -225,12 +226,12 @@ Options:
   --cold                cold page cache cells: randread at depths 1,32 (or --depth), the
                         cache dropped before every run (needs root) (default: all three)
   --impl LIST           engines: uring,linux,thread,js (kaio backends), linux-poll (linux with
-                        busyPoll 200 µs; not in warm page cache cells), node (node:fs/promises),
+                        busyPoll 200 µs; 4k O_DIRECT and cold cells), node (node:fs/promises),
                         sync (fs.readSync/writeSync loop, depth 1 only), fio (libaio),
                         fio-uring (io_uring), fio-psync (depth 1 only) (default all available)
-  --memory-ops N        operations per engine of the memory check (uring, linux, node; every
-                        backend with --impl), each in a child process (default 5000000; 0 skips
-                        it; --quick skips it)
+  --memory-ops N        operations per engine of the memory check (uring, linux; every backend
+                        and node with --impl), each in a child process (default 5000000; 0
+                        skips it; --quick skips it)
   --json                machine-readable results on stdout
   --plot FILE           write a chart (SVG, or HTML with inline SVG if FILE ends in .html)
   --quick               a run of about a minute: 256M file, depths 1,32 (cold: 32), randread, 1 s
