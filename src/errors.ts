@@ -75,15 +75,39 @@ export function describe(value: unknown): string {
   return ` Received type ${typeof value} (${shown})`
 }
 
-export function invalidArgType(name: string, expected: string, value: unknown): TypeError & { code: string } {
-  return codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be ${expected}.${describe(value)}`)
+/** Node's word for a named value: a dotted name (`options.flush`) is a property, else an argument. */
+function kind(name: string): string {
+  return name.includes('.') ? 'property' : 'argument'
 }
 
+export function invalidArgType(name: string, expected: string, value: unknown): TypeError & { code: string } {
+  return codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" ${kind(name)} must be ${expected}.${describe(value)}`)
+}
+
+/** Node's `addNumericalSeparator`: 1099511627776 as 1_099_511_627_776. */
+function separated(digits: string): string {
+  let res = ''
+  let i = digits.length
+  const start = digits[0] === '-' ? 1 : 0
+  for (; i >= start + 4; i -= 3) res = `_${digits.slice(i - 3, i)}${res}`
+  return `${digits.slice(0, i)}${res}`
+}
+
+/** Node's ERR_OUT_OF_RANGE: integers past 2^32 (and bigints) are shown with separators. */
 export function outOfRange(name: string, range: string, value: unknown): RangeError & { code: string } {
-  const shown = typeof value === 'bigint' ? `${value}n` : inspect(value)
+  let shown: string
+  if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) > 2 ** 32) shown = separated(String(value))
+  else if (typeof value === 'bigint') {
+    shown = String(value)
+    if (value > 2n ** 32n || value < -(2n ** 32n)) shown = separated(shown)
+    shown += 'n'
+  } else shown = inspect(value)
   return codedError(RangeError, 'ERR_OUT_OF_RANGE', `The value of "${name}" is out of range. It must be ${range}. Received ${shown}`)
 }
 
+/** Node's ERR_INVALID_ARG_VALUE: the value inspected, cut at 128 characters. */
 export function invalidArgValue(name: string, value: unknown, reason = 'is invalid'): TypeError & { code: string } {
-  return codedError(TypeError, 'ERR_INVALID_ARG_VALUE', `The argument '${name}' ${reason}. Received ${inspect(value)}`)
+  let shown = inspect(value)
+  if (shown.length > 128) shown = `${shown.slice(0, 128)}...`
+  return codedError(TypeError, 'ERR_INVALID_ARG_VALUE', `The ${kind(name)} '${name}' ${reason}. Received ${shown}`)
 }

@@ -6,9 +6,9 @@ import * as fs from 'node:fs'
 import * as readline from 'node:readline'
 
 import { Context } from '../context'
-import { errnoError, invalidArgType } from '../errors'
-import { ALIGN, DirectIO, PlainIO, WriteOnlyIO } from './io'
-import type { BlockIO } from './io'
+import { codedError, errnoError, invalidArgType } from '../errors'
+import { ALIGN, CURRENT, DirectIO, FsIO, PlainIO, WriteOnlyIO } from './io'
+import type { BlockIO, FsCalls } from './io'
 import { kCore } from './internal'
 import type { AppendMode, Core } from './internal'
 import { ReadStream, WriteStream } from './streams'
@@ -96,6 +96,18 @@ export type WriteFileData =
   | Iterable<string | ArrayBufferView>
   | AsyncIterable<string | ArrayBufferView>
 
+/** @internal How a FileHandle made by kaio itself (streams over a descriptor) differs from `open()`'s. */
+export interface HandleSetup {
+  /** Its data I/O (default: the Context, or node:fs for a descriptor without a position). */
+  io?: BlockIO
+  /** How it closes its descriptor (default: node:fs's close). */
+  close?: (fd: number) => Promise<void>
+  /** How it fsyncs (default: the Context). */
+  sync?: (fd: number) => Promise<void>
+  /** False for a descriptor the caller owns: garbage collection must not close it. */
+  owned?: boolean
+}
+
 /** Chunk of the parallel transfers (readFile, writeFile, copyFile). */
 export const CHUNK = 1 << 20
 /** Chunks in flight at once in those transfers. */
@@ -104,10 +116,30 @@ export const DEPTH = 4
 const UNKNOWN_SIZE_CHUNK = 64 * 1024
 const EMPTY = new Uint8Array(0)
 
+let gcDeprecationShown = false
+
+/** node's warnings for a FileHandle closed by the garbage collector (the DEP0137 one once per process). */
 const registry = new FinalizationRegistry<number>((fd) => {
-  process.emitWarning(`Closing file descriptor ${fd} on garbage collection`, { code: 'KAIO_FILEHANDLE_GC' })
+  process.emitWarning(`Closing file descriptor ${fd} on garbage collection`)
+  if (!gcDeprecationShown) {
+    gcDeprecationShown = true
+    process.emitWarning(
+      'Closing a FileHandle object on garbage collection is deprecated. Please close FileHandle objects explicitly using FileHandle.prototype.close(). In the future, an error will be thrown if a file descriptor is closed during garbage collection.',
+      'DeprecationWarning',
+      'DEP0137',
+    )
+  }
   fs.close(fd, () => {})
 })
+
+/** The error node's fsCall asserts with when `this` is not a FileHandle. */
+function notAFileHandle(): Error & { code: string } {
+  return codedError(
+    Error,
+    'ERR_INTERNAL_ASSERTION',
+    'handle must be an instance of FileHandle\nThis is caused by either a bug in Node.js or incorrect usage of Node.js internals.\nPlease open an issue with this stack trace at https://github.com/nodejs/node/issues\n',
+  )
+}
 
 /** Reads `[pos, pos + want)` into `buf` with up to DEPTH chunks in flight; resolves the bytes read (short at EOF). */
 export async function readRange(io: BlockIO, buf: Uint8Array, want: number, pos: number, signal?: AbortSignal): Promise<number> {
@@ -137,7 +169,8 @@ export async function writeRange(io: BlockIO, view: Uint8Array, pos: number, sig
       const off = next
       if (off >= view.byteLength) return
       next += CHUNK
-      checkAborted(signal)
+      // As node's writeFile: the signal is checked between chunks (the caller checked before the first).
+      if (off > 0) checkAborted(signal)
       await io.pwrite(view.subarray(off, Math.min(off + CHUNK, view.byteLength)), pos + off)
     }
   }
@@ -175,16 +208,20 @@ export class FileHandle extends EventEmitter {
   #posAtEnd = false
   #chain: Promise<unknown> = Promise.resolve()
   #core: Core | null = null
+  readonly #closeFd: (fd: number) => Promise<void>
+  readonly #sync: (fd: number) => Promise<void>
 
   /** @internal Use `open()`. */
-  constructor(fd: number, ctx: Context, direct: boolean, append: AppendMode, writeOnly = false) {
+  constructor(fd: number, ctx: Context, direct: boolean, append: AppendMode, writeOnly = false, setup: HandleSetup = {}) {
     super()
     this.#fd = fd
     this.#ctx = ctx
-    const io = direct ? new DirectIO(ctx, fd) : new PlainIO(ctx, fd)
+    const io = setup.io ?? (direct ? new DirectIO(ctx, fd) : new PlainIO(ctx, fd))
     this.#io = writeOnly ? new WriteOnlyIO(io) : io
     this.#append = append
-    registry.register(this, fd, this)
+    this.#closeFd = setup.close ?? closeFd
+    this.#sync = setup.sync ?? ((d) => ctx.fsync(d))
+    if (setup.owned !== false) registry.register(this, fd, this)
   }
 
   /** The numeric file descriptor, or -1 once closed. */
@@ -209,11 +246,11 @@ export class FileHandle extends EventEmitter {
   read<T extends ArrayBufferView>(buffer: T, options?: ReadPositionOptions): Promise<FileReadResult<T>>
   read<T extends ArrayBufferView = Buffer>(options?: FileReadOptions<T> | null): Promise<FileReadResult<T>>
   read(bufferOrParams?: unknown, offset?: unknown, length?: unknown, position?: unknown): Promise<FileReadResult<ArrayBufferView>> {
-    return this.#call('read', () => this.#read(bufferOrParams, offset, length, position))
+    return FileHandle.#invoke(this, 'read', () => this.#read(bufferOrParams, offset, length, position))
   }
 
   readv<T extends readonly ArrayBufferView[]>(buffers: T, position?: number | null): Promise<{ bytesRead: number; buffers: T }> {
-    return this.#call('readv', async () => {
+    return FileHandle.#invoke(this, 'readv', async () => {
       const views = validateBufferArray(buffers).map((b) => bytesOf(b))
       const pos = positionOrNull(position)
       // node:fs passes an empty list to preadv(2), which refuses it.
@@ -227,11 +264,11 @@ export class FileHandle extends EventEmitter {
   write<T extends ArrayBufferView>(buffer: T, options?: { offset?: number | null; length?: number | null; position?: number | null }): Promise<FileWriteResult<T>>
   write(data: string, position?: number | null, encoding?: BufferEncoding | null): Promise<FileWriteResult<string>>
   write(buffer: unknown, offsetOrOptions?: unknown, length?: unknown, position?: unknown): Promise<FileWriteResult<unknown>> {
-    return this.#call('write', () => this.#write(buffer, offsetOrOptions, length, position))
+    return FileHandle.#invoke(this, 'write', () => this.#write(buffer, offsetOrOptions, length, position))
   }
 
   writev<T extends readonly ArrayBufferView[]>(buffers: T, position?: number | null): Promise<{ bytesWritten: number; buffers: T }> {
-    return this.#call('writev', async () => {
+    return FileHandle.#invoke(this, 'writev', async () => {
       const views = validateBufferArray(buffers).map((b) => bytesOf(b))
       const pos = positionOrNull(position)
       let bytesWritten = 0
@@ -246,30 +283,30 @@ export class FileHandle extends EventEmitter {
   readFile(options: (ReadFileOptions & { encoding: BufferEncoding }) | BufferEncoding): Promise<string>
   readFile(options?: ReadFileOptions | BufferEncoding | null): Promise<string | Buffer>
   readFile(options?: unknown): Promise<string | Buffer> {
-    return this.#call('readFile', () => this.readFileInternal(getOptions(options, { flag: 'r' })))
+    return FileHandle.#invoke(this, 'readFile', () => this.readFileInternal(getOptions(options, { flag: 'r' })))
   }
 
   writeFile(data: WriteFileData, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
-    return this.#call('writeFile', () => this.writeFileInternal(data, options))
+    return FileHandle.#invoke(this, 'writeFile', () => this.writeFileInternal(data, options))
   }
 
   /** As node: writes at the current position (an append only for files opened with 'a'). */
   appendFile(data: WriteFileData, options?: WriteFileOptions | BufferEncoding | null): Promise<void> {
-    return this.#call('writeFile', () => this.writeFileInternal(data, options))
+    return FileHandle.#invoke(this, 'writeFile', () => this.writeFileInternal(data, options))
   }
 
   stat(options?: { bigint?: false }): Promise<fs.Stats>
   stat(options: { bigint: true }): Promise<fs.BigIntStats>
   stat(options?: { bigint?: boolean }): Promise<fs.Stats | fs.BigIntStats>
   stat(options?: unknown): Promise<fs.Stats | fs.BigIntStats> {
-    return this.#call('fstat', async () => {
+    return FileHandle.#invoke(this, 'fstat', async () => {
       const opts = (options === undefined ? { bigint: false } : options) as { bigint?: unknown }
       return fstat(this.#fd, opts.bigint === true)
     })
   }
 
   truncate(len: number = 0): Promise<void> {
-    return this.#call('ftruncate', async () => {
+    return FileHandle.#invoke(this, 'ftruncate', async () => {
       validateInteger(len, 'len')
       const n = Math.max(0, len)
       if (this.#append !== 'kernel') return ftruncate(this.#fd, n)
@@ -282,24 +319,24 @@ export class FileHandle extends EventEmitter {
 
   /** `fsync(2)` through the Context. */
   sync(): Promise<void> {
-    return this.#call('fsync', () => this.#ctx.fsync(this.#fd))
+    return FileHandle.#invoke(this, 'fsync', () => this.#sync(this.#fd))
   }
 
   /** `fdatasync(2)` through the Context. */
   datasync(): Promise<void> {
-    return this.#call('fdatasync', () => this.#ctx.fdsync(this.#fd))
+    return FileHandle.#invoke(this, 'fdatasync', () => this.#ctx.fdsync(this.#fd))
   }
 
   chmod(mode: fs.Mode): Promise<void> {
-    return this.#call('fchmod', () => fchmod(this.#fd, mode))
+    return FileHandle.#invoke(this, 'fchmod', () => fchmod(this.#fd, mode))
   }
 
   chown(uid: number, gid: number): Promise<void> {
-    return this.#call('fchown', () => fchown(this.#fd, uid, gid))
+    return FileHandle.#invoke(this, 'fchown', () => fchown(this.#fd, uid, gid))
   }
 
   utimes(atime: fs.TimeLike, mtime: fs.TimeLike): Promise<void> {
-    return this.#call('futimes', () => futimes(this.#fd, atime, mtime))
+    return FileHandle.#invoke(this, 'futimes', () => futimes(this.#fd, atime, mtime))
   }
 
   /** Lines of the file, from a `createReadStream(options)` (as node's `readLines`). */
@@ -329,7 +366,7 @@ export class FileHandle extends EventEmitter {
       const fd = this.#fd
       this.#fd = -1
       registry.unregister(this)
-      this.#closePromise = closeFd(fd).finally(() => {
+      this.#closePromise = this.#closeFd(fd).finally(() => {
         this.#closePromise = null
       })
     } else {
@@ -386,11 +423,17 @@ export class FileHandle extends EventEmitter {
       const fd = this.#fd
       this.#fd = -1
       registry.unregister(this)
-      closeFd(fd).then(
+      this.#closeFd(fd).then(
         () => this.#closeResolve?.(),
         (e: unknown) => this.#closeReject?.(e),
       )
     }
+  }
+
+  /** node's fsCall on a `this` that may not be a FileHandle (`fh.stat.call({})`): a rejection, as node's. */
+  static #invoke<T>(self: unknown, syscall: string, fn: () => Promise<T>): Promise<T> {
+    if (typeof self !== 'object' || self === null || !(#fd in self)) return Promise.reject(notAFileHandle())
+    return (self as FileHandle).#call(syscall, fn)
   }
 
   /** node's fsCall: EBADF once closed; keeps the descriptor open while `fn` runs. */
@@ -421,6 +464,8 @@ export class FileHandle extends EventEmitter {
 
   /** A read at the handle's position, which advances by the bytes read. */
   #readNext(op: (pos: number) => Promise<number>): Promise<number> {
+    // No position to keep: node's read(2) at the descriptor's own position, in call order.
+    if (!this.#io.seekable) return this.#serial(() => op(CURRENT))
     return this.#serial(async () => {
       const p = await this.#resolvePos()
       const n = await op(p)
@@ -431,11 +476,13 @@ export class FileHandle extends EventEmitter {
 
   /** A zero-byte write still reaches the kernel (EBADF on a read-only file) but moves nothing. */
   #writeEmpty(pos: number | null): Promise<number> {
+    if (!this.#io.seekable) return this.#io.pwrite(EMPTY, pos ?? CURRENT)
     return this.#ctx.write(EMPTY, this.#fd, pos ?? this.#pos)
   }
 
-  #writeNext(view: Uint8Array): Promise<number> {
+  #writeNext(view: Uint8Array, signal?: AbortSignal): Promise<number> {
     if (view.byteLength === 0) return this.#writeEmpty(null)
+    if (!this.#io.seekable) return this.#serial(() => this.#io.pwrite(view, CURRENT))
     return this.#serial(async () => {
       if (this.#append === 'kernel') {
         // O_APPEND: the kernel writes at the end and leaves the position there.
@@ -449,7 +496,7 @@ export class FileHandle extends EventEmitter {
         return n
       }
       const p = this.#pos
-      const n = await writeRange(this.#io, view, p)
+      const n = await writeRange(this.#io, view, p, signal)
       this.#pos = p + n
       return n
     })
@@ -457,7 +504,7 @@ export class FileHandle extends EventEmitter {
 
   #writeAt(view: Uint8Array, pos: number): Promise<number> {
     if (view.byteLength === 0) return this.#writeEmpty(pos)
-    if (this.#append === 'none') return this.#io.pwrite(view, pos)
+    if (this.#append === 'none' || !this.#io.seekable) return this.#io.pwrite(view, pos)
     return this.#serial(async () => {
       if (this.#append === 'emulated') return (await this.#direct().append(view)).n
       // O_APPEND: Linux appends whatever the position; the file end moves under the position.
@@ -468,6 +515,7 @@ export class FileHandle extends EventEmitter {
 
   #writeNextV(views: Uint8Array[]): Promise<number> {
     if (views.every((v) => v.byteLength === 0)) return this.#writeEmpty(null)
+    if (!this.#io.seekable) return this.#serial(() => this.#io.pwritev(views, CURRENT))
     if (this.#append === 'emulated') return this.#writeNext(Buffer.concat(views))
     return this.#serial(async () => {
       if (this.#append === 'kernel') {
@@ -484,7 +532,7 @@ export class FileHandle extends EventEmitter {
 
   #writeAtV(views: Uint8Array[], pos: number): Promise<number> {
     if (views.every((v) => v.byteLength === 0)) return this.#writeEmpty(pos)
-    if (this.#append === 'none') return this.#io.pwritev(views, pos)
+    if (this.#append === 'none' || !this.#io.seekable) return this.#io.pwritev(views, pos)
     if (this.#append === 'emulated') return this.#writeAt(Buffer.concat(views), pos)
     return this.#serial(async () => {
       await this.#resolvePos()
@@ -586,7 +634,7 @@ export class FileHandle extends EventEmitter {
         for (;;) {
           checkAborted(signal)
           const chunk = this.#io.alloc(UNKNOWN_SIZE_CHUNK)
-          const n = await this.#io.pread(chunk, pos + total)
+          const n = await this.#io.pread(chunk, this.#io.seekable ? pos + total : CURRENT)
           if (n === 0) break
           parts.push(chunk.subarray(0, n))
           total += n
@@ -616,7 +664,7 @@ export class FileHandle extends EventEmitter {
   async writeData(data: ArrayBufferView | Iterable<unknown> | AsyncIterable<unknown>, signal: AbortSignal | undefined, encoding: BufferEncoding | null | undefined): Promise<void> {
     checkAborted(signal)
     if (ArrayBuffer.isView(data)) {
-      if (data.byteLength > 0) await this.#writeNext(bytesOf(data))
+      if (data.byteLength > 0) await this.#writeNext(bytesOf(data), signal)
       return
     }
     for await (const chunk of data as AsyncIterable<unknown>) {
@@ -650,8 +698,30 @@ export async function open(path: PathLike, flags: string | number = 'r', mode: f
   return openWith(path, num, mode, ctx, direct, (num & O_APPEND) !== 0)
 }
 
+/** Whether `fd` has no file position to address (FIFO, pipe, socket, character device): one fstat. */
+export async function positionless(fd: number): Promise<boolean> {
+  const st = (await fstat(fd)) as fs.Stats
+  return st.isFIFO() || st.isSocket() || st.isCharacterDevice()
+}
+
+/**
+ * A FileHandle over `fd`, whose type is looked up once: the Context serves files and block
+ * devices; the others get node:fs's non-positional I/O (`FsIO`), as node:fs gives them.
+ */
+export async function handleFor(fd: number, ctx: Context, append: boolean, setup: HandleSetup = {}, calls: FsCalls = fs as unknown as FsCalls): Promise<FileHandle> {
+  let stream: boolean
+  try {
+    stream = await positionless(fd)
+  } catch (e) {
+    if (setup.owned !== false) await (setup.close ?? closeFd)(fd).catch(() => {})
+    throw e
+  }
+  const io = stream ? new FsIO(calls, fd) : undefined
+  return new FileHandle(fd, ctx, false, append ? 'kernel' : 'none', false, { ...setup, ...(io ? { io } : {}) })
+}
+
 async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Context, direct: boolean, append: boolean): Promise<FileHandle> {
-  if (!direct) return new FileHandle(await openFd(path, flags, mode), ctx, false, append ? 'kernel' : 'none')
+  if (!direct) return handleFor(await openFd(path, flags, mode), ctx, append)
   // With O_APPEND the kernel would ignore the aligned offsets of read-modify-write: emulate it.
   const f = ((flags as number) | O_DIRECT) & ~(append ? O_APPEND : 0)
   const appendMode: AppendMode = append ? 'emulated' : 'none'

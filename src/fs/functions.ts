@@ -3,19 +3,25 @@
 import * as fs from 'node:fs'
 
 import { Context } from '../context'
-import { errnoError, invalidArgType, outOfRange } from '../errors'
+import { codedError, errnoError, invalidArgType, outOfRange } from '../errors'
 import type { SystemError } from '../errors'
-import { CHUNK, DEPTH, FileHandle, open, settleAll } from './filehandle'
+import { CHUNK, DEPTH, FileHandle, handleFor, open, settleAll } from './filehandle'
 import type { OpenOptions, ReadFileOptions, WriteFileData, WriteFileOptions } from './filehandle'
 import { ReadStream, WriteStream } from './streams'
-import type { ReadStreamOptions, WriteStreamOptions } from './streams'
-import { closeFd, defaultContext, fchmod, fstat, ftruncate, openFd } from './sys'
-import { DirectIO, PlainIO } from './io'
-import type { BlockIO } from './io'
-import { checkAborted, getOptions, validateBoolean, validatePath } from './util'
+import type { Opening, ReadStreamOptions, Source, WriteStreamOptions } from './streams'
+import { call, closeFd, defaultContext, fchmod, fstat, ftruncate, openFd } from './sys'
+import { DirectIO, FsIO, PlainIO } from './io'
+import type { BlockIO, FsCalls } from './io'
+import { checkAborted, getOptions, validateBoolean, validateInt32, validatePath } from './util'
 import type { PathLike } from './util'
 
 const { O_RDONLY, O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_DIRECT, COPYFILE_EXCL, COPYFILE_FICLONE_FORCE } = fs.constants
+
+/**
+ * node:fs's own functions, captured at load: `kaio/register` replaces fs.promises' properties
+ * with kaio's, and kaio must never call itself through them.
+ */
+const node = { copyFile: fs.promises.copyFile, unlink: fs.promises.unlink }
 
 /** Options every module function takes besides node's. */
 export interface KaioOptions {
@@ -125,7 +131,7 @@ export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOption
   if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
   validateBoolean(direct, 'options.direct')
   // A clone or nothing: only the kernel's FICLONE can do that.
-  if (m & COPYFILE_FICLONE_FORCE) return fs.promises.copyFile(src, dest, m)
+  if (m & COPYFILE_FICLONE_FORCE) return node.copyFile(src, dest, m)
   const ctx = context ?? defaultContext()
   const dflag = direct ? O_DIRECT : 0
   let srcFd = -1
@@ -166,7 +172,7 @@ export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOption
     if (dstFd >= 0) closing.push(closeFd(dstFd))
     await Promise.allSettled(closing)
     // As libuv: a failed copy does not leave a partial destination behind.
-    if (created) await fs.promises.unlink(dest).catch(() => {})
+    if (created) await node.unlink(dest).catch(() => {})
   }
 }
 
@@ -189,29 +195,112 @@ async function copyData(from: BlockIO, to: BlockIO): Promise<void> {
   await settleAll(Array.from({ length: DEPTH }, worker))
 }
 
-export interface CreateReadStreamOptions extends ReadStreamOptions, KaioOptions {
+/**
+ * The `fs` option of node's streams: functions used instead of node:fs's (callback style,
+ * called as node's streams call them; position undefined for "the current position").
+ */
+export interface StreamFs {
+  open?: (path: PathLike, flags: string | number, mode: number | string, cb: (err: Error | null, fd: number) => void) => void
+  close?: (fd: number, cb: (err: Error | null) => void) => void
+  read?: FsCalls['read']
+  write?: FsCalls['write']
+  writev?: FsCalls['writev']
+  fsync?: (fd: number, cb: (err: Error | null) => void) => void
+}
+
+interface StreamSourceOptions extends KaioOptions {
+  flags?: string | number
+  mode?: fs.Mode
+  /** A descriptor (or kaio FileHandle) to use instead of opening `path`. */
+  fd?: number | FileHandle | null
+  fs?: StreamFs | null
+  autoClose?: boolean
+  flush?: boolean | null
+}
+
+export interface CreateReadStreamOptions extends ReadStreamOptions, StreamSourceOptions {
   /** Flags to open with. Default 'r'. */
   flags?: string | number
-  mode?: fs.Mode
 }
 
-export interface CreateWriteStreamOptions extends WriteStreamOptions, KaioOptions {
+export interface CreateWriteStreamOptions extends Omit<WriteStreamOptions, 'flush'>, StreamSourceOptions {
   /** Flags to open with. Default 'w'. */
   flags?: string | number
-  mode?: fs.Mode
 }
 
-/** A ReadStream over `path` (opened on construction, as `fs.createReadStream`). */
-export function createReadStream(path: PathLike, options?: CreateReadStreamOptions | BufferEncoding): ReadStream {
-  const p = validatePath(path)
+function validateFunction(value: unknown, name: string): void {
+  if (typeof value !== 'function') throw invalidArgType(name, 'of type function', value)
+}
+
+/** A FileHandle over a descriptor opened with (or given to) a stream's `fs` overrides. */
+function overriddenHandle(calls: StreamFs, fd: number, ctx: Context): FileHandle {
+  return new FileHandle(fd, ctx, false, 'none', false, {
+    io: new FsIO(calls as FsCalls, fd, true),
+    close: (d) => call<void>((cb) => calls.close!(d, cb)),
+    sync: (d) => call<void>((cb) => calls.fsync!(d, cb)),
+    owned: false,
+  })
+}
+
+/**
+ * What a stream reads or writes, resolved as node's stream constructors do it: `options.fd`
+ * (a descriptor or a FileHandle) instead of the path, `options.fs` instead of node:fs, and
+ * node's checks in node's order.
+ */
+function streamSource(path: unknown, opts: StreamSourceOptions, writing: boolean): { source: Source; opening: Opening } {
+  const calls = opts.fs ?? undefined
+  const autoClose = opts.autoClose === undefined ? true : opts.autoClose
+  const { context, direct = false } = opts
+  if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
+  const ctx = () => context ?? defaultContext()
+  let result: { source: Source; opening: Opening }
+  const given = opts.fd
+  if (given === null || given === undefined) {
+    if (calls) validateFunction(calls.open, 'options.fs.open')
+    const p = validatePath(path)
+    const flags = opts.flags === undefined ? (writing ? 'w' : 'r') : opts.flags
+    const mode = opts.mode === undefined ? 0o666 : opts.mode
+    const source = calls
+      ? async () => overriddenHandle(calls, await call<number>((cb) => calls.open!(p, flags, mode, cb)), ctx())
+      : () => open(p, flags, mode, kaioOptions(opts as Record<string, unknown>))
+    result = { source, opening: { path: p, flags, mode } }
+  } else if (given instanceof FileHandle) {
+    if (calls) throw codedError(Error, 'ERR_METHOD_NOT_IMPLEMENTED', 'The FileHandle with fs method is not implemented')
+    result = { source: given, opening: {} }
+  } else if (typeof given !== 'number') {
+    throw invalidArgType('options.fd', 'of type number or an instance of FileHandle', given)
+  } else {
+    const fd = validateInt32(given, 'fd', 0)
+    validateBoolean(direct, 'options.direct')
+    const handle = calls ? async () => overriddenHandle(calls, fd, ctx()) : () => handleFor(fd, ctx(), false, { owned: false })
+    result = { source: { fd, handle }, opening: {} }
+  }
+  const fns: StreamFs = calls ?? {}
+  if (calls) {
+    if (writing) {
+      if (!calls.write && !calls.writev) throw invalidArgType('options.fs.write', 'of type function', calls.write)
+      if (calls.write) validateFunction(calls.write, 'options.fs.write')
+      if (calls.writev) validateFunction(calls.writev, 'options.fs.writev')
+    } else validateFunction(fns.read, 'options.fs.read')
+    if (autoClose) validateFunction(fns.close, 'options.fs.close')
+    if (writing && opts.flush !== null && opts.flush !== undefined) {
+      validateBoolean(opts.flush, 'options.flush')
+      validateFunction(fns.fsync, 'options.fs.fsync')
+    }
+  }
+  return result
+}
+
+/** A ReadStream over `path` (opened on construction), `options.fd`, or through `options.fs`, as `fs.createReadStream`. */
+export function createReadStream(path: PathLike | null | undefined, options?: CreateReadStreamOptions | BufferEncoding): ReadStream {
   const opts = getOptions(options, {}) as CreateReadStreamOptions
-  return new ReadStream(() => open(p, opts.flags ?? 'r', opts.mode ?? 0o666, kaioOptions(opts as Record<string, unknown>)), opts, p)
+  const { source, opening } = streamSource(path, opts, false)
+  return new ReadStream(source, opts, opening)
 }
 
-/** A WriteStream into `path` (opened on construction, as `fs.createWriteStream`). */
-export function createWriteStream(path: PathLike, options?: CreateWriteStreamOptions | BufferEncoding): WriteStream {
-  const p = validatePath(path)
+/** A WriteStream into `path` (opened on construction), `options.fd`, or through `options.fs`, as `fs.createWriteStream`. */
+export function createWriteStream(path: PathLike | null | undefined, options?: CreateWriteStreamOptions | BufferEncoding): WriteStream {
   const opts = getOptions(options, {}) as CreateWriteStreamOptions
-  return new WriteStream(() => open(p, opts.flags ?? 'w', opts.mode ?? 0o666, kaioOptions(opts as Record<string, unknown>)), opts, p)
+  const { source, opening } = streamSource(path, opts, true)
+  return new WriteStream(source, opts as WriteStreamOptions, opening)
 }
-

@@ -1,10 +1,12 @@
 // Positional data I/O of one descriptor through a kaio Context: `PlainIO` for ordinary
 // descriptors and `DirectIO` for O_DIRECT ones, where any buffer, offset and length work
 // through page-aligned bounce buffers and read-modify-write of partial blocks.
+import * as fs from 'node:fs'
+
 import type { Context } from '../context'
 import { allocAligned, isAligned } from '../aligned'
 import { errnoError } from '../errors'
-import { fileSize, ftruncate } from './sys'
+import { call, fileSize, ftruncate } from './sys'
 import { alignDown, alignUp } from './util'
 
 /** Block alignment used for O_DIRECT (offsets, lengths and memory). */
@@ -16,6 +18,11 @@ const IOV_MAX = 1024
 
 export interface BlockIO {
   readonly direct: boolean
+  /**
+   * False for descriptors without a file position to address (FIFO, pipe, socket, character
+   * device): there `CURRENT` (-1) as `pos` means node's non-positional read(2)/write(2).
+   */
+  readonly seekable: boolean
   /** One read at `pos` (a bigint only past 2^53); short only at end of file. */
   pread(view: Uint8Array, pos: number | bigint): Promise<number>
   /** Writes all of `view` at `pos` (loops over short writes); resolves the bytes written. */
@@ -26,6 +33,73 @@ export interface BlockIO {
   pwritev(views: Uint8Array[], pos: number): Promise<number>
   /** A buffer suited to this descriptor (page aligned for O_DIRECT). */
   alloc(size: number): Buffer
+}
+
+/** A position meaning "the descriptor's own file position" (node:fs's -1), for `FsIO`. */
+export const CURRENT = -1
+
+/** The callback functions of node:fs that `FsIO` calls: node:fs itself, or a stream's `fs` option. */
+export interface FsCalls {
+  read(fd: number, buf: Uint8Array, off: number, len: number, pos: number | null | undefined, cb: (err: Error | null, n: number) => void): void
+  write?(fd: number, buf: Uint8Array, off: number, len: number, pos: number | null | undefined, cb: (err: Error | null, n: number) => void): void
+  writev?(fd: number, bufs: Uint8Array[], pos: number | null | undefined, cb: (err: Error | null, n: number) => void): void
+}
+
+/**
+ * Data I/O through node:fs's callback functions (or a stream's `fs` overrides) instead of a
+ * kaio Context, for descriptors the Context cannot serve: it is positional only, and a FIFO,
+ * pipe, socket or character device needs read(2)/write(2) at the descriptor's own position,
+ * which node:fs does with position -1 (here `CURRENT`, passed on as `current`).
+ */
+export class FsIO implements BlockIO {
+  readonly direct = false
+  readonly seekable = false
+
+  constructor(
+    readonly calls: FsCalls,
+    readonly fd: number,
+    /** Pass `CURRENT` on as undefined, as node's streams do to an `fs` option (else null, as node:fs). */
+    readonly currentUndefined = false,
+  ) {}
+
+  #pos(pos: number | bigint): number | null | undefined {
+    if (pos !== CURRENT) return Number(pos)
+    return this.currentUndefined ? undefined : null
+  }
+
+  pread(view: Uint8Array, pos: number | bigint): Promise<number> {
+    return call<number>((cb) => this.calls.read(this.fd, view, 0, view.byteLength, this.#pos(pos), cb))
+  }
+
+  /** Writes all of `view` (looping over short writes); a zero-length write still reaches the descriptor. */
+  async pwrite(view: Uint8Array, pos: number): Promise<number> {
+    let done = 0
+    do {
+      const at = pos === CURRENT ? CURRENT : pos + done
+      const n = await call<number>((cb) => this.#write(view, done, at, cb))
+      if (n === 0) break
+      done += n
+    } while (done < view.byteLength)
+    return done
+  }
+
+  #write(view: Uint8Array, off: number, pos: number, cb: (err: Error | null, n: number) => void): void {
+    if (this.calls.write) this.calls.write(this.fd, view, off, view.byteLength - off, this.#pos(pos), cb)
+    else this.calls.writev!(this.fd, [view.subarray(off)], this.#pos(pos), cb)
+  }
+
+  preadv(views: Uint8Array[], pos: number): Promise<number> {
+    const vs = views.length > IOV_MAX ? views.slice(0, IOV_MAX) : views
+    return call<number>((cb) => fs.readv(this.fd, vs, this.#pos(pos) ?? null, cb))
+  }
+
+  pwritev(views: Uint8Array[], pos: number): Promise<number> {
+    return this.pwrite(views.length === 1 ? views[0]! : Buffer.concat(views), pos)
+  }
+
+  alloc(size: number): Buffer {
+    return Buffer.allocUnsafeSlow(size)
+  }
 }
 
 /** Writes `view` at `pos` through `ctx`, looping over short writes. */
@@ -62,6 +136,7 @@ function totalLength(views: Uint8Array[]): number {
 
 export class PlainIO implements BlockIO {
   readonly direct = false
+  readonly seekable = true
 
   constructor(
     readonly ctx: Context,
@@ -70,11 +145,26 @@ export class PlainIO implements BlockIO {
 
   pread(view: Uint8Array, pos: number | bigint): Promise<number> {
     if (view.byteLength === 0) return Promise.resolve(0)
-    return this.ctx.readInto(view, this.fd, pos)
+    return this.ctx.readInto(view, this.fd, pos).catch((e: unknown) => this.#retry(e, () => this.#fs.pread(view, pos)))
   }
 
   pwrite(view: Uint8Array, pos: number): Promise<number> {
-    return writeAll(this.ctx, this.fd, view, pos)
+    return writeAll(this.ctx, this.fd, view, pos).catch((e: unknown) => this.#retry(e, () => this.#fs.pwrite(view, pos)))
+  }
+
+  /** node:fs's positional calls on the same descriptor. */
+  get #fs(): FsIO {
+    return new FsIO(fs as unknown as FsCalls, this.fd)
+  }
+
+  /**
+   * Kernel AIO refuses files whose driver has no read_iter/write_iter (procfs's
+   * /proc/<pid>/cmdline, status, ...) with EINVAL, where pread(2) works: such a request is
+   * redone through node:fs, which then fails as node:fs would if it is really invalid.
+   */
+  #retry(e: unknown, again: () => Promise<number>): Promise<number> {
+    if ((e as { code?: unknown } | null)?.code === 'EINVAL') return again()
+    return Promise.reject(e)
   }
 
   preadv(views: Uint8Array[], pos: number): Promise<number> {
@@ -158,6 +248,7 @@ export class RWLock {
  */
 export class DirectIO implements BlockIO {
   readonly direct = true
+  readonly seekable = true
   readonly lock = new RWLock()
 
   constructor(
@@ -309,6 +400,10 @@ export class WriteOnlyIO implements BlockIO {
 
   get direct(): boolean {
     return this.inner.direct
+  }
+
+  get seekable(): boolean {
+    return this.inner.seekable
   }
 
   pread(): Promise<number> {

@@ -2,8 +2,7 @@
 // positions) with several requests in flight instead of one.
 import { finished, Readable, Writable } from 'node:stream'
 
-import { codedError } from '../errors'
-import { ALIGN } from './io'
+import { ALIGN, CURRENT, FsIO } from './io'
 import type { FileHandle } from './filehandle'
 import { kCore } from './internal'
 import type { Core } from './internal'
@@ -34,25 +33,32 @@ export interface WriteStreamOptions {
   highWaterMark?: number
   /** Write requests kept in flight behind the producer. Default 4. */
   writeBehind?: number
-  /** fsync before closing. Default false. */
-  flush?: boolean
+  /** fsync before closing. Default false (also for null). */
+  flush?: boolean | null
   /** Close the FileHandle when the stream finishes or is destroyed. Default true. */
   autoClose?: boolean
   emitClose?: boolean
   signal?: AbortSignal
 }
 
-type Source = FileHandle | (() => Promise<FileHandle>)
+/**
+ * What a stream reads or writes: a FileHandle, a file it opens on construction (and announces
+ * with 'open'), or a descriptor it was given (`options.fd`: no 'open', as node's streams).
+ */
+export type Source = FileHandle | (() => Promise<FileHandle>) | { readonly fd: number; readonly handle: () => Promise<FileHandle> }
+
+/** How a stream was opened, as node's streams record it (`path`, `flags`, `mode`; undefined over a descriptor). */
+export interface Opening {
+  path?: string | Buffer
+  flags?: string | number
+  mode?: number | string
+}
 
 export const DEFAULT_READ_AHEAD = 4
 export const DEFAULT_WRITE_BEHIND = 4
 /** Staging of the write stream: data is copied here and written in pieces of this size. */
 const STAGE_PLAIN = 64 * 1024
 const STAGE_DIRECT = 1 << 20
-
-function destroyedError(op: string): Error & { code: string } {
-  return codedError(Error, 'ERR_STREAM_DESTROYED', `Cannot call ${op} after a stream was destroyed`)
-}
 
 /** Attaches a stream to its handle: one reference, and the handle's 'close' destroys the stream. */
 class Attachment {
@@ -70,6 +76,7 @@ class Attachment {
   }
 
   /** Drops the reference; closes the handle when `close`. Resolves the close error, if any. */
+  // (A stream over a descriptor or a path closes it on destroy even without autoClose, as node's.)
   async detach(close: boolean): Promise<unknown> {
     this.handle.off('close', this.#onClose)
     this.core.unref()
@@ -86,31 +93,51 @@ class Attachment {
 interface PendingRead {
   promise: Promise<number>
   buf: Buffer
+  pos: number
   len: number
+}
+
+/** Opens a stream's Source: the handle, whether 'open' is to be emitted, whether destroy closes it. */
+async function attach(source: Source, att: Attachment | null, stream: Readable | Writable): Promise<{ att: Attachment; announce: boolean; owns: boolean }> {
+  if (typeof source === 'function') return { att: new Attachment(await source(), stream), announce: true, owns: true }
+  if ('handle' in source) return { att: new Attachment(await source.handle(), stream), announce: false, owns: true }
+  // A FileHandle: attached on construction (its 'close' destroys the stream from then on).
+  return { att: att!, announce: false, owns: false }
+}
+
+/** node's `getValidatedFd`-less initial `fd` of a stream: the descriptor if known, else null. */
+function initialFd(source: Source): number | null {
+  if (typeof source === 'function') return null
+  return source.fd
 }
 
 /** A Readable over a FileHandle that keeps `readAhead` reads in flight. */
 export class ReadStream extends Readable {
   /** Bytes delivered so far. */
   bytesRead = 0
+  /** The descriptor: null until the file is open and once the stream closed it, as node's. */
+  fd: number | null
   readonly path: string | Buffer | undefined
+  readonly flags: string | number | undefined
+  readonly mode: number | string | undefined
   readonly start: number | undefined
   readonly end: number
   #source: Source
   #att: Attachment | null = null
-  #opened = false
+  #owns = false
   #next = 0
   #origin = 0
   #followsHandle = false
   #stop: number
   #queue: PendingRead[] = []
   #inflight = new Set<Promise<unknown>>()
+  /** Reads issued and not landed (the queue, and reads dropped from it). */
+  #outstanding = 0
   #eof = false
   #pumping = false
   readonly #readAhead: number
-  readonly #autoClose: boolean
 
-  constructor(source: Source, options?: ReadStreamOptions | BufferEncoding, path?: string | Buffer) {
+  constructor(source: Source, options?: ReadStreamOptions | BufferEncoding, opening: Opening = {}) {
     const opts = getOptions(options, {}) as ReadStreamOptions
     const { start, readAhead = DEFAULT_READ_AHEAD, autoClose = true } = opts
     let end = opts.end ?? Infinity
@@ -128,19 +155,35 @@ export class ReadStream extends Readable {
       autoDestroy: autoClose,
       signal: opts.signal,
     })
-    this.path = path
+    this.fd = initialFd(source)
+    this.path = opening.path
+    this.flags = opening.flags
+    this.mode = opening.mode
     this.start = start
     this.end = end
     this.#stop = end === Infinity ? Infinity : end + 1
     this.#readAhead = readAhead
-    this.#autoClose = autoClose
     this.#source = source
-    if (typeof source !== 'function') this.#att = new Attachment(source, this)
+    if (typeof source !== 'function' && !('handle' in source)) this.#att = new Attachment(source, this)
   }
 
-  /** True until the file is open. */
+  /** True while there is no descriptor (`fd === null`), as node's. */
   get pending(): boolean {
-    return this.#att === null
+    return this.fd === null
+  }
+
+  /** Where the next read starts: `start` plus the bytes read, or undefined without `start` (node's `pos`). */
+  get pos(): number | undefined {
+    return this.start === undefined ? undefined : this.start + this.bytesRead
+  }
+
+  /** node's: the stream's autoDestroy. */
+  get autoClose(): boolean {
+    return readableState(this).autoDestroy
+  }
+
+  set autoClose(value: boolean) {
+    readableState(this).autoDestroy = value
   }
 
   /** Destroys the stream; `cb` runs once it is closed. */
@@ -150,22 +193,24 @@ export class ReadStream extends Readable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
+    let announce = false
     void (async () => {
-      if (this.#att === null) {
-        const handle = await (this.#source as () => Promise<FileHandle>)()
-        this.#att = new Attachment(handle, this)
-        this.#opened = true
-      }
+      const a = await attach(this.#source, this.#att, this)
+      this.#att = a.att
+      this.#owns = a.owns
+      announce = a.announce
+      this.fd = a.att.core.fd()
       if (this.start === undefined) {
         this.#followsHandle = true
-        this.#origin = await this.#att.core.tell()
+        // Without a position (a FIFO, a socket): reads at the descriptor's own, one at a time.
+        this.#origin = a.att.core.io.seekable ? await a.att.core.tell() : 0
       } else this.#origin = this.start
       this.#next = this.#origin
     })().then(
       () => {
         callback()
-        if (this.#opened) {
-          this.emit('open', this.#att!.core.fd())
+        if (announce) {
+          this.emit('open', this.fd)
           this.emit('ready')
         }
       },
@@ -180,18 +225,25 @@ export class ReadStream extends Readable {
 
   #fill(): void {
     const core = this.#att!.core
-    while (!this.#eof && this.#queue.length < this.#readAhead && this.#next < this.#stop) {
+    const sequential = this.#followsHandle && !core.io.seekable
+    // node:fs's own calls (a descriptor without a position, an `fs` option): one read at a time, as node's.
+    const depth = core.io instanceof FsIO ? 1 : this.#readAhead
+    // Reads dropped after a short read count until they land: never more than `depth` at once.
+    while (!this.#eof && this.#queue.length < depth && this.#outstanding < depth && this.#next < this.#stop) {
       const pos = this.#next
       const len = Math.min(Math.max(1, this.readableHighWaterMark), this.#stop - pos)
       const buf = core.io.alloc(len)
-      const promise = core.io.pread(buf, pos)
-      const tracked = promise.then(
-        () => {},
-        () => {},
-      )
+      const promise = core.io.pread(buf, sequential ? CURRENT : pos)
+      this.#outstanding++
+      const landed = () => {
+        this.#outstanding--
+        // The last of the reads dropped after a short read: the reads that replace them can go.
+        if (this.#queue.length === 0 && !this.#eof && !this.destroyed) this._read()
+      }
+      const tracked = promise.then(landed, landed)
       this.#inflight.add(tracked)
       void tracked.then(() => this.#inflight.delete(tracked))
-      this.#queue.push({ promise, buf, len })
+      this.#queue.push({ promise, buf, pos, len })
       this.#next += len
     }
   }
@@ -215,19 +267,24 @@ export class ReadStream extends Readable {
         }
         if (this.destroyed) return
         this.#queue.shift()
-        let more = true
-        if (n > 0) {
-          this.bytesRead += n
-          if (this.#followsHandle) this.#att!.core.seek(this.#origin + this.bytesRead)
-          more = this.push(n === head.buf.byteLength ? head.buf : head.buf.subarray(0, n))
-        }
-        if (n < head.len) {
-          // A short read is the end of the file; later reads only found nothing.
+        if (n === 0) {
+          // Only a read of nothing is the end of the file (node's rule): a short read is not.
           this.#eof = true
           this.#queue.length = 0
           this.push(null)
           return
         }
+        this.bytesRead += n
+        if (this.#followsHandle && this.#att!.core.io.seekable) this.#att!.core.seek(this.#origin + this.bytesRead)
+        if (n < head.len) {
+          // The reads issued ahead started past bytes this one did not get (a file still
+          // growing, a pipe): drop them and go on from where this one ended.
+          this.#queue.length = 0
+          this.#next = head.pos + n
+        }
+        // A chunk much smaller than its buffer is copied, so it does not keep the whole
+        // buffer alive (node's rule, nodejs/node#21967).
+        const more = this.push(n === head.buf.byteLength ? head.buf : copyOf(head.buf, n))
         this.#fill()
         if (!more) return
       }
@@ -239,24 +296,41 @@ export class ReadStream extends Readable {
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     // The descriptor stays open until every read in flight has landed.
     void Promise.all([...this.#inflight]).then(async () => {
-      const closeErr = this.#att ? await this.#att.detach(this.#autoClose || this.#opened) : null
+      const closing = this.autoClose || this.#owns
+      const closeErr = this.#att ? await this.#att.detach(closing) : null
+      if (closing) this.fd = null
       callback(err ?? (closeErr as Error | null))
     })
   }
 }
 
+/** The first `n` bytes of `buf` in a buffer of their own. */
+function copyOf(buf: Buffer, n: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(n)
+  buf.copy(out, 0, 0, n)
+  return out
+}
+
 /**
  * A Writable into a FileHandle that copies chunks into staging buffers and keeps up to
- * `writeBehind` writes in flight, each at its own position (so order is kept).
+ * `writeBehind` writes in flight, each at its own position (so order is kept). A write's
+ * callback (and so 'drain') runs once its data reached the descriptor, as node's; chunks
+ * buffered meanwhile are written together (`_writev`).
  */
 export class WriteStream extends Writable {
   /** Bytes written so far. */
   bytesWritten = 0
+  /** The descriptor: null until the file is open and once the stream closed it, as node's. */
+  fd: number | null
   readonly path: string | Buffer | undefined
+  readonly flags: string | number | undefined
+  readonly mode: number | string | undefined
   readonly start: number | undefined
+  /** fsync before closing (node's `flush`; null and undefined are false). */
+  readonly flush: boolean
   #source: Source
   #att: Attachment | null = null
-  #opened = false
+  #owns = false
   #direct = false
   #stageSize = STAGE_PLAIN
   #stage: Buffer | null = null
@@ -264,22 +338,23 @@ export class WriteStream extends Writable {
   #fill = 0
   /** Bytes at the start of the stage already written (an O_DIRECT partial block kept for rewriting). */
   #counted = 0
+  /** Bytes accepted so far (node advances `pos` when a write is issued). */
+  #accepted = 0
   #followsHandle = false
-  #inflight = new Set<Promise<unknown>>()
+  /** No position to write at (a FIFO, a socket) and no `start`: write(2) in order. */
+  #sequential = false
+  #inflight = new Set<Promise<void>>()
   #error: Error | null = null
-  #waiting: ((err?: Error | null) => void) | null = null
-  #finalizing = false
   readonly #writeBehind: number
-  readonly #autoClose: boolean
-  readonly #flushOnClose: boolean
 
-  constructor(source: Source, options?: WriteStreamOptions | BufferEncoding, path?: string | Buffer) {
+  constructor(source: Source, options?: WriteStreamOptions | BufferEncoding, opening: Opening = {}) {
     const opts = getOptions(options, {}) as WriteStreamOptions
-    const { start, writeBehind = DEFAULT_WRITE_BEHIND, autoClose = true, flush = false } = opts
+    const { start, writeBehind = DEFAULT_WRITE_BEHIND, autoClose = true } = opts
+    const flush = (opts.flush as boolean | null | undefined) ?? false
+    validateBoolean(flush, 'options.flush')
     if (start !== undefined) validateInteger(start, 'start', 0)
     validateInteger(writeBehind, 'options.writeBehind', 1, 1024)
     validateBoolean(autoClose, 'options.autoClose')
-    validateBoolean(flush, 'options.flush')
     super({
       highWaterMark: opts.highWaterMark,
       decodeStrings: true,
@@ -288,18 +363,34 @@ export class WriteStream extends Writable {
       signal: opts.signal,
     })
     if (opts.encoding) this.setDefaultEncoding(opts.encoding)
-    this.path = path
+    this.fd = initialFd(source)
+    this.path = opening.path
+    this.flags = opening.flags
+    this.mode = opening.mode
     this.start = start
+    this.flush = flush
     this.#writeBehind = writeBehind
-    this.#autoClose = autoClose
-    this.#flushOnClose = flush
     this.#source = source
-    if (typeof source !== 'function') this.#att = new Attachment(source, this)
+    if (typeof source !== 'function' && !('handle' in source)) this.#att = new Attachment(source, this)
   }
 
-  /** True until the file is open. */
+  /** True while there is no descriptor (`fd === null`), as node's. */
   get pending(): boolean {
-    return this.#att === null
+    return this.fd === null
+  }
+
+  /** Where the next write goes: `start` plus the bytes accepted, or undefined without `start` (node's `pos`). */
+  get pos(): number | undefined {
+    return this.start === undefined ? undefined : this.start + this.#accepted
+  }
+
+  /** node's: the stream's autoDestroy. */
+  get autoClose(): boolean {
+    return writableState(this).autoDestroy
+  }
+
+  set autoClose(value: boolean) {
+    writableState(this).autoDestroy = value
   }
 
   /** Ends the stream; `cb` runs once it is closed. */
@@ -311,21 +402,23 @@ export class WriteStream extends Writable {
       }
       this.on('close', cb)
     }
-    if (!this.#autoClose) this.on('finish', () => this.destroy())
+    if (!this.autoClose) this.on('finish', () => this.destroy())
     this.end()
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
+    let announce = false
     void (async () => {
-      if (this.#att === null) {
-        const handle = await (this.#source as () => Promise<FileHandle>)()
-        this.#att = new Attachment(handle, this)
-        this.#opened = true
-      }
-      const core = this.#att.core
+      const a = await attach(this.#source, this.#att, this)
+      this.#att = a.att
+      this.#owns = a.owns
+      announce = a.announce
+      this.fd = a.att.core.fd()
+      const core = a.att.core
       this.#direct = core.io.direct
       this.#stageSize = this.#direct ? STAGE_DIRECT : Math.max(STAGE_PLAIN, this.writableHighWaterMark)
       if (this.start !== undefined) this.#stagePos = this.start
+      else if (!core.io.seekable) this.#sequential = true
       else if (core.append === 'none') {
         this.#followsHandle = true
         this.#stagePos = await core.tell()
@@ -333,8 +426,8 @@ export class WriteStream extends Writable {
     })().then(
       () => {
         callback()
-        if (this.#opened) {
-          this.emit('open', this.#att!.core.fd())
+        if (announce) {
+          this.emit('open', this.fd)
           this.emit('ready')
         }
       },
@@ -343,32 +436,49 @@ export class WriteStream extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#put([chunk], callback)
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    this.#put(
+      chunks.map((c) => c.chunk),
+      callback,
+    )
+  }
+
+  /** Stages `chunks`, writes them (`writeBehind` at once), and calls back once all landed. */
+  #put(chunks: Buffer[], callback: (error?: Error | null) => void): void {
     if (this.#error) {
       callback(this.#error)
       return
     }
-    let off = 0
-    while (off < chunk.byteLength) {
-      const cap = this.#capacity()
-      this.#stage ??= this.#att!.core.io.alloc(this.#stageSize)
-      const k = Math.min(cap - this.#fill, chunk.byteLength - off)
-      this.#stage.set(chunk.subarray(off, off + k), this.#fill)
-      this.#fill += k
-      off += k
-      if (this.#fill === cap) this.#flush(false)
-    }
-    // Nothing queued behind this chunk: write what is staged now rather than wait for more.
-    if (this.writableLength <= chunk.byteLength) this.#flush(false)
-    if (this.#inflight.size < this.#writeBehind) callback()
-    else this.#waiting = callback
+    void (async () => {
+      for (const chunk of chunks) {
+        this.#accepted += chunk.byteLength
+        let off = 0
+        while (off < chunk.byteLength) {
+          const cap = this.#capacity()
+          this.#stage ??= this.#att!.core.io.alloc(this.#stageSize)
+          const k = Math.min(cap - this.#fill, chunk.byteLength - off)
+          this.#stage.set(chunk.subarray(off, off + k), this.#fill)
+          this.#fill += k
+          off += k
+          if (this.#fill === cap) {
+            this.#flush(false)
+            while (this.#inflight.size >= this.#writeBehind) await Promise.race([...this.#inflight])
+          }
+        }
+      }
+      this.#flush(false)
+      await this.#drain()
+    })().then(() => callback(this.#error))
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.#finalizing = true
     if (!this.#error) this.#flush(true)
     void this.#drain().then(async () => {
       if (this.#error) return callback(this.#error)
-      if (this.#flushOnClose) {
+      if (this.flush) {
         try {
           await this.#att!.handle.sync()
         } catch (e) {
@@ -381,10 +491,9 @@ export class WriteStream extends Writable {
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     void this.#drain().then(async () => {
-      const waiting = this.#waiting
-      this.#waiting = null
-      waiting?.(err ?? destroyedError('write'))
-      const closeErr = this.#att ? await this.#att.detach(this.#autoClose || this.#opened) : null
+      const closing = this.autoClose || this.#owns
+      const closeErr = this.#att ? await this.#att.detach(closing) : null
+      if (closing) this.fd = null
       callback(err ?? (closeErr as Error | null))
     })
   }
@@ -399,7 +508,8 @@ export class WriteStream extends Writable {
   }
 
   #flush(final: boolean): void {
-    if (this.#fill === 0 || this.#stage === null) return
+    // (An O_DIRECT partial block kept from the last write, with nothing new: already written.)
+    if (this.#fill === this.#counted || this.#stage === null) return
     const stage = this.#stage
     const pos = this.#stagePos
     const fill = this.#fill
@@ -427,35 +537,29 @@ export class WriteStream extends Writable {
   #issue(view: Buffer, pos: number, fresh: number): void {
     const core = this.#att!.core
     let op: Promise<number>
-    if (core.append === 'none') {
+    if (this.#sequential || (core.append !== 'none' && this.start === undefined)) op = core.writeNext(view)
+    else if (core.append !== 'none') op = core.writeAt(view, pos)
+    else {
       op = core.io.pwrite(view, pos)
       if (this.#followsHandle) core.seek(pos + view.byteLength)
-    } else if (this.start === undefined) op = core.writeNext(view)
-    else op = core.writeAt(view, pos)
+    }
     const tracked: Promise<void> = op.then(
       () => {
         this.bytesWritten += fresh
       },
-      (e: Error) => this.#fail(e),
+      (e: Error) => {
+        this.#error ??= e
+      },
     )
     this.#inflight.add(tracked)
-    void tracked.then(() => {
-      this.#inflight.delete(tracked)
-      if (this.#waiting && this.#inflight.size < this.#writeBehind) {
-        const w = this.#waiting
-        this.#waiting = null
-        w(this.#error)
-      }
-    })
+    void tracked.then(() => this.#inflight.delete(tracked))
   }
+}
 
-  #fail(e: Error): void {
-    if (this.#error) return
-    this.#error = e
-    const w = this.#waiting
-    if (w) {
-      this.#waiting = null
-      w(e)
-    } else if (!this.#finalizing) this.destroy(e)
-  }
+function writableState(s: Writable): { autoDestroy: boolean } {
+  return (s as unknown as { _writableState: { autoDestroy: boolean } })._writableState
+}
+
+function readableState(s: Readable): { autoDestroy: boolean } {
+  return (s as unknown as { _readableState: { autoDestroy: boolean } })._readableState
 }

@@ -5,7 +5,8 @@ import * as fs from 'node:fs'
 
 import { Context } from '../context'
 
-function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
+/** A callback-style call as a promise; a synchronous throw becomes a rejection. */
+export function call<T>(fn: (cb: (err: Error | null, value?: T) => void) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     try {
       fn((err, value) => (err ? reject(err) : resolve(value as T)))
