@@ -306,7 +306,9 @@ for (const impl of backends) {
     try {
       // O_DIRECT over existing blocks so the write really spends time in the device (buffered
       // writes, and ext4 O_DIRECT writes that extend the file, finish inside io_submit).
-      const size = 8 << 20
+      // 32 MiB: long enough (tens of ms) for the event loop to see a worker inside pwrite even
+      // when other spec files load both cores (8 MiB missed five times in a row in CI).
+      const size = 32 << 20
       const f = directFile(randomBytes(size))
       const data = allocAligned(size)
       const ac = new AbortController()
@@ -314,11 +316,11 @@ for (const impl of backends) {
       if (impl === 'thread') {
         const calls = WRITE_SYSCALLS[process.arch]
         if (!calls) return t.fail(`no write syscall numbers for ${process.arch}`)
-        for (let attempt = 0; attempt < 5 && !r; attempt++) {
+        for (let attempt = 0; attempt < 20 && !r; attempt++) {
           randomFillSync(data)
           r = await abortWhileWorkerWrites(ctx, f.fd, data, ac, calls)
         }
-        if (!r) return t.fail('five 8 MiB O_DIRECT writes each finished before a worker was seen inside pwrite')
+        if (!r) return t.fail('twenty 32 MiB O_DIRECT writes each finished before a worker was seen inside pwrite')
         t.true('err' in r, 'aborted while running: rejects at once')
       } else {
         // linux: this microtask runs after the flush, which submitted the write (it is in the

@@ -40,10 +40,13 @@ for (const impl of implementations) {
   })
 
   if (impl !== 'js') {
+    // "Timers tick" means the loop is not blocked: a blocked loop runs the 5 ms timer at most
+    // once in the 200 ms, a free one ~40 times; 3 leaves room for a machine loaded by the
+    // other spec files (5 was seen in CI) without becoming a speed assertion.
     test(`${impl}: poll(POLLIN) on an empty socket stays pending while timers tick, then resolves`, async (t) => {
       const p = (await pipes(t, impl)).pollSocket
       t.true(p.pendingAfter200ms)
-      t.true(p.ticksWhilePending >= 10, `only ${p.ticksWhilePending} ticks in 200 ms`)
+      t.true(p.ticksWhilePending >= 3, `only ${p.ticksWhilePending} ticks in 200 ms`)
       t.is(p.code, 'ok')
       t.true(((p.mask ?? 0) & 1) !== 0)
     })
@@ -55,7 +58,7 @@ for (const impl of implementations) {
       const p = (await pipes(t, impl)).pollFifo
       t.is(p.code, 'ok')
       t.true(p.pendingAfter200ms)
-      t.true(p.ticksWhilePending >= 10, `only ${p.ticksWhilePending} ticks in 200 ms`)
+      t.true(p.ticksWhilePending >= 3, `only ${p.ticksWhilePending} ticks in 200 ms`)
       t.is(p.mask, 1)
     })
 
