@@ -125,7 +125,7 @@ function offsets(spec: RunSpec): () => number {
  * process CPU and the event-loop delay (`monitorEventLoopDelay` at 1 ms resolution: the same
  * timer runs in every in-process engine's run, so its cost weighs on all alike).
  */
-class Meter {
+export class Meter {
   readonly hist = new Histogram()
   ops = 0
   bytes = 0
@@ -133,7 +133,8 @@ class Meter {
   #cpu0 = process.cpuUsage()
   t0 = performance.now()
 
-  constructor(readonly spec: RunSpec) {
+  /** `spec`: what `done` checks each transfer against (null: operations without a size). */
+  constructor(readonly spec: Pick<RunSpec, 'bs' | 'workload'> | null) {
     this.#loop.enable()
   }
 
@@ -145,8 +146,14 @@ class Meter {
 
   /** Records one operation that started at `start` (performance.now()) and moved `n` bytes. */
   done(start: number, n: number, off: number): void {
+    const spec = this.spec
+    if (spec !== null && n !== spec.bs) throw new Error(`short ${isRead(spec.workload) ? 'read' : 'write'}: ${n} of ${spec.bs} bytes at offset ${off}`)
+    this.record(start, n)
+  }
+
+  /** Records one operation that started at `start` and moved `n` bytes, unchecked. */
+  record(start: number, n: number): void {
     this.hist.record((performance.now() - start) * 1e6)
-    if (n !== this.spec.bs) throw new Error(`short ${isRead(this.spec.workload) ? 'read' : 'write'}: ${n} of ${this.spec.bs} bytes at offset ${off}`)
     this.ops++
     this.bytes += n
   }
@@ -176,19 +183,28 @@ class Meter {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Keeps `spec.depth` operations in flight for `spec.duration` seconds and measures them. */
-export async function drive(spec: RunSpec, op: Op): Promise<Measured> {
+export function drive(spec: RunSpec, op: Op): Promise<Measured> {
   const next = offsets(spec)
   const meter = new Meter(spec)
-  let failure: unknown = null
-  let end = meter.t0 + spec.duration * 1000
+  return inFlight(meter, spec.depth, spec.duration, async (slot, start) => {
+    const off = next()
+    meter.done(start, await op(slot, off), off)
+  })
+}
 
+/**
+ * `depth` async loops, each calling `step(slot, start)` (one measured operation, recorded on
+ * `meter` by the step) until `seconds` have passed; the first failure stops them all.
+ */
+export async function inFlight(meter: Meter, depth: number, seconds: number, step: (slot: number, start: number) => Promise<void>): Promise<Measured> {
+  let failure: unknown = null
+  let end = meter.t0 + seconds * 1000
   const worker = async (slot: number): Promise<void> => {
     try {
       for (;;) {
         const start = performance.now()
         if (start >= end) return
-        const off = next()
-        meter.done(start, await op(slot, off), off)
+        await step(slot, start)
       }
     } catch (e) {
       failure ??= e
@@ -196,11 +212,27 @@ export async function drive(spec: RunSpec, op: Op): Promise<Measured> {
     }
   }
   const workers: Promise<void>[] = []
-  for (let i = 0; i < spec.depth; i++) workers.push(worker(i))
+  for (let i = 0; i < depth; i++) workers.push(worker(i))
   await Promise.all(workers)
   const m = meter.finish()
   if (failure !== null) throw failure
   return m
+}
+
+/**
+ * Runs `step(start)` back to back on the JS thread for `seconds` (a synchronous engine: the
+ * event loop is blocked for the whole run, and its delay shows it).
+ */
+export async function syncLoop(meter: Meter, seconds: number, step: (start: number) => void): Promise<Measured> {
+  // The monitor records intervals between its timer's firings: let it fire before the loop
+  // takes the thread, and again after.
+  await sleep(3)
+  meter.begin()
+  const end = meter.t0 + seconds * 1000
+  for (let start = performance.now(); start < end; start = performance.now()) step(start)
+  meter.stop()
+  await sleep(3)
+  return meter.finish()
 }
 
 /**
@@ -217,18 +249,10 @@ export async function runSync(spec: RunSpec): Promise<Measured> {
     const io = isRead(spec.workload) ? (off: number) => fs.readSync(fd, buf, 0, bs, off) : (off: number) => fs.writeSync(fd, buf, 0, bs, off)
     const next = offsets(spec)
     const meter = new Meter(spec)
-    // The monitor records intervals between its timer's firings: let it fire before the loop
-    // takes the thread, and again after.
-    await sleep(3)
-    meter.begin()
-    const end = meter.t0 + spec.duration * 1000
-    for (let start = performance.now(); start < end; start = performance.now()) {
+    return await syncLoop(meter, spec.duration, (start) => {
       const off = next()
       meter.done(start, io(off), off)
-    }
-    meter.stop()
-    await sleep(3)
-    return meter.finish()
+    })
   } finally {
     fs.closeSync(fd)
   }
@@ -309,6 +333,8 @@ export function engineLabel(name: EngineName): string {
       return `kaio ${name}`
     case 'linux-poll':
       return 'kaio linux busy-poll'
+    case 'kaio':
+      return 'kaio/promises'
     case 'node':
       return 'node:fs/promises'
     case 'sync':

@@ -17,13 +17,31 @@ export type Mode = 'direct' | 'buffered' | 'cold'
  * synchronous fs.readSync/writeSync loop (depth 1 only), fio libaio, fio io_uring and fio psync
  * (depth 1 only).
  */
-export type EngineName = 'uring' | 'linux' | 'linux-poll' | 'thread' | 'js' | 'node' | 'sync' | 'fio' | 'fio-uring' | 'fio-psync'
+export type EngineName = 'uring' | 'linux' | 'linux-poll' | 'thread' | 'js' | 'node' | 'sync' | 'fio' | 'fio-uring' | 'fio-psync' | 'kaio'
+
+/** `io`: the disk matrix above; `fs`: kaio/promises against node:fs/promises on small cached files. */
+export type Suite = 'io' | 'fs'
+export const SUITES: readonly Suite[] = ['io', 'fs']
+/** The fs suite's workloads: readFile / writeFile of 4 KiB, stat, open + close, a directory walk. */
+export type FsWorkload = 'readfile' | 'writefile' | 'stat' | 'open' | 'walk'
+export const FS_WORKLOADS: readonly FsWorkload[] = ['readfile', 'writefile', 'stat', 'open', 'walk']
+/**
+ * The fs suite's engines: kaio/promises on the default backend (`kaio`) or on one backend
+ * (a Context of that implementation passed to it), node:fs/promises and the *Sync loop.
+ */
+export const FS_ENGINES: readonly EngineName[] = ['kaio', 'uring', 'linux', 'thread', 'js', 'node', 'sync']
+export const FS_DEFAULT_ENGINES: readonly EngineName[] = ['kaio', 'node', 'sync']
 
 export const WORKLOADS: readonly Workload[] = ['randread', 'randwrite', 'read', 'write']
 export const ENGINES: readonly EngineName[] = ['uring', 'linux', 'linux-poll', 'thread', 'js', 'node', 'sync', 'fio', 'fio-uring', 'fio-psync']
 export const MODES: readonly Mode[] = ['direct', 'buffered', 'cold']
 
 export interface BenchOptions {
+  suite: Suite
+  /** fs suite: workloads, concurrencies and the file count (the walk has 5x as many). */
+  fsWorkloads: FsWorkload[]
+  concurrency: number[]
+  files: number
   /** Test file path; created and removed by the run. */
   file: string | undefined
   /** Directory for the test file when `file` is not given. */
@@ -72,6 +90,9 @@ export const QUICK = {
   memoryOps: 0,
 }
 
+export const FS_DEFAULTS = { concurrency: [1, 64], files: 2000, duration: 2 }
+export const FS_QUICK = { duration: 0.5 }
+
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
 
 /** Parses "4k", "1M", "256MiB", "1G", "4096" into bytes. */
@@ -94,14 +115,14 @@ function parseList<T extends string>(text: string, name: string, allowed: readon
   return out
 }
 
-function parseDepths(text: string): number[] {
+function parseDepths(text: string, name = '--depth', example = '1,8,32,128'): number[] {
   const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  if (items.length === 0) throw new UsageError('--depth needs at least one queue depth')
+  if (items.length === 0) throw new UsageError(`${name} needs at least one value`)
   const out: number[] = []
   for (const it of items) {
-    if (!/^\d+$/.test(it)) throw new UsageError(`invalid --depth '${it}' (expected whole numbers such as 1,8,32,128)`)
+    if (!/^\d+$/.test(it)) throw new UsageError(`invalid ${name} '${it}' (expected whole numbers such as ${example})`)
     const d = Number(it)
-    if (d < 1 || d > 4096) throw new UsageError(`invalid --depth '${it}' (must be 1..4096)`)
+    if (d < 1 || d > 4096) throw new UsageError(`invalid ${name} '${it}' (must be 1..4096)`)
     if (!out.includes(d)) out.push(d)
   }
   return out.sort((a, b) => a - b)
@@ -122,7 +143,10 @@ function checkBs(bs: number, text: string): number {
 }
 
 const FLAGS = new Set(['--json', '--quick', '--direct', '--buffered', '--cold', '--help', '-h'])
-const VALUED = new Set(['--file', '--dir', '--size', '--duration', '--depth', '--bs', '--workload', '--impl', '--plot', '--memory-ops'])
+const VALUED = new Set(['--file', '--dir', '--size', '--duration', '--depth', '--bs', '--workload', '--impl', '--plot', '--memory-ops', '--suite', '--concurrency', '--files'])
+/** Options of one suite only. */
+const IO_ONLY = ['--file', '--size', '--depth', '--bs', '--memory-ops', '--direct', '--buffered', '--cold']
+const FS_ONLY = ['--concurrency', '--files']
 
 /** Parses the arguments after `bench`. Throws UsageError. */
 export function parseBenchArgs(argv: readonly string[]): BenchOptions {
@@ -151,7 +175,14 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     }
   }
   const quick = flags.has('--quick')
+  const suiteText = raw.get('--suite') ?? 'io'
+  if (!(SUITES as readonly string[]).includes(suiteText)) throw new UsageError(`unknown --suite '${suiteText}' (expected ${SUITES.join(', ')})`)
+  const suite = suiteText as Suite
   const opts: BenchOptions = {
+    suite,
+    fsWorkloads: [...FS_WORKLOADS],
+    concurrency: [...FS_DEFAULTS.concurrency],
+    files: FS_DEFAULTS.files,
     file: raw.get('--file'),
     dir: raw.get('--dir') ?? process.cwd(),
     size: quick ? QUICK.size : DEFAULTS.size,
@@ -171,6 +202,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     help: flags.has('--help'),
   }
   if (opts.help) return opts
+  for (const key of suite === 'fs' ? IO_ONLY : FS_ONLY) {
+    if (raw.has(key) || flags.has(key)) throw new UsageError(`${key} is not an option of --suite ${suite}`)
+  }
+  if (suite === 'fs') return fsOptions(opts, raw)
   if (raw.has('--file') && raw.has('--dir')) throw new UsageError('give --file or --dir, not both')
   const size = raw.get('--size')
   if (size !== undefined) opts.size = parseSize(size, '--size')
@@ -208,6 +243,27 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   return opts
 }
 
+/** The rest of an fs suite's options. */
+function fsOptions(opts: BenchOptions, raw: Map<string, string>): BenchOptions {
+  opts.duration = opts.quick ? FS_QUICK.duration : FS_DEFAULTS.duration
+  opts.memoryOps = 0
+  opts.engines = [...FS_DEFAULT_ENGINES]
+  const duration = raw.get('--duration')
+  if (duration !== undefined) opts.duration = parseDuration(duration)
+  const concurrency = raw.get('--concurrency')
+  if (concurrency !== undefined) opts.concurrency = parseDepths(concurrency, '--concurrency', '1,64')
+  const files = raw.get('--files')
+  if (files !== undefined) {
+    if (!/^\d+$/.test(files) || Number(files) < 1 || Number(files) > 100_000) throw new UsageError(`invalid --files '${files}' (a whole number 1..100000)`)
+    opts.files = Number(files)
+  }
+  const workload = raw.get('--workload')
+  if (workload !== undefined) opts.fsWorkloads = parseList(workload, '--workload', FS_WORKLOADS)
+  const impl = raw.get('--impl')
+  if (impl !== undefined) opts.engines = parseList(impl, '--impl', FS_ENGINES)
+  return opts
+}
+
 export const BENCH_HELP = `Usage: kaio bench [options]
 
 Benchmarks the disk under the test file: kaio on each available backend side by side with
@@ -215,6 +271,8 @@ node:fs/promises, a sync loop and fio (when on PATH), O_DIRECT, warm and cold pa
 queue depth.
 
 Options:
+  --suite SUITE         io (default: the disk matrix below) or fs (kaio/promises against
+                        node:fs/promises and *Sync calls on small cached files; see below)
   --dir DIR             directory for the test file (default: the current directory)
   --file PATH           test file path instead (must not exist; created and removed)
   --size SIZE           test file size (default 1G; e.g. 256M)
@@ -236,6 +294,14 @@ Options:
   --plot FILE           write a chart (SVG, or HTML with inline SVG if FILE ends in .html)
   --quick               a run of about a minute: 256M file, depths 1,32 (cold: 32), randread, 1 s
   -h, --help            this help
+
+fs suite (--suite fs): readFile and writeFile of 4 KiB files (2,000, random order), stat,
+open + close, and a walk of 10,000 files (readdir + stat of each entry), in a temporary
+directory under --dir, at each concurrency. Takes --dir, --duration (default 2), --workload
+readfile,writefile,stat,open,walk, --impl kaio (kaio/promises, default backend),uring,linux,
+thread,js (kaio/promises on that backend),node,sync (default kaio,node,sync), --json, --plot,
+--quick (0.5 s runs, about 30 s) and:
+  --concurrency LIST    operations in flight (walk: entries statted at once) (default 1,64)
 
 Exit codes: 0 done (missed targets are reported, not fatal), 2 bad arguments or unusable
 directory, 1 unexpected failure.

@@ -1,8 +1,9 @@
 // `--plot FILE`: IOPS and p99 latency by queue depth, one line per engine, one row of two
 // panels per (mode, workload). Hand-written SVG (log scales), or HTML wrapping it inline.
 import type { CellResult } from './report'
-import { modeLabel, si, sizeLabel } from './report'
-import type { EngineName, Mode, Workload } from './options'
+import { sectionLabel, si } from './report'
+import type { CellMode, CellWorkload } from './report'
+import type { EngineName } from './options'
 
 const COLORS: Record<EngineName, string> = {
   uring: '#8c564b',
@@ -11,6 +12,7 @@ const COLORS: Record<EngineName, string> = {
   thread: '#ff7f0e',
   js: '#9467bd',
   node: '#1f77b4',
+  kaio: '#d62728',
   sync: '#17becf',
   fio: '#2ca02c',
   'fio-uring': '#bcbd22',
@@ -103,7 +105,7 @@ function panel(x0: number, y0: number, title: string, unit: string, depths: numb
 
 /** An SVG document charting `results`. */
 export function renderSvg(results: CellResult[], subtitle: string): string {
-  const sections: { mode: Mode; workload: Workload; bs: number }[] = []
+  const sections: { mode: CellMode; workload: CellWorkload; bs: number }[] = []
   for (const r of results) {
     if (!sections.some((s) => s.mode === r.mode && s.workload === r.workload)) sections.push({ mode: r.mode, workload: r.workload, bs: r.bs })
   }
@@ -133,7 +135,7 @@ export function renderSvg(results: CellResult[], subtitle: string): string {
         label: e.label,
         points: cell.filter((r) => r.engine === e.engine && !r.error).map((r) => ({ depth: r.depth, value: pick(r) })),
       }))
-    const name = `${modeLabel(s.mode)} ${s.workload} ${sizeLabel(s.bs)}`
+    const name = sectionLabel(s, ' ')
     parts.push(panel(0, y0, `${name}: IOPS`, 'IOPS', depths, seriesOf((r) => r.iops)))
     parts.push(panel(PANEL_W, y0, `${name}: p99 latency`, 'µs', depths, seriesOf((r) => r.p99LatUs)))
   })

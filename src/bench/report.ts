@@ -4,12 +4,16 @@ import * as os from 'node:os'
 import { engineLabel } from './engines'
 import type { Measured } from './engines'
 import type { MemoryResult } from './memory'
-import type { EngineName, Mode, Workload } from './options'
+import type { EngineName, FsWorkload, Mode, Workload } from './options'
+
+/** The fs suite's cells have mode 'files' (small files, warm page cache). */
+export type CellMode = Mode | 'files'
+export type CellWorkload = Workload | FsWorkload
 
 /** One engine on one cell, with its ratios to node:fs/promises, fio libaio and fio io_uring. */
 export interface CellResult extends Measured {
-  mode: Mode
-  workload: Workload
+  mode: CellMode
+  workload: CellWorkload
   bs: number
   depth: number
   engine: EngineName
@@ -20,6 +24,8 @@ export interface CellResult extends Measured {
   vsFio: number | null
   /** IOPS of this engine / IOPS of fio io_uring in the same cell (null: not measured). */
   vsFioUring: number | null
+  /** fs suite: ops/s of this engine / ops/s of the sync loop on the same workload at concurrency 1. */
+  vsSync?: number | null
   /** Set when the run failed or could not be made; the figures are then NaN. */
   error?: string
 }
@@ -72,14 +78,22 @@ export function addRatios(cell: CellResult[]): void {
   }
 }
 
-function find(results: CellResult[], mode: Mode, workload: Workload, depth: number, engine: EngineName): CellResult | undefined {
+/** fs suite: fills vsSync against the sync loop's concurrency-1 cell of each workload. */
+export function addSyncRatios(results: CellResult[]): void {
+  for (const r of results) {
+    const ref = results.find((x) => x.engine === 'sync' && x.workload === r.workload && x.depth === 1 && !x.error)
+    r.vsSync = ref && !r.error && ref.iops > 0 ? r.iops / ref.iops : null
+  }
+}
+
+function find(results: CellResult[], mode: CellMode, workload: CellWorkload, depth: number, engine: EngineName): CellResult | undefined {
   return results.find((r) => r.mode === mode && r.workload === workload && r.depth === depth && r.engine === engine)
 }
 
-interface TargetDef {
+export interface TargetDef {
   name: string
-  mode: Mode
-  workload: Workload
+  mode: CellMode
+  workload: CellWorkload
   depth: number
   /** The kaio engine measured (named in `name` too). */
   engine: EngineName
@@ -92,14 +106,14 @@ interface TargetDef {
 const REF_LABEL: Partial<Record<EngineName, string>> = { node: 'node:fs', sync: 'fs.readSync loop' }
 
 /** A target line: "<where>: [what ]kaio <engine> / <ref> >= <threshold>". */
-function def(where: string, mode: Mode, workload: Workload, depth: number, engine: EngineName, ref: EngineName, threshold: number, metric: TargetDef['metric'] = 'iops'): TargetDef {
+function def(where: string, mode: CellMode, workload: CellWorkload, depth: number, engine: EngineName, ref: EngineName, threshold: number, metric: TargetDef['metric'] = 'iops'): TargetDef {
   const what = metric === 'cpu' ? 'CPU/op ' : metric === 'loop' ? 'event-loop delay p99 ' : ''
   const op = metric === 'iops' ? '>=' : '<='
   const name = `${where}: ${what}${engineLabel(engine)} / ${REF_LABEL[ref] ?? engineLabel(ref)} ${op} ${threshold}`
   return { name, mode, workload, depth, engine, ref, metric, threshold }
 }
 
-function targetDefs(depths: number[], workloads: readonly Workload[]): TargetDef[] {
+export function targetDefs(depths: number[], workloads: readonly Workload[]): TargetDef[] {
   const rand = (mode: Mode, d: number): string => `${modeLabel(mode)} 4k randread d${d}`
   const rr = (mode: Mode, d: number, engine: EngineName, ref: EngineName, threshold: number, metric?: TargetDef['metric']): TargetDef =>
     def(rand(mode, d), mode, 'randread', d, engine, ref, threshold, metric)
@@ -137,6 +151,14 @@ function targetDefs(depths: number[], workloads: readonly Workload[]): TargetDef
   ]
 }
 
+/** The fs suite's targets (the kaio/promises issue): kaio/promises against node:fs/promises. */
+export function fsTargetDefs(): TargetDef[] {
+  const t = (w: FsWorkload, c: number, threshold: number): TargetDef => def(`${FS_LABEL[w]} c${c}`, 'files', w, c, 'kaio', 'node', threshold)
+  return [t('readfile', 1, 5), t('readfile', 64, 2), t('writefile', 1, 2), t('stat', 64, 1.2), t('stat', 1, 1.0), t('open', 1, 2), t('walk', 1, 1.0), t('walk', 64, 1.0)]
+}
+
+export const FS_LABEL: Record<FsWorkload, string> = { readfile: 'readFile 4k', writefile: 'writeFile 4k', stat: 'stat', open: 'open + close', walk: 'walk (readdir + stat)' }
+
 const METRIC: Record<TargetDef['metric'], (r: CellResult) => number> = {
   iops: (r) => r.iops,
   cpu: (r) => r.cpuPerOpUs,
@@ -144,8 +166,8 @@ const METRIC: Record<TargetDef['metric'], (r: CellResult) => number> = {
 }
 
 /** Every target, PASS / MISS against the measurements, or n/a when a side was not run. */
-export function evaluateTargets(results: CellResult[], depths: number[], workloads: readonly Workload[], memory: MemoryResult[] = []): TargetResult[] {
-  const cells = targetDefs(depths, workloads).map((t): TargetResult => {
+export function evaluateTargets(results: CellResult[], defs: TargetDef[], memory: MemoryResult[] | null = []): TargetResult[] {
+  const cells = defs.map((t): TargetResult => {
     const k = find(results, t.mode, t.workload, t.depth, t.engine)
     const ref = find(results, t.mode, t.workload, t.depth, t.ref)
     let value: number | null = null
@@ -158,8 +180,8 @@ export function evaluateTargets(results: CellResult[], depths: number[], workloa
     const reason = k?.error ?? ref?.error
     return { name: t.name, value, threshold: t.threshold, kind, status, ...(value === null && reason !== undefined ? { reason } : {}) }
   })
-  for (const engine of ['uring', 'linux'] as const) {
-    const m = memory.find((r) => r.engine === engine && !r.error)
+  for (const engine of memory === null ? [] : (['uring', 'linux'] as const)) {
+    const m = memory!.find((r) => r.engine === engine && !r.error)
     const growth = m && Number.isFinite(m.rssGrowthMb) ? m.rssGrowthMb : null
     const ops = m ? ` over ${si(m.ops)} ops` : ''
     cells.push({
@@ -220,8 +242,14 @@ export function sizeLabel(bytes: number): string {
   return `${bytes}`
 }
 
-export function modeLabel(m: Mode): string {
-  return m === 'direct' ? 'O_DIRECT' : m === 'buffered' ? 'page cache' : 'cold cache'
+export function modeLabel(m: CellMode): string {
+  return m === 'direct' ? 'O_DIRECT' : m === 'buffered' ? 'page cache' : m === 'files' ? 'cached files' : 'cold cache'
+}
+
+/** A section's title: mode, workload and block size (fs suite: the workload alone). */
+export function sectionLabel(s: { mode: CellMode; workload: CellWorkload; bs: number }, sep = ' · '): string {
+  if (s.mode === 'files') return `${modeLabel(s.mode)}${sep}${FS_LABEL[s.workload as FsWorkload]}`
+  return [modeLabel(s.mode), s.workload, sizeLabel(s.bs)].join(sep)
 }
 
 function pad(s: string, n: number, right = false): string {
@@ -229,26 +257,30 @@ function pad(s: string, n: number, right = false): string {
 }
 
 const COLUMNS = ['depth', 'engine', 'IOPS', 'MB/s', 'mean µs', 'p99 µs', 'CPU µs/op', 'loop p99 ms', '×node', '×fio', '×fio-uring'] as const
+const FS_COLUMNS = ['concurrency', 'engine', 'ops/s', 'mean µs', 'p99 µs', 'CPU µs/op', 'loop p99 ms', '×node', '×sync'] as const
 
 /** The results as text tables, one per (mode, workload), rows by depth then engine. */
 export function formatTables(results: CellResult[]): string {
   const out: string[] = []
-  const sections: { mode: Mode; workload: Workload; bs: number }[] = []
+  const sections: { mode: CellMode; workload: CellWorkload; bs: number }[] = []
   for (const r of results) {
     if (!sections.some((s) => s.mode === r.mode && s.workload === r.workload)) sections.push({ mode: r.mode, workload: r.workload, bs: r.bs })
   }
   for (const s of sections) {
-    out.push('', `${modeLabel(s.mode)} · ${s.workload} · ${sizeLabel(s.bs)}`)
-    const rows: string[][] = [COLUMNS.slice()]
+    out.push('', sectionLabel(s))
+    const fsSuite = s.mode === 'files'
+    const columns: readonly string[] = fsSuite ? FS_COLUMNS : COLUMNS
+    const rows: string[][] = [columns.slice()]
     let lastDepth = -1
     for (const r of results) {
       if (r.mode !== s.mode || r.workload !== s.workload) continue
       const depth = r.depth === lastDepth ? '' : String(r.depth)
       lastDepth = r.depth
       if (r.error) rows.push([depth, r.label, `error: ${r.error}`])
+      else if (fsSuite) rows.push([depth, r.label, si(r.iops), num(r.meanLatUs), num(r.p99LatUs), num(r.cpuPerOpUs), num(r.loopDelayP99Ms), ratio(r.vsNode), ratio(r.vsSync ?? null)])
       else rows.push([depth, r.label, si(r.iops), num(r.mbps), num(r.meanLatUs), num(r.p99LatUs), num(r.cpuPerOpUs), num(r.loopDelayP99Ms), ratio(r.vsNode), ratio(r.vsFio), ratio(r.vsFioUring)])
     }
-    const widths = COLUMNS.map((_, i) => Math.max(...rows.filter((row) => !(row[2] ?? '').startsWith('error')).map((row) => (row[i] ?? '').length)))
+    const widths = columns.map((_, i) => Math.max(...rows.filter((row) => !(row[2] ?? '').startsWith('error')).map((row) => (row[i] ?? '').length)))
     for (const row of rows) {
       out.push(
         row

@@ -8,13 +8,14 @@ import { available } from '../select'
 import { combine, depthOneOnly, engineLabel, implementationOf, isKaio, isRead, runKaio, runNode, runSync } from './engines'
 import type { Measured, RunSpec } from './engines'
 import { fioVersion, runFio } from './fio'
+import { runFsSuite } from './fs-suite'
 import { ENGINES, UsageError } from './options'
 import type { BenchOptions, EngineName, Mode, Workload } from './options'
 import { renderPlot } from './plot'
 import { measureMemory } from './memory'
 import type { MemoryResult, MemorySpec } from './memory'
 import { Progress } from './progress'
-import { addRatios, evaluateTargets, failedResult, formatMemory, formatTables, formatTargets, machineInfo, modeLabel, sizeLabel } from './report'
+import { addRatios, evaluateTargets, failedResult, formatMemory, formatTables, formatTargets, machineInfo, targetDefs, modeLabel, sizeLabel } from './report'
 import type { CellResult } from './report'
 import { directProblem, dropCaches, fillTestFile, openTestFile, removeTestFile, sync, testFilePath, warm } from './testfile'
 
@@ -107,8 +108,41 @@ function runsIn(engine: EngineName, mode: Mode, workload: Workload, depth: numbe
   return engine !== 'linux-poll' || (mode !== 'buffered' && workload.startsWith('rand'))
 }
 
+/** `--suite fs`: runs it and prints the table, the targets, JSON and the chart. */
+async function runFsBench(opts: BenchOptions): Promise<number> {
+  if (opts.plot !== undefined) checkPlotPath(opts.plot)
+  const notes: string[] = []
+  const started = new Date()
+  const run = await runFsSuite(opts, notes)
+  const machine = machineInfo(null)
+  const date = started.toISOString().slice(0, 16).replace('T', ' ')
+  if (opts.plot !== undefined) {
+    fs.writeFileSync(opts.plot, renderPlot(opts.plot, run.results, `${date} · ${machine.cpu} ×${machine.cores} · ${machine.kernel} · node ${machine.node} · fs suite`))
+  }
+  if (opts.json) {
+    const config = { suite: 'fs', dir: run.root, files: run.files, walkFiles: run.files * 5, duration: opts.duration, concurrency: opts.concurrency, workloads: opts.fsWorkloads, engines: run.engines }
+    const doc = { tool: 'kaio bench', version: kaioVersion(), date: started.toISOString(), machine, config, notes, results: run.results, targets: run.targets, plot: opts.plot ?? null }
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`)
+    return 0
+  }
+  const head = [
+    `kaio bench --suite fs ${kaioVersion()} · ${date} UTC`,
+    `machine: ${machine.cpu} ×${machine.cores}, ${machine.memory}, ${machine.kernel}, node ${machine.node}`,
+    `files: ${run.files} 4 KiB files (random order) and a tree of ${run.files * 5} files in ${run.root}, warmed before every cell; ${opts.duration} s per engine per cell; concurrency ${opts.concurrency.join(',')}`,
+    `engines: ${run.engines.map(engineLabel).join(', ')}`,
+    'ops/s: calls per second (walk: whole walks, readdir + a stat of every entry, concurrency = stats in flight); CPU µs/op: process user+system time / ops; loop p99 ms: event-loop delay p99',
+    '×node: ops/s ratio to node:fs/promises in the same cell; ×sync: to the *Sync loop on the same workload at concurrency 1',
+  ]
+  for (const n of notes) head.push(`note: ${n}`)
+  const text = [head.join('\n'), formatTables(run.results), formatTargets(run.targets)]
+  if (opts.plot !== undefined) text.push('', `chart written to ${opts.plot}`)
+  process.stdout.write(`${text.join('\n')}\n`)
+  return 0
+}
+
 /** Runs the bench; resolves the exit code. Throws UsageError for exit code 2. */
 export async function runBench(opts: BenchOptions): Promise<number> {
+  if (opts.suite === 'fs') return runFsBench(opts)
   const notes: string[] = []
   const say = (text: string): void => {
     notes.push(text)
@@ -220,7 +254,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
     }
     progress.clear()
 
-    const targets = evaluateTargets(results, opts.depths, opts.workloads, memory)
+    const targets = evaluateTargets(results, targetDefs(opts.depths, opts.workloads), memory)
     const fio = fioVersion()
     const machine = machineInfo(fio)
     if (opts.plot !== undefined) {

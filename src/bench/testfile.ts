@@ -33,12 +33,13 @@ export function testFilePath(file: string | undefined, dir: string): string {
   return path.resolve(dir, `.kaio-bench-${process.pid}.tmp`)
 }
 
+/** The test file, or the fs suite's directory, that the run removes at exit. */
 let owned: string | null = null
 
 function removeOwned(): void {
   if (owned === null) return
   try {
-    fs.unlinkSync(owned)
+    fs.rmSync(owned, { recursive: true, force: true })
   } catch {
     // already gone
   }
@@ -57,6 +58,18 @@ function hookCleanup(): void {
       process.exit(code)
     })
   }
+}
+
+/** Creates the fs suite's temporary directory under `dir`; throws UsageError when it cannot. */
+export function testDirectory(dir: string): string {
+  const base = testFilePath(undefined, dir)
+  try {
+    owned = fs.mkdtempSync(`${base.slice(0, -'.tmp'.length)}-fs-`)
+  } catch (e) {
+    throw new UsageError(`cannot create a directory in ${dir}: ${why(e)}`)
+  }
+  hookCleanup()
+  return owned
 }
 
 /** Creates `p` (it must not exist); throws UsageError when the directory refuses it. */
