@@ -70,6 +70,16 @@ for (const args of [
   ['bench', '--size'],
   ['bench', '--memory-ops', '-5'],
   ['bench', 'extra'],
+  ['bench', '--suite', 'disk'],
+  ['bench', '--suite', 'fs', '--concurrency', '0'],
+  ['bench', '--suite', 'fs', '--concurrency', 'x'],
+  ['bench', '--suite', 'fs', '--impl', 'fio'],
+  ['bench', '--suite', 'fs', '--workload', 'randread'],
+  ['bench', '--suite', 'fs', '--depth', '1'],
+  ['bench', '--suite', 'fs', '--files', '0'],
+  ['bench', '--suite', 'fs', '--impl', 'sync', '--concurrency', '64'],
+  ['bench', '--concurrency', '1'],
+  ['bench', '--impl', 'kaio'],
   ['frobnicate'],
 ]) {
   test(`bad arguments exit 2 with one line: ${args.join(' ')}`, async (t) => {
@@ -216,6 +226,48 @@ test('--plot writes an SVG chart', async (t) => {
   t.regex(text, /<\/svg>\s*$/)
   t.regex(text, /polyline/)
   t.regex(text, /node:fs\/promises/)
+})
+
+test('--suite fs: a tiny run prints the fs cells, ×node and ×sync ratios, the targets and removes its directory', async (t) => {
+  const dir = tmpDir(t)
+  const r = await kaio(['bench', '--suite', 'fs', '--dir', dir, '--files', '20', '--duration', '0.1', '--concurrency', '1,4', '--impl', 'kaio,js,node,sync', '--json'], dir)
+  t.is(r.code, 0, r.stderr)
+  const doc = JSON.parse(r.stdout) as {
+    config: { suite: string; files: number; concurrency: number[]; engines: string[] }
+    results: { mode: string; workload: string; depth: number; engine: string; iops: number; vsNode: number | null; vsSync: number | null; error?: string }[]
+    targets: { name: string; status: string }[]
+  }
+  t.is(doc.config.suite, 'fs')
+  t.is(doc.config.files, 20)
+  t.deepEqual(doc.config.concurrency, [1, 4])
+  for (const w of ['readfile', 'writefile', 'stat', 'open', 'walk']) {
+    for (const c of [1, 4]) {
+      const cell = doc.results.filter((x) => x.workload === w && x.depth === c)
+      t.deepEqual(cell.map((x) => x.engine).sort(), doc.config.engines.filter((e) => e !== 'sync' || c === 1).sort(), `${w} c${c}`)
+      for (const res of cell) {
+        t.is(res.mode, 'files')
+        t.is(res.error, undefined, `${w} c${c} ${res.engine}`)
+        t.true(res.iops > 0)
+        t.is(typeof res.vsNode, 'number')
+        t.is(typeof res.vsSync, 'number')
+      }
+    }
+  }
+  t.true(doc.targets.some((x) => x.name === 'readFile 4k c1: kaio/promises / node:fs >= 5' && x.status !== 'n/a'))
+  t.true(doc.targets.some((x) => x.name.startsWith('open + close c1') && x.status !== 'n/a'))
+  t.false(doc.targets.some((x) => x.name.startsWith('memory')))
+  t.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('.kaio-bench')), [])
+})
+
+test('--suite fs --plot writes a chart and the text table has ×sync', async (t) => {
+  const dir = tmpDir(t)
+  const svg = path.join(dir, 'fs.svg')
+  const r = await kaio(['bench', '--suite', 'fs', '--dir', dir, '--files', '10', '--duration', '0.1', '--workload', 'stat,walk', '--plot', svg], dir)
+  t.is(r.code, 0, r.stderr)
+  t.regex(r.stdout, /×sync/)
+  t.regex(r.stdout, /cached files · stat/)
+  t.regex(r.stdout, /targets/)
+  t.regex(fs.readFileSync(svg, 'utf8'), /kaio\/promises/)
 })
 
 test('combine: the two half runs of an engine add up; latency and CPU are weighted by operations', (t) => {

@@ -154,6 +154,9 @@ function runSyncFs(tree: FsTree, workload: FsWorkload, seconds: number): Promise
   return syncLoop(meter, seconds, steps[workload])
 }
 
+/** An engine's label in the fs suite (its sync engine is more than readSync). */
+export const fsLabel = (e: EngineName): string => (e === 'sync' ? 'fs *Sync loop' : engineLabel(e))
+
 /** The engines of this fs run, and notes on the ones that cannot run. */
 function resolveFsEngines(opts: BenchOptions, notes: string[]): EngineName[] {
   const usable = available()
@@ -206,7 +209,7 @@ export async function runFsSuite(opts: BenchOptions, notes: string[]): Promise<F
       const halves = new Map<EngineName, Measured[]>()
       const errors = new Map<EngineName, string>()
       for (const engine of [...c.engines, ...[...c.engines].reverse()]) {
-        progress.start(`${FS_LABEL[c.workload]} c${c.concurrency} ${engineLabel(engine)}`)
+        progress.start(`${FS_LABEL[c.workload]} c${c.concurrency} ${fsLabel(engine)}`)
         if (!errors.has(engine)) {
           try {
             const seconds = opts.duration / 2
@@ -222,7 +225,7 @@ export async function runFsSuite(opts: BenchOptions, notes: string[]): Promise<F
         progress.step()
       }
       const cell = c.engines.map((engine): CellResult => {
-        const base = { mode: 'files' as const, workload: c.workload, bs: c.workload.endsWith('file') ? FILE_SIZE : 0, depth: c.concurrency, engine, label: engine === 'sync' ? 'fs *Sync loop' : engineLabel(engine) }
+        const base = { mode: 'files' as const, workload: c.workload, bs: c.workload.endsWith('file') ? FILE_SIZE : 0, depth: c.concurrency, engine, label: fsLabel(engine) }
         const error = errors.get(engine)
         if (error !== undefined) return failedResult(base, error)
         return { ...base, ...combine(halves.get(engine)!), vsNode: null, vsFio: null, vsFioUring: null }

@@ -8,7 +8,7 @@ import { available } from '../select'
 import { combine, depthOneOnly, engineLabel, implementationOf, isKaio, isRead, runKaio, runNode, runSync } from './engines'
 import type { Measured, RunSpec } from './engines'
 import { fioVersion, runFio } from './fio'
-import { runFsSuite } from './fs-suite'
+import { fsLabel, runFsSuite } from './fs-suite'
 import { ENGINES, UsageError } from './options'
 import type { BenchOptions, EngineName, Mode, Workload } from './options'
 import { renderPlot } from './plot'
@@ -129,7 +129,7 @@ async function runFsBench(opts: BenchOptions): Promise<number> {
     `kaio bench --suite fs ${kaioVersion()} · ${date} UTC`,
     `machine: ${machine.cpu} ×${machine.cores}, ${machine.memory}, ${machine.kernel}, node ${machine.node}`,
     `files: ${run.files} 4 KiB files (random order) and a tree of ${run.files * 5} files in ${run.root}, warmed before every cell; ${opts.duration} s per engine per cell; concurrency ${opts.concurrency.join(',')}`,
-    `engines: ${run.engines.map(engineLabel).join(', ')}`,
+    `engines: ${run.engines.map(fsLabel).join(', ')}`,
     'ops/s: calls per second (walk: whole walks, readdir + a stat of every entry, concurrency = stats in flight); CPU µs/op: process user+system time / ops; loop p99 ms: event-loop delay p99',
     '×node: ops/s ratio to node:fs/promises in the same cell; ×sync: to the *Sync loop on the same workload at concurrency 1',
   ]
