@@ -2,14 +2,14 @@
 // descriptors without a position (FIFO, character devices, procfs), the ReadStream's end of
 // file and chunk sizes, the streams' properties and `fs`/`fd` options, write callbacks.
 import test from 'ava'
-import { execFileSync, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 
 import * as kaio from '../index'
-import { each, tempDir, tempPath } from './helpers'
+import { each, heldFifo, tempDir, tempPath } from './helpers'
 
 const fsp = fs.promises
 
@@ -67,21 +67,6 @@ let names = 0
 /** A fresh path in the (shared) temp directory. */
 function uniquePath(): string {
   return path.join(tempDir(), `node-behaviour-${process.pid}-${names++}`)
-}
-
-function fifo(): string {
-  const p = uniquePath()
-  execFileSync('mkfifo', [p])
-  return p
-}
-
-/**
- * A FIFO with its other end held open read-write by this process (so opening either end never
- * blocks a thread); the data stays under the pipe's 64 KiB, so no write blocks either.
- */
-function heldFifo(): { path: string; keeper: number } {
-  const p = fifo()
-  return { path: p, keeper: fs.openSync(p, fs.constants.O_RDWR) }
 }
 
 function drainKeeper(keeper: number, want: number): Buffer {

@@ -1,7 +1,7 @@
 // Shared test helpers: run a spec once per backend, and temp files on the real disk.
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -175,6 +175,16 @@ export function tempPath(content?: string | Uint8Array): string {
   const p = path.join(tempDir(), `p${process.pid}-${n++}`)
   if (content !== undefined) fs.writeFileSync(p, content)
   return p
+}
+
+/**
+ * A FIFO with its other end held open read-write by this process (so opening either end never
+ * blocks a thread); keep the data under the pipe's 64 KiB, so that no write blocks either.
+ */
+export function heldFifo(): { path: string; keeper: number } {
+  const p = tempPath()
+  execFileSync('mkfifo', [p])
+  return { path: p, keeper: fs.openSync(p, fs.constants.O_RDWR) }
 }
 
 export function sha(b: Uint8Array): string {

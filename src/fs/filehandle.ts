@@ -1,9 +1,11 @@
 // `open()` and `FileHandle`: node:fs/promises' FileHandle with its data I/O served by a kaio
 // Context. Arguments, defaults, results and errors follow node:fs; opening and metadata go
 // through node:fs itself.
+import { AsyncResource } from 'node:async_hooks'
 import { EventEmitter } from 'node:events'
 import * as fs from 'node:fs'
 import * as readline from 'node:readline'
+import { ReadableStream } from 'node:stream/web'
 
 import { Context } from '../context'
 import { codedError, errnoError, invalidArgType } from '../errors'
@@ -35,6 +37,7 @@ import {
   validateObject,
   validateOffsetLengthRead,
   validateOffsetLengthWrite,
+  validateString,
   validateStringAfterArrayBufferView,
   validateStringEncoding,
   writeEncoding,
@@ -107,6 +110,19 @@ export interface HandleSetup {
   /** False for a descriptor the caller owns: garbage collection must not close it. */
   owned?: boolean
 }
+
+/** Options of `readableWebStream()`: node 22+ takes `autoClose`; node 20 reads `type` only. */
+export interface ReadableWebStreamOptions {
+  /** 'bytes' for a byte stream; node 20's default is a non-byte stream of ArrayBuffers. */
+  type?: 'bytes' | undefined
+  /** Node 22+: close the handle when the stream ends or is cancelled. */
+  autoClose?: boolean
+}
+
+/** node's `readableWebStream()` byte stream: `autoAllocateChunkSize`, one read per pull. */
+const WEB_STREAM_CHUNK = 16384
+/** node 20's non-byte stream (over the handle's StreamBase) reads 64 KiB at a time. */
+const STREAM_BASE_CHUNK = 65536
 
 /** Chunk of the parallel transfers (readFile, writeFile, copyFile). */
 export const CHUNK = 1 << 20
@@ -208,6 +224,10 @@ export class FileHandle extends EventEmitter {
   #posAtEnd = false
   #chain: Promise<unknown> = Promise.resolve()
   #core: Core | null = null
+  /** Set by the first `readableWebStream()`, never cleared (as node). */
+  #locked = false
+  /** Gives the handle node's async id (a FILEHANDLE resource); destroyed once the descriptor is closed. */
+  readonly #resource = new AsyncResource('FILEHANDLE', { requireManualDestroy: true })
   readonly #closeFd: (fd: number) => Promise<void>
   readonly #sync: (fd: number) => Promise<void>
 
@@ -349,6 +369,103 @@ export class FileHandle extends EventEmitter {
     return new ReadStream(this, options)
   }
 
+  /**
+   * node's `readableWebStream()` for the running Node version, reading through this handle's
+   * `read()` (kaio's I/O): a byte stream of 16 KiB reads; on Node 20 without `type: 'bytes'`, a
+   * stream of ArrayBuffers of up to 64 KiB. Locks the handle for good; closing the handle ends the stream.
+   */
+  readableWebStream(options: ReadableWebStreamOptions = {}): ReadableStream<Uint8Array> {
+    if (this.#fd === -1) throw invalidState('The FileHandle is closed')
+    if (this.#closePromise) throw invalidState('The FileHandle is closing')
+    if (this.#locked) throw invalidState('The FileHandle is locked')
+    this.#locked = true
+    let type: unknown
+    let autoClose = false
+    if (NODE_MAJOR >= 22) {
+      validateObject(options, 'options')
+      ;({ type = 'bytes', autoClose = false } = options)
+      validateBoolean(autoClose, 'options.autoClose')
+      if (type !== 'bytes') {
+        process.emitWarning('A non-"bytes" options.type has no effect. A byte-oriented steam is always created.', 'ExperimentalWarning')
+      }
+    } else {
+      type = options.type
+      if (type !== undefined) validateString(type, 'options.type')
+    }
+    let done = false
+    /** node's ondone: the stream's reference dropped once, at its end or cancel. */
+    const ondone = async (): Promise<void> => {
+      if (done) return
+      done = true
+      this.#unref()
+      if (autoClose) await this.close()
+    }
+    let end: () => void
+    let readable: ReadableStream<Uint8Array>
+    if (type === 'bytes' || NODE_MAJOR >= 22) {
+      let ctl!: ReadableByteStreamController
+      readable = new ReadableStream({
+        type: 'bytes',
+        autoAllocateChunkSize: WEB_STREAM_CHUNK,
+        start: (c) => {
+          ctl = c
+        },
+        pull: async (c) => {
+          if (done) return
+          const view = c.byobRequest!.view!
+          const { bytesRead } = await this.read(view, view.byteOffset, view.byteLength)
+          if (done) return
+          if (bytesRead === 0) {
+            c.close()
+            await ondone()
+          }
+          c.byobRequest!.respond(bytesRead)
+        },
+        cancel: ondone,
+      })
+      end = () => {
+        ctl.close()
+        ctl.byobRequest?.respond(0)
+      }
+    } else {
+      let ctl!: ReadableStreamDefaultController<ArrayBuffer>
+      readable = new ReadableStream<ArrayBuffer>({
+        start: (c) => {
+          ctl = c
+        },
+        pull: async (c) => {
+          if (done) return
+          const buf = new Uint8Array(STREAM_BASE_CHUNK)
+          const { bytesRead } = await this.read(buf, 0, STREAM_BASE_CHUNK, null)
+          if (done) return
+          if (bytesRead === 0) {
+            c.close()
+            await ondone()
+          } else c.enqueue(bytesRead === STREAM_BASE_CHUNK ? buf.buffer : buf.buffer.slice(0, bytesRead))
+        },
+        cancel: ondone,
+      }) as unknown as ReadableStream<Uint8Array>
+      end = () => ctl.close()
+    }
+    this.#ref()
+    // As node's readableStreamCancel on 'close': the stream ends (node 20's non-byte one keeps a queued chunk).
+    this.once('close', () => {
+      if (done) return
+      try {
+        end()
+      } catch {
+        // Already errored by a failed read: it stays so.
+      }
+      void ondone()
+    })
+    return readable
+  }
+
+  /** The async id of the handle, as node's (a FILEHANDLE resource made when it was opened). */
+  getAsyncId(): number {
+    return this.#resource.asyncId()
+  }
+
   /** A Writable into the file with several writes in flight (`writeBehind`). */
   createWriteStream(options?: WriteStreamOptions | BufferEncoding): WriteStream {
     return new WriteStream(this, options)
@@ -366,6 +483,7 @@ export class FileHandle extends EventEmitter {
       const fd = this.#fd
       this.#fd = -1
       registry.unregister(this)
+      this.#resource.emitDestroy()
       this.#closePromise = this.#closeFd(fd).finally(() => {
         this.#closePromise = null
       })
@@ -423,6 +541,7 @@ export class FileHandle extends EventEmitter {
       const fd = this.#fd
       this.#fd = -1
       registry.unregister(this)
+      this.#resource.emitDestroy()
       this.#closeFd(fd).then(
         () => this.#closeResolve?.(),
         (e: unknown) => this.#closeReject?.(e),
@@ -674,6 +793,10 @@ export class FileHandle extends EventEmitter {
       checkAborted(signal)
     }
   }
+}
+
+function invalidState(message: string): Error & { code: string } {
+  return codedError(Error, 'ERR_INVALID_STATE', `Invalid state: ${message}`)
 }
 
 function validateOpenOptions(options: unknown): { ctx: Context; direct: boolean } {

@@ -88,6 +88,10 @@ export function validateBoolean(value: unknown, name: string): boolean {
 }
 
 /** node's `validateObject` (`allowNullable` as `kValidateObjectAllowNullable`). */
+export function validateString(value: unknown, name: string): asserts value is string {
+  if (typeof value !== 'string') throw invalidArgType(name, 'of type string', value)
+}
+
 export function validateObject(value: unknown, name: string, allowNullable = false): void {
   if ((!allowNullable && value === null) || Array.isArray(value) || (typeof value !== 'object' && value !== null)) {
     throw invalidArgType(name, 'of type object', value)
