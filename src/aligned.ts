@@ -42,7 +42,7 @@ function wasmAligned(size: number): Buffer {
 }
 
 /**
- * Marks kaio's own memory (read() slabs, allocAligned regions) so that `postMessage` and
+ * Marks kaio's own V8-heap memory (read() slabs, and allocAligned's fallbacks) so that `postMessage` and
  * `structuredClone` refuse to transfer (detach) it, on every Node version, and so does
  * `ArrayBuffer.prototype.transfer()` on Node 24. A request in flight into a slab must not see
  * its memory handed to another owner; and a slab is shared by several read() results.
@@ -60,7 +60,9 @@ export function allocAligned(size: number, alignment = 4096): Buffer {
   const a = validateAlignment(alignment)
   if (binding) {
     try {
-      return keep(binding.allocAligned(size, a))
+      // Native (external) memory is not marked: on Node 24, an external ArrayBuffer marked
+      // untransferable aborts the process at exit (FromJust in Environment::RunCleanup).
+      return binding.allocAligned(size, a)
     } catch {
       // External buffers refused (Electron).
       return heapAligned(size, a)
