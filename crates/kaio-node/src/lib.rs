@@ -833,14 +833,17 @@ pub fn loop_watch_available(env: Env) -> bool {
     }
 }
 
+/// A probe as the `[available, reason, kernel release]` triple JavaScript receives.
+#[cfg(target_os = "linux")]
+fn probe_triple(p: &kaio_core::probe::Probe) -> (bool, String, String) {
+    (p.available, p.reason.clone(), p.kernel.clone())
+}
+
 /// `io_uring` availability: `[available, reason, kernel release]`.
 #[napi]
 pub fn probe_uring() -> (bool, String, String) {
     #[cfg(target_os = "linux")]
-    {
-        let p = kaio_core::uring::probe();
-        (p.available, p.reason.clone(), p.kernel.clone())
-    }
+    return probe_triple(kaio_core::uring::probe());
     #[cfg(not(target_os = "linux"))]
     (false, "io_uring exists only on Linux".into(), String::new())
 }
@@ -849,10 +852,7 @@ pub fn probe_uring() -> (bool, String, String) {
 #[napi]
 pub fn probe() -> (bool, String, String) {
     #[cfg(target_os = "linux")]
-    {
-        let p = kaio_core::aio::probe();
-        (p.available, p.reason.clone(), p.kernel.clone())
-    }
+    return probe_triple(kaio_core::aio::probe());
     #[cfg(not(target_os = "linux"))]
     (
         false,
