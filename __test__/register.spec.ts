@@ -115,7 +115,7 @@ const NODE_MAJOR = Number(process.versions.node.split('.')[0])
 const LOADER_READS = NODE_MAJOR === 20 ? ['main.mjs', 'one.mjs', 'two.mjs'] : []
 
 const ALL_TRUE = { open: true, readFile: true, writeFile: true, appendFile: true, copyFile: true, stat: true, readdir: true }
-const REGISTRATION = { promises: ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile'], fs: ['createReadStream', 'createWriteStream'] }
+const REGISTRATION = { promises: ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile', 'stat', 'lstat'], fs: ['createReadStream', 'createWriteStream'] }
 
 const forms: [string, string[], Record<string, string>][] = [
   ['--import kaio/register', ['--import', 'kaio/register', '--import', './spy.mjs'], {}],
@@ -148,8 +148,8 @@ test('KAIO_REGISTER=0: kaio/register changes nothing', (t) => {
   t.is(r.out.active, false)
   t.is(r.out.mark, false)
   t.is(r.out.registration, null)
-  t.deepEqual(r.out.identity, { ...ALL_TRUE, open: false, readFile: false, writeFile: false, appendFile: false, copyFile: false })
-  t.deepEqual(r.out.esm, { readFile: false, writeFile: false, open: false, appendFile: false, copyFile: false, stat: true })
+  t.deepEqual(r.out.identity, { ...ALL_TRUE, open: false, readFile: false, writeFile: false, appendFile: false, copyFile: false, stat: false })
+  t.deepEqual(r.out.esm, { readFile: false, writeFile: false, open: false, appendFile: false, copyFile: false, stat: false })
   t.deepEqual(r.out.streams, { read: false, write: false })
   t.is(r.out.loaderSawKaio, false)
   t.is(r.out.one, 'one+two+three')

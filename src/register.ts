@@ -1,7 +1,7 @@
 // `kaio/register`: makes the whole process use kaio for the calls kaio implements, as
 // graceful-fs's gracefulify does for fs. Loaded with `node --import kaio/register`,
 // `node -r kaio/register` or the same in NODE_OPTIONS, it:
-//   - replaces open, readFile, writeFile, appendFile and copyFile on `fs.promises` (the object
+//   - replaces open, readFile, writeFile, appendFile, copyFile, stat and lstat on `fs.promises` (the object
 //     `require('fs/promises')` returns) with kaio/promises' functions;
 //   - replaces `fs.createReadStream` and `fs.createWriteStream` with kaio's (a call kaio's
 //     streams cannot serve, with an `fd` or `fs` option, goes to node:fs's own);

@@ -15,6 +15,7 @@ import { kCore } from './internal'
 import type { AppendMode, Core } from './internal'
 import { ReadStream, WriteStream } from './streams'
 import type { ReadStreamOptions, WriteStreamOptions } from './streams'
+import { cachedClose, cachedOpen, turn } from './cached'
 import { closeFd, defaultContext, fchmod, fchown, fstat, ftruncate, futimes, openFd } from './sys'
 import {
   alignUp,
@@ -44,7 +45,7 @@ import {
 } from './util'
 import type { PathLike } from './util'
 
-const { O_APPEND, O_DIRECT, O_RDWR, O_WRONLY } = fs.constants
+const { O_APPEND, O_DIRECT, O_RDONLY, O_RDWR, O_WRONLY } = fs.constants
 const O_ACCMODE = 3
 
 /** Options of `open()` beyond node's: which Context serves the handle, and O_DIRECT. */
@@ -843,8 +844,35 @@ export async function handleFor(fd: number, ctx: Context, append: boolean, setup
   return new FileHandle(fd, ctx, false, append ? 'kernel' : 'none', false, { ...setup, ...(io ? { io } : {}) })
 }
 
+/** A mode node's parseFileMode takes as it is (anything else goes to node:fs, which checks it). */
+function plainMode(mode: unknown): boolean {
+  return typeof mode === 'number' && Number.isInteger(mode) && mode >= 0 && mode <= 0xffffffff
+}
+
+/** Closes a fast-path descriptor (see `openCached`). */
+const closeCached = (fd: number): Promise<void> => {
+  cachedClose(fd)
+  return Promise.resolve()
+}
+
+/**
+ * The cached fast path of open (src/fs/cached.ts): a regular file whose lookup is cached opens
+ * on this thread, and one opened read-only closes on it too. `undefined` when it does not apply.
+ */
+function openCached(path: unknown, flags: unknown, mode: unknown, ctx: Context, append: boolean): FileHandle | undefined {
+  if (typeof path !== 'string' || typeof flags !== 'number' || !plainMode(mode)) return undefined
+  const got = cachedOpen(path, flags)
+  if (got === undefined) return undefined
+  const readOnly = (flags & O_ACCMODE) === O_RDONLY
+  return new FileHandle(got.fd, ctx, false, append ? 'kernel' : 'none', false, readOnly ? { close: closeCached } : {})
+}
+
 async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Context, direct: boolean, append: boolean): Promise<FileHandle> {
-  if (!direct) return handleFor(await openFd(path, flags, mode), ctx, append)
+  if (!direct) {
+    const t = turn()
+    if (t) await t
+    return openCached(path, flags, mode, ctx, append) ?? handleFor(await openFd(path, flags, mode), ctx, append)
+  }
   // With O_APPEND the kernel would ignore the aligned offsets of read-modify-write: emulate it.
   const f = ((flags as number) | O_DIRECT) & ~(append ? O_APPEND : 0)
   const appendMode: AppendMode = append ? 'emulated' : 'none'

@@ -1,9 +1,11 @@
-// Metadata operations on descriptors, through node:fs's callback API (kaio only moves data).
+// Metadata operations on descriptors, through node:fs's callback API (kaio only moves data),
+// fstat from the kernel's caches where it can.
 // Each rejects with node's own error (code, errno, syscall); a synchronous validation error
 // becomes a rejection.
 import * as fs from 'node:fs'
 
 import { Context } from '../context'
+import { cachedFstat } from './cached'
 
 /** A callback-style call as a promise; a synchronous throw becomes a rejection. */
 export function call<T>(fn: (cb: (err: Error | null, value?: T) => void) => void): Promise<T> {
@@ -24,7 +26,10 @@ export function closeFd(fd: number): Promise<void> {
   return call<void>((cb) => fs.close(fd, cb))
 }
 
+/** fstat: from the in-memory inode on this thread where the file system is local (src/fs/cached.ts), else node:fs's. */
 export function fstat(fd: number, bigint = false): Promise<fs.Stats | fs.BigIntStats> {
+  const st = bigint ? undefined : cachedFstat(fd)
+  if (st !== undefined) return Promise.resolve(st)
   return call((cb) => fs.fstat(fd, { bigint }, cb as (err: NodeJS.ErrnoException | null, s: fs.Stats | fs.BigIntStats) => void))
 }
 

@@ -34,6 +34,8 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
 
+#[cfg(target_os = "linux")]
+pub mod cached;
 mod fast;
 #[cfg(target_os = "linux")]
 mod uvpoll;

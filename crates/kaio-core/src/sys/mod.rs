@@ -3,10 +3,13 @@
 //! `aio` mirrors the kernel AIO ABI (`include/uapi/linux/aio_abi.h`, Linux only); `file` holds
 //! the thread pool's positional I/O, syncs and `poll`; the rest is portable. Every wrapper is
 //! a thin function returning `io::Result` (or an errno), so the rest of the crate never sees
-//! a raw `-1`/`errno` pair.
+//! a raw `-1`/`errno` pair. `cached` is the fast path that answers from the kernel's caches
+//! on the calling thread or says `EAGAIN`.
 
 #[cfg(target_os = "linux")]
 mod aio;
+#[cfg(target_os = "linux")]
+pub mod cached;
 mod file;
 #[cfg(target_os = "linux")]
 pub use aio::*;

@@ -1,0 +1,160 @@
+// The cached fast path (src/fs/cached.ts, crates/kaio-core/src/sys/cached.rs): stat, lstat,
+// fstat, open and readFile answered on the JavaScript thread from the kernel's caches. Each
+// answer equals node:fs's; anything it cannot answer without waiting (a FIFO, a file too big,
+// a NUL byte, bigint stats) goes to the slow path, and a long run of fast answers still lets
+// the event loop turn.
+import test from 'ava'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+import kp = require('../src/promises')
+import { CACHED_READ_MAX, cachedEnabled, cachedOpen, cachedReadFile, cachedStat, cachedClose } from '../src/fs/cached'
+import { heldFifo, tempDir, unmet } from './helpers'
+
+const dir = tempDir()
+const file = path.join(dir, 'file')
+fs.writeFileSync(file, 'hello cached world\n')
+fs.symlinkSync('file', path.join(dir, 'link'))
+fs.symlinkSync('nowhere', path.join(dir, 'dangling'))
+fs.symlinkSync('loop', path.join(dir, 'loop'))
+fs.mkdirSync(path.join(dir, 'sub'))
+const big = path.join(dir, 'big')
+fs.writeFileSync(big, Buffer.alloc(CACHED_READ_MAX + 1, 7))
+
+async function outcome(fn: () => Promise<unknown>): Promise<{ value?: unknown; error?: unknown }> {
+  try {
+    return { value: await fn() }
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException
+    return { error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, proto: Object.getPrototypeOf(e) } }
+  }
+}
+
+test('the fast path is on here (native binding, Linux, openat2 with RESOLVE_CACHED)', (t) => {
+  if (unmet(t, 'native')) return
+  t.true(cachedEnabled())
+  // A cached lookup is answered here, not by node:fs.
+  t.truthy(cachedStat(file, true))
+  const buf = cachedReadFile(file)
+  t.is(buf?.toString(), 'hello cached world\n')
+})
+
+const PATHS = ['file', 'link', 'dangling', 'loop', 'sub', 'missing', 'file/x', 'missing/x', 'n'.repeat(300), '', '/dev/null', '/proc/self/status', '.']
+
+/** A tree of its own for each test (a stat that follows `link` reads it, and moves its atime). */
+function tree(): string {
+  const d = fs.mkdtempSync(path.join(dir, 'tree-'))
+  fs.writeFileSync(path.join(d, 'file'), 'data')
+  for (const [target, name] of [['file', 'link'], ['nowhere', 'dangling'], ['loop', 'loop']]) fs.symlinkSync(target!, path.join(d, name!))
+  fs.mkdirSync(path.join(d, 'sub'))
+  return d
+}
+
+for (const name of ['stat', 'lstat'] as const) {
+  test(`${name} equals node:fs/promises' ${name} (Stats, prototype, errors) on every kind of path`, async (t) => {
+    const d = tree()
+    for (const p of PATHS) {
+      const full = p.startsWith('/') || p === '' || p === '.' ? p : path.join(d, p)
+      const ours = await outcome(() => kp[name](full))
+      const theirs = await outcome(() => fs.promises[name](full))
+      t.deepEqual(ours, theirs, `${name}(${JSON.stringify(p)})`)
+      if (ours.value) t.is(Object.getPrototypeOf(ours.value), fs.Stats.prototype)
+      if (ours.value) t.deepEqual(Object.keys(ours.value as object), Object.keys(theirs.value as object))
+    }
+    // What the fast path leaves to node:fs: bigint stats, URLs, Buffers, bad arguments.
+    t.deepEqual(await outcome(() => kp[name](file, { bigint: true })), await outcome(() => fs.promises[name](file, { bigint: true })))
+    t.deepEqual(await outcome(() => kp[name](Buffer.from(file))), await outcome(() => fs.promises[name](Buffer.from(file))))
+    t.deepEqual(await outcome(() => kp[name]('a\0b')), await outcome(() => fs.promises[name]('a\0b')))
+    t.deepEqual(await outcome(() => kp[name](file, null as never)), await outcome(() => fs.promises[name](file, null as never)))
+    t.deepEqual(await outcome(() => kp[name](42 as never)), await outcome(() => fs.promises[name](42 as never)))
+  })
+}
+
+test('readFile equals node:fs/promises readFile: small, empty, big, encodings, missing, directory, procfs', async (t) => {
+  const empty = path.join(dir, 'empty')
+  fs.writeFileSync(empty, '')
+  for (const p of [file, empty, big, path.join(dir, 'link'), path.join(dir, 'missing'), path.join(dir, 'sub'), path.join(dir, 'file/x'), '/proc/self/stat']) {
+    for (const opts of [undefined, 'utf8', { encoding: 'base64' as const }, { flag: 'r' }]) {
+      const ours = await outcome(() => kp.readFile(p, opts as never))
+      const theirs = await outcome(() => fs.promises.readFile(p, opts as never))
+      if (p === '/proc/self/stat') {
+        t.is(typeof ours.value, typeof theirs.value)
+        continue
+      }
+      t.deepEqual(ours, theirs, `readFile(${p}, ${JSON.stringify(opts)})`)
+    }
+  }
+  // Over CACHED_READ_MAX it is the engine's read, and the same bytes.
+  t.is(cachedReadFile(big), undefined)
+  // A buffer of its own, as node's allocUnsafeSlow: nothing shared with a pool.
+  const b = (await kp.readFile(file)) as Buffer
+  t.is(b.byteOffset, 0)
+  t.is(b.buffer.byteLength, b.byteLength)
+})
+
+test('a FIFO without a writer is never opened blocking on this thread', async (t) => {
+  const { path: fifo, keeper } = heldFifo()
+  try {
+    t.is(cachedOpen(fifo, fs.constants.O_RDONLY), undefined)
+    t.is(cachedReadFile(fifo), undefined)
+    // Its stat needs no open at all.
+    t.true(cachedStat(fifo, true)?.isFIFO())
+  } finally {
+    fs.closeSync(keeper)
+  }
+})
+
+test('open takes the fast path for a cached regular file; its handle reads, stats and closes as node', async (t) => {
+  const got = cachedOpen(file, fs.constants.O_RDONLY)
+  t.truthy(got)
+  cachedClose(got!.fd)
+  const fh = await kp.open(file, 'r')
+  t.deepEqual(await fh.stat(), fs.fstatSync(fh.fd))
+  t.is((await fh.readFile('utf8')) as string, 'hello cached world\n')
+  const fd = fh.fd
+  await fh.close()
+  t.is(fh.fd, -1)
+  t.throws(() => fs.fstatSync(fd), { code: 'EBADF' })
+  // Writing flags without O_CREAT/O_TRUNC open here too, and write through the Context.
+  const own = path.join(dir, 'rw')
+  fs.writeFileSync(own, 'hello')
+  const rw = await kp.open(own, 'r+')
+  await rw.write('J', 0)
+  await rw.close()
+  t.is(fs.readFileSync(own, 'utf8'), 'Jello')
+  // O_CREAT and O_TRUNC are never the fast path's; errors are node's.
+  t.is(cachedOpen(file, fs.constants.O_WRONLY | fs.constants.O_TRUNC), undefined)
+  t.deepEqual(await outcome(() => kp.open(path.join(dir, 'missing'))), await outcome(() => fs.promises.open(path.join(dir, 'missing'))))
+  t.deepEqual(await outcome(() => kp.open(path.join(dir, 'sub'), 'w')), await outcome(() => fs.promises.open(path.join(dir, 'sub'), 'w')))
+  t.deepEqual(await outcome(() => kp.open(file, 'r', 'bad' as never)), await outcome(() => fs.promises.open(file, 'r', 'bad' as never)))
+})
+
+test('a long run of cached answers lets the event loop turn', async (t) => {
+  let turns = 0
+  const tick = (): void => {
+    turns++
+    if (!done) setImmediate(tick)
+  }
+  let done = false
+  setImmediate(tick)
+  const start = performance.now()
+  let n = 0
+  // At least 50 ms of back-to-back stats (each about 5 µs): node's loop would turn many times.
+  while (performance.now() - start < 50 || n < 1000) {
+    await kp.stat(file)
+    n++
+  }
+  done = true
+  t.true(turns >= 5, `${turns} loop turns during ${n} stats`)
+})
+
+test('KAIO_CACHED=0 turns the fast path off; the calls still answer as node:fs', (t) => {
+  const script = `
+    const c = require(${JSON.stringify(path.resolve('src/fs/cached.js'))})
+    const kp = require(${JSON.stringify(path.resolve('src/promises.js'))})
+    kp.stat(${JSON.stringify(file)}).then((s) => console.log(JSON.stringify({ on: c.cachedEnabled(), size: s.size })))`
+  const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, KAIO_CACHED: '0' }, encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), { on: false, size: fs.statSync(file).size })
+})

@@ -1,0 +1,445 @@
+//! The cached fast path: file calls that finish on the calling thread when, and only when,
+//! the kernel can answer them from memory, and otherwise say `EAGAIN` so the caller takes the
+//! engine's path instead.
+//!
+//! This is what `io_uring` does inline for `IORING_OP_OPENAT` (lookup with `LOOKUP_CACHED`, the
+//! file opened `O_NONBLOCK`, the flag cleared afterwards) and for a buffered read (the page
+//! cache copy, `IOCB_NOWAIT`), done from user space so it costs no ring round trip at all:
+//! - `openat2(2)` with `RESOLVE_CACHED` fails with `EAGAIN` unless every path component is in
+//!   the dentry cache; `O_CREAT`, `O_TRUNC` and `O_TMPFILE` are never cached (they write).
+//! - `O_NONBLOCK` at open keeps a FIFO or a device from waiting for its other end; anything
+//!   but a regular file is closed again and left to the engine (node's open semantics).
+//! - `preadv2(2)` with `RWF_NOWAIT` copies what the page cache holds and fails with `EAGAIN`
+//!   rather than wait for the disk.
+//! - `statx(2)` on an `O_PATH` descriptor reads the in-memory inode.
+//!
+//! - Only on local file systems: a network or FUSE file system may wait for its server even
+//!   when the lookup is cached (`->open`, attribute revalidation), so a descriptor on one of
+//!   those (told apart by its device number in `/proc/self/mountinfo`) is `EAGAIN` too, and
+//!   the statx is `AT_STATX_DONT_SYNC` (which local file systems ignore) so that it never waits
+//!   before the check. While such a file system is mounted, `open` looks the path up with
+//!   `O_PATH` first, so that it never calls a remote `->open` on this thread.
+//!
+//! Every function returns the positive errno on failure. Callers treat `EAGAIN` (and, for
+//! reads, `EOPNOTSUPP` from a file system without `RWF_NOWAIT`) as "take the slow path".
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+
+use super::last_errno;
+
+/// `EAGAIN`: the kernel would have had to wait (or the call is not one this path takes).
+pub const WOULD_BLOCK: i32 = libc::EAGAIN;
+
+/// `statx(2)`'s mask for what `stat(2)` returns plus the birth time, as libuv asks.
+pub const STATX_MASK: u32 = 0xfff;
+
+/// The 18 numbers node:fs's stat binding returns, in its order: dev, mode, nlink, uid, gid,
+/// rdev, blksize, ino, size, blocks, then seconds and nanoseconds of atime, mtime, ctime and
+/// birthtime.
+pub type StatFields = [f64; 18];
+
+/// `openat2(AT_FDCWD, path, { flags, mode, resolve })`.
+fn openat2(path: &CStr, flags: i32, mode: u32, resolve: u64) -> Result<RawFd, i32> {
+    // SAFETY: all-zero is a valid open_how (plain integers; libc marks it non-exhaustive).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.mode = u64::from(mode);
+    how.resolve = resolve;
+    // SAFETY: `path` is NUL-terminated and `how` a valid open_how of the size passed; the
+    // kernel reads both during the call only.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &raw const how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r as RawFd)
+    }
+}
+
+/// `close(2)`, its result ignored: on Linux the descriptor is gone whatever it returns.
+pub fn close(fd: RawFd) {
+    // SAFETY: closes a descriptor this module opened (or the caller owns).
+    unsafe { libc::close(fd) };
+}
+
+/// `statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC)` into node's field order, if `fd` is on a
+/// local file system (else `WOULD_BLOCK`).
+pub fn fstatx(fd: RawFd, out: &mut StatFields) -> Result<(), i32> {
+    // SAFETY: all-zero is a valid statx (plain integers).
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the empty path is NUL-terminated; `st` is valid for writes during the call.
+    let r = unsafe {
+        libc::statx(
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+            STATX_MASK,
+            &raw mut st,
+        )
+    };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    if !is_local(makedev(st.stx_dev_major, st.stx_dev_minor)) {
+        return Err(WOULD_BLOCK);
+    }
+    fill(&st, out);
+    Ok(())
+}
+
+/// File system types whose calls may wait for something other than the local disk.
+fn is_remote_type(fstype: &str) -> bool {
+    const REMOTE: [&str; 14] = [
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "afs",
+        "lustre",
+        "virtiofs",
+        "gfs2",
+        "ocfs2",
+        "davfs",
+    ];
+    fstype.starts_with("fuse") || REMOTE.contains(&fstype)
+}
+
+/// What `/proc/self/mountinfo` says: each mount's device and whether it is local, and whether
+/// any remote file system is mounted at all.
+#[derive(Default)]
+struct Mounts {
+    local: HashMap<u64, bool>,
+    any_remote: bool,
+}
+
+impl Mounts {
+    fn read() -> Self {
+        let mut m = Mounts::default();
+        let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            // Nothing known: every device counts as remote, so the fast path stays off.
+            m.any_remote = true;
+            return m;
+        };
+        for line in text.lines() {
+            let mut fields = line.split(' ');
+            let dev = fields.nth(2).and_then(|d| {
+                let (major, minor) = d.split_once(':')?;
+                Some(makedev(major.parse().ok()?, minor.parse().ok()?))
+            });
+            let fstype = line.split(" - ").nth(1).and_then(|t| t.split(' ').next());
+            if let (Some(dev), Some(fstype)) = (dev, fstype) {
+                let remote = is_remote_type(fstype);
+                m.any_remote |= remote;
+                // A device mounted twice is remote if either mount is.
+                *m.local.entry(dev).or_insert(true) &= !remote;
+            }
+        }
+        m
+    }
+}
+
+static MOUNTS: Mutex<Option<Mounts>> = Mutex::new(None);
+
+fn with_mounts<T>(f: impl FnOnce(&mut Mounts) -> T) -> T {
+    let mut guard = MOUNTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(guard.get_or_insert_with(Mounts::read))
+}
+
+/// Whether device `dev` is a local file system's; a device not seen yet re-reads the mount
+/// table once (a mount made since); one still unknown counts as remote.
+fn is_local(dev: u64) -> bool {
+    with_mounts(|m| {
+        if let Some(&local) = m.local.get(&dev) {
+            return local;
+        }
+        *m = Mounts::read();
+        // Still unknown (a btrfs subvolume's or an overlay layer's own number): remote, and
+        // remembered, so the table is read once per such device.
+        *m.local.entry(dev).or_insert(false)
+    })
+}
+
+/// Whether any remote file system is mounted (as of the last read of the mount table).
+fn any_remote() -> bool {
+    with_mounts(|m| m.any_remote)
+}
+
+/// glibc's `makedev`.
+fn makedev(major: u32, minor: u32) -> u64 {
+    let (major, minor) = (u64::from(major), u64::from(minor));
+    ((major & 0xffff_f000) << 32)
+        | ((major & 0xfff) << 8)
+        | ((minor & 0xffff_ff00) << 12)
+        | (minor & 0xff)
+}
+
+/// A statx as libuv turns it into `uv_stat_t`, then node into its 18 doubles.
+#[allow(clippy::cast_precision_loss)] // as node: a Float64Array
+fn fill(st: &libc::statx, out: &mut StatFields) {
+    let t = |t: &libc::statx_timestamp| (t.tv_sec as f64, f64::from(t.tv_nsec));
+    let times = [
+        t(&st.stx_atime),
+        t(&st.stx_mtime),
+        t(&st.stx_ctime),
+        t(&st.stx_btime),
+    ];
+    *out = [
+        makedev(st.stx_dev_major, st.stx_dev_minor) as f64,
+        f64::from(st.stx_mode),
+        f64::from(st.stx_nlink),
+        f64::from(st.stx_uid),
+        f64::from(st.stx_gid),
+        makedev(st.stx_rdev_major, st.stx_rdev_minor) as f64,
+        f64::from(st.stx_blksize),
+        st.stx_ino as f64,
+        st.stx_size as f64,
+        st.stx_blocks as f64,
+        times[0].0,
+        times[0].1,
+        times[1].0,
+        times[1].1,
+        times[2].0,
+        times[2].1,
+        times[3].0,
+        times[3].1,
+    ];
+}
+
+fn is_regular(fields: &StatFields) -> bool {
+    (fields[1] as u32) & libc::S_IFMT == libc::S_IFREG
+}
+
+/// `stat` (or `lstat`, `follow = false`) of `path` if its lookup is cached.
+pub fn stat(path: &CStr, follow: bool, out: &mut StatFields) -> Result<(), i32> {
+    let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+    let fd = openat2(
+        path,
+        libc::O_PATH | libc::O_CLOEXEC | nofollow,
+        0,
+        libc::RESOLVE_CACHED,
+    )?;
+    let r = fstatx(fd, out);
+    close(fd);
+    r
+}
+
+/// Flags whose open writes the directory or the file, which `RESOLVE_CACHED` refuses.
+const WRITING: i32 = libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE;
+/// The status flags `F_SETFL` may set (the rest of an open's flags stay as opened).
+const STATUS: i32 =
+    libc::O_APPEND | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME | libc::O_NONBLOCK;
+
+/// Opens a regular file with `flags` (plus `O_CLOEXEC`, as libuv) if its lookup is cached;
+/// fills `out` with its stat. Anything but a regular file is closed again: `WOULD_BLOCK`.
+pub fn open(path: &CStr, flags: i32, out: &mut StatFields) -> Result<RawFd, i32> {
+    open_regular(path, flags, out, flags & libc::O_NONBLOCK == 0)
+}
+
+/// [`open`] for a descriptor closed again after [`read_all_cached`]: `O_NONBLOCK` stays set
+/// (a regular file's reads ignore it), which saves the `fcntl`.
+pub fn open_to_read(path: &CStr, flags: i32, out: &mut StatFields) -> Result<RawFd, i32> {
+    open_regular(path, flags, out, false)
+}
+
+fn open_regular(path: &CStr, flags: i32, out: &mut StatFields, clear: bool) -> Result<RawFd, i32> {
+    if flags & WRITING != 0 {
+        return Err(WOULD_BLOCK);
+    }
+    if any_remote() {
+        // Find the file's device before any `->open`: a remote one would wait for its server.
+        let mut probe = [0.0; 18];
+        stat(path, flags & libc::O_NOFOLLOW == 0, &mut probe)?;
+    }
+    let fd = openat2(
+        path,
+        flags | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        0,
+        libc::RESOLVE_CACHED,
+    )?;
+    let ready = fstatx(fd, out).and_then(|()| {
+        if !is_regular(out) {
+            return Err(WOULD_BLOCK);
+        }
+        // SAFETY: F_SETFL with an int argument on a descriptor this function owns.
+        if clear && unsafe { libc::fcntl(fd, libc::F_SETFL, flags & STATUS) } < 0 {
+            return Err(last_errno());
+        }
+        Ok(())
+    });
+    match ready {
+        Ok(()) => Ok(fd),
+        Err(e) => {
+            close(fd);
+            Err(e)
+        }
+    }
+}
+
+/// Reads all `len` bytes of `fd` from offset 0 into `buf` from the page cache, or fails with
+/// `WOULD_BLOCK` (some page is not cached, or the file changed size), `EOPNOTSUPP` (no
+/// `RWF_NOWAIT` on this file system) or the read's errno.
+///
+/// # Safety
+/// `buf..buf+len` must be valid for writes, and not otherwise used, during the call.
+pub unsafe fn read_all_cached(fd: RawFd, buf: *mut u8, len: usize) -> Result<(), i32> {
+    let iov = libc::iovec {
+        iov_base: buf.cast(),
+        iov_len: len,
+    };
+    // SAFETY: one iovec over the caller's buffer.
+    let n = unsafe { libc::preadv2(fd, &raw const iov, 1, 0, super::RWF_NOWAIT) };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    // A short read is a partly cached file, or one that shrank: the engine's path reads it
+    // as node does.
+    if n as usize == len {
+        Ok(())
+    } else {
+        Err(WOULD_BLOCK)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp, clippy::cast_precision_loss)] // exact integers in f64, as node's
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+
+    fn c(p: &std::path::Path) -> CString {
+        CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
+    }
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("kaio-cached-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn stat_matches_std() {
+        let d = tmp("stat");
+        let f = d.join("a");
+        std::fs::File::create(&f)
+            .unwrap()
+            .write_all(b"hello")
+            .unwrap();
+        let _ = std::fs::metadata(&f).unwrap(); // the lookup is cached now
+        let mut out = [0.0; 18];
+        stat(&c(&f), true, &mut out).unwrap();
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!(out[0], m.dev() as f64);
+        assert_eq!(out[1], f64::from(m.mode()));
+        assert_eq!(out[7], m.ino() as f64);
+        assert_eq!(out[8], 5.0);
+        assert_eq!(out[12], m.mtime() as f64);
+        assert_eq!(out[13], m.mtime_nsec() as f64);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn lstat_sees_the_link() {
+        let d = tmp("lstat");
+        let f = d.join("a");
+        std::fs::write(&f, b"x").unwrap();
+        let l = d.join("l");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        let _ = std::fs::symlink_metadata(&l).unwrap();
+        let mut out = [0.0; 18];
+        stat(&c(&l), false, &mut out).unwrap();
+        assert_eq!((out[1] as u32) & libc::S_IFMT, libc::S_IFLNK);
+        // Following it needs the link's body; once read, that is cached too.
+        let _ = std::fs::read_link(&l).unwrap();
+        let _ = std::fs::metadata(&l).unwrap();
+        stat(&c(&l), true, &mut out).unwrap();
+        assert_eq!((out[1] as u32) & libc::S_IFMT, libc::S_IFREG);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn missing_is_enoent_and_writing_flags_are_refused() {
+        let d = tmp("missing");
+        let f = d.join("nope");
+        let _ = std::fs::metadata(&f); // a negative dentry
+        let mut out = [0.0; 18];
+        assert_eq!(stat(&c(&f), true, &mut out), Err(libc::ENOENT));
+        assert_eq!(
+            open(&c(&f), libc::O_RDONLY | libc::O_CREAT, &mut out),
+            Err(WOULD_BLOCK)
+        );
+        assert_eq!(
+            open(&c(&f), libc::O_WRONLY | libc::O_TRUNC, &mut out),
+            Err(WOULD_BLOCK)
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn open_reads_a_cached_file_and_refuses_a_fifo() {
+        let d = tmp("open");
+        let f = d.join("a");
+        std::fs::write(&f, b"0123456789").unwrap();
+        let _ = std::fs::read(&f).unwrap();
+        let mut out = [0.0; 18];
+        let fd = open(&c(&f), libc::O_RDONLY, &mut out).unwrap();
+        // O_NONBLOCK was cleared again.
+        // SAFETY: F_GETFL on an open descriptor.
+        assert_eq!(
+            unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_NONBLOCK,
+            0
+        );
+        let mut buf = vec![0u8; 10];
+        // SAFETY: `buf` is ours and 10 bytes long.
+        unsafe { read_all_cached(fd, buf.as_mut_ptr(), 10) }.unwrap();
+        assert_eq!(&buf, b"0123456789");
+        // Asking for more than the file holds is a short read: the slow path's business.
+        let mut big = vec![0u8; 20];
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { read_all_cached(fd, big.as_mut_ptr(), 20) },
+            Err(WOULD_BLOCK)
+        );
+        close(fd);
+        let p = d.join("fifo");
+        let cp = c(&p);
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(cp.as_ptr(), 0o644) }, 0);
+        let _ = std::fs::symlink_metadata(&p);
+        // No writer: a blocking open would wait forever; this one returns at once.
+        assert_eq!(open(&cp, libc::O_RDONLY, &mut out), Err(WOULD_BLOCK));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn mountinfo_knows_the_temp_dir() {
+        let m = std::fs::metadata(std::env::temp_dir()).unwrap();
+        assert!(is_local(m.dev()));
+        assert!(!is_local(u64::MAX));
+        assert!(is_remote_type("nfs4") && is_remote_type("fuse.sshfs") && !is_remote_type("ext4"));
+    }
+
+    #[test]
+    fn makedev_matches_libc() {
+        assert_eq!(makedev(8, 1), libc::makedev(8, 1));
+        assert_eq!(makedev(259, 65536), libc::makedev(259, 65536));
+    }
+}

@@ -1,0 +1,162 @@
+// The cached fast path (crates/kaio-core/src/sys/cached.rs): stat, lstat, open and readFile
+// answered on the JavaScript thread, with no thread hop, when the kernel has every directory
+// entry and page in memory; otherwise `undefined`, and the caller takes the engine's path.
+// The same recipe io_uring runs inline for an open (`RESOLVE_CACHED`, `O_NONBLOCK`) and for a
+// buffered read (`RWF_NOWAIT`), without a ring round trip. `KAIO_CACHED=0` turns it off.
+import * as fs from 'node:fs'
+
+import { errnoError } from '../errors'
+import { binding } from '../native'
+
+const { S_IFMT, S_IFREG } = fs.constants
+const ENOSYS = 38
+const EPERM = 1
+const EINVAL = 22
+
+/**
+ * Errors the fast path reports itself: a lookup that failed from cached entries fails the
+ * same way through node:fs. Any other errno (EMFILE: the fast path needs a descriptor that
+ * stat does not) goes to node:fs, which gives its own answer.
+ */
+const REPORTED = new Set([2 /* ENOENT */, 20 /* ENOTDIR */, 40 /* ELOOP */, 36 /* ENAMETOOLONG */, 13 /* EACCES */])
+
+/** The largest file readFile reads on the JavaScript thread (a copy of ~50 µs at most). */
+export const CACHED_READ_MAX = 256 * 1024
+
+let native = process.platform === 'linux' && process.env.KAIO_CACHED !== '0' ? binding : null
+
+/** Whether the fast path is on (a native binding on Linux, not turned off, not refused). */
+export function cachedEnabled(): boolean {
+  return native !== null
+}
+
+/** A kernel without openat2 or RESOLVE_CACHED (or a seccomp filter refusing it): off for good. */
+function refused(errno: number): boolean {
+  if (errno === ENOSYS || errno === EPERM || errno === EINVAL) {
+    native = null
+    return true
+  }
+  return false
+}
+
+/**
+ * How long calls answered on this thread may run back to back before one waits for the event
+ * loop's next turn (as kaio's inline completions do, crates/kaio-node: YIELD_AFTER_MS). A loop
+ * of `await stat(f)` answered from the caches never leaves the microtask queue otherwise, and
+ * timers, sockets and I/O callbacks would wait for the whole loop.
+ */
+const YIELD_AFTER_MS = 2
+let phaseStart = -1
+
+function newPhase(): void {
+  phaseStart = -1
+}
+
+/**
+ * Call before each fast-path call: `undefined` to go on, or a promise to await first (the
+ * loop's next turn), once this turn has spent YIELD_AFTER_MS on the fast path.
+ */
+export function turn(): Promise<void> | undefined {
+  const now = performance.now()
+  if (phaseStart < 0) {
+    phaseStart = now
+    // Runs once the loop has turned; unref'd, it never keeps a process alive.
+    ;(setImmediate(newPhase) as { unref?: () => void }).unref?.()
+    return undefined
+  }
+  if (now - phaseStart < YIELD_AFTER_MS) return undefined
+  return new Promise<void>((resolve) => setImmediate(resolve))
+}
+
+const fields = new Float64Array(18)
+
+// Node 22 and later give Stats lazy date getters on the prototype and deprecate the
+// constructor (DEP0180); Node 20's constructor sets the dates itself. Either way the object
+// is what node:fs returns: the same prototype, own fields in the same order.
+const lazyDates = Object.getOwnPropertyDescriptor(fs.Stats.prototype, 'atime')?.get !== undefined
+type StatsCtor = new (...fields: number[]) => fs.Stats
+
+/** node's msFromTimeSpec. */
+function ms(sec: number, nsec: number): number {
+  return sec * 1e3 + nsec / 1e6
+}
+
+/** node:fs's Stats from the 18 fields of its stat binding (node's getStatsFromBinding). */
+export function statsFromFields(f: Float64Array): fs.Stats {
+  const atimeMs = ms(f[10]!, f[11]!)
+  const mtimeMs = ms(f[12]!, f[13]!)
+  const ctimeMs = ms(f[14]!, f[15]!)
+  const birthtimeMs = ms(f[16]!, f[17]!)
+  if (!lazyDates) {
+    return new (fs.Stats as unknown as StatsCtor)(f[0]!, f[1]!, f[2]!, f[3]!, f[4]!, f[5]!, f[6]!, f[7]!, f[8]!, f[9]!, atimeMs, mtimeMs, ctimeMs, birthtimeMs)
+  }
+  const s = Object.create(fs.Stats.prototype) as Record<string, number>
+  s.dev = f[0]!
+  s.mode = f[1]!
+  s.nlink = f[2]!
+  s.uid = f[3]!
+  s.gid = f[4]!
+  s.rdev = f[5]!
+  s.blksize = f[6]!
+  s.ino = f[7]!
+  s.size = f[8]!
+  s.blocks = f[9]!
+  s.atimeMs = atimeMs
+  s.mtimeMs = mtimeMs
+  s.ctimeMs = ctimeMs
+  s.birthtimeMs = birthtimeMs
+  return s as unknown as fs.Stats
+}
+
+/**
+ * `stat` (`follow`) or `lstat` of a string path from the kernel's caches: its Stats, a thrown
+ * node-style error (ENOENT, ...), or `undefined` for "ask node:fs / the engine".
+ */
+export function cachedStat(path: string, follow: boolean): fs.Stats | undefined {
+  if (native === null) return undefined
+  const r = native.cachedStat(path, follow, fields)
+  if (r === 0) return statsFromFields(fields)
+  if (REPORTED.has(-r)) throw errnoError(r, follow ? 'stat' : 'lstat', path)
+  refused(-r)
+  return undefined
+}
+
+/** `fstat` of a descriptor on a local file system (an in-memory inode): its Stats or `undefined`. */
+export function cachedFstat(fd: number): fs.Stats | undefined {
+  if (native === null) return undefined
+  return native.cachedFstat(fd, fields) === 0 ? statsFromFields(fields) : undefined
+}
+
+/** A regular file opened from the caches: its descriptor and Stats, a thrown error, or `undefined`. */
+export function cachedOpen(path: string, flags: number): { fd: number; stats: Float64Array } | undefined {
+  if (native === null) return undefined
+  const r = native.cachedOpen(path, flags, fields)
+  if (r >= 0) return { fd: r, stats: fields }
+  if (REPORTED.has(-r) || -r === 21 /* EISDIR */) throw errnoError(r, 'open', path)
+  // EINVAL and EPERM are an open's own answers here (O_DIRECT, O_NOATIME): node:fs reports them.
+  if (-r === ENOSYS) native = null
+  return undefined
+}
+
+/** Closes a read-only regular file the fast path opened (nothing to write back, so no wait). */
+export function cachedClose(fd: number): void {
+  native?.cachedClose(fd)
+}
+
+/** Whether `fields` (from cachedOpen) describe a regular file. */
+export function isRegular(f: Float64Array): boolean {
+  return (f[1]! & S_IFMT) === S_IFREG
+}
+
+/**
+ * A whole file of 1 byte to CACHED_READ_MAX from the caches, opened read-only: a new Buffer,
+ * a thrown error (the open's), or `undefined`.
+ */
+export function cachedReadFile(path: string): Buffer | undefined {
+  if (native === null) return undefined
+  const r = native.cachedReadFile(path, fs.constants.O_RDONLY, CACHED_READ_MAX)
+  if (typeof r !== 'number') return r
+  if (REPORTED.has(-r) || -r === 21) throw errnoError(r, 'open', path)
+  refused(-r)
+  return undefined
+}
