@@ -322,6 +322,7 @@ mod tests {
     use super::*;
     use std::ffi::CString;
     use std::io::Write;
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
 
     fn c(p: &std::path::Path) -> CString {
@@ -426,6 +427,34 @@ mod tests {
         let _ = std::fs::symlink_metadata(&p);
         // No writer: a blocking open would wait forever; this one returns at once.
         assert_eq!(open(&cp, libc::O_RDONLY, &mut out), Err(WOULD_BLOCK));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_page_not_in_the_cache_is_would_block() {
+        let d = tmp("cold");
+        let f = d.join("a");
+        std::fs::write(&f, vec![5u8; 1 << 20]).unwrap();
+        let file = std::fs::File::open(&f).unwrap();
+        file.sync_all().unwrap();
+        // SAFETY: advice on an open descriptor; written back above, so the pages can go.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        let mut out = [0.0; 18];
+        let fd = open(&c(&f), libc::O_RDONLY, &mut out).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        // SAFETY: `buf` is ours and 1 MiB long.
+        let r = unsafe { read_all_cached(fd, buf.as_mut_ptr(), 1 << 20) };
+        close(fd);
+        // SAFETY: all-zero is a valid statfs; the call writes it.
+        let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: an open descriptor and a valid out-pointer.
+        assert_eq!(unsafe { libc::fstatfs(file.as_raw_fd(), &raw mut sfs) }, 0);
+        if sfs.f_type == libc::TMPFS_MAGIC {
+            // tmpfs keeps its pages whatever the advice: the read simply succeeds.
+            assert!(r.is_ok() && buf.iter().all(|&b| b == 5), "{r:?}");
+        } else {
+            assert_eq!(r, Err(WOULD_BLOCK));
+        }
         std::fs::remove_dir_all(&d).unwrap();
     }
 
