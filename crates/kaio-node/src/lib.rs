@@ -82,7 +82,7 @@ unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
 
 /// A native context: a kernel AIO context or a worker pool, plus how it wakes the JS thread.
 /// The calls made per request or per event-loop turn (`ctxRead`, `ctxWrite`, `ctxVectored`,
-/// `ctxSync`, `ctxPoll`, `ctxFlush`, `ctxDrain`, `ctxSetRef`) are free functions that name the
+/// `ctxSync`, `ctxPoll`, `ctxPath`, `ctxFd`, `ctxFlush`, `ctxDrain`, `ctxSetRef`) are free functions that name the
 /// context by [`handle`](NativeContext::handle) (see [`Hot`]); the rest are methods.
 #[napi]
 pub struct NativeContext {
