@@ -77,9 +77,11 @@
 //! set the ring was made with, and on a change registers a personality for the current
 //! credentials (`IORING_REGISTER_PERSONALITY`) and names it on every later SQE; if that fails,
 //! requests go to the fallback pool (whose threads share the process's new credentials).
-//! Note that none of this engine's ops re-checks credentials after `open`: permissions are
-//! checked when a descriptor is opened, and a read/write/fsync/poll on an open descriptor
-//! succeeds whoever issues it; the personality matters for ops added later (openat, statx).
+//! Reads, writes, syncs and polls on an open descriptor succeed whoever issues them
+//! (permissions were checked at `open`); the path ops (openat, statx, unlinkat, mkdirat, ...)
+//! are checked against the credentials above, so they too honour a `setuid()` after `new`
+//! (`__test__/credentials.spec.ts` checks open/mkdir/unlink after a drop to nobody, SQPOLL
+//! included).
 //!
 //! # Measured (`examples/uring_vs_aio.rs`, 4 KiB page-cache reads, one thread, 2 shared cores)
 //! Depth 1: 160-270k reads/s against kernel AIO's 110-185k; depth 32: 550-775k against
