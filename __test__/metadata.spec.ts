@@ -6,6 +6,8 @@ import type { ExecutionContext } from 'ava'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { pathToFileURL } from 'node:url'
+import * as v8 from 'node:v8'
+import * as vm from 'node:vm'
 
 import { AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE } from '../index'
 import { binding } from '../src/native'
@@ -199,6 +201,32 @@ each('many path ops at once each settle once, with their own buffers', async (t,
   files.forEach((p, i) => t.is(decodeStatx(outs[i]!).size, i, p))
   await Promise.all(files.map((p) => ctx.unlinkat(p)))
   t.true(files.every((p) => !fs.existsSync(p)))
+})
+
+v8.setFlagsFromString('--expose-gc')
+const gc = vm.runInNewContext('gc') as () => void
+
+each('a statx buffer nobody references is held until its completion', async (t, ctx) => {
+  const p = fresh()
+  fs.writeFileSync(p, 'x')
+  // Only WeakRefs survive here: the binding's pin (or node:fs, on js) is what keeps each
+  // buffer alive while the kernel or a worker may still write into it.
+  let wrong = 0
+  const done = Array.from({ length: 128 }, () => {
+    const ref = new WeakRef(statBuf())
+    return ctx.statx(p, 0, MASK, ref.deref()!).then(() => {
+      // Usually still alive: then it holds what the kernel wrote.
+      const out = ref.deref()
+      if (out && decodeStatx(out).size !== 1) wrong++
+    })
+  })
+  for (let i = 0; i < 5; i++) gc()
+  await Promise.all(done)
+  t.is(wrong, 0)
+  for (let i = 0; i < 5; i++) gc()
+  const out = statBuf()
+  await ctx.statx(p, 0, MASK, out)
+  t.is(decodeStatx(out).size, 1)
 })
 
 each('bad arguments reject with node codes and never reach the engine', async (t, ctx) => {

@@ -307,4 +307,46 @@ mod tests {
         );
         assert_eq!(poll_one(fd, libc::POLLIN, 0), Ok(libc::POLLIN));
     }
+
+    #[test]
+    fn path_calls_and_their_errors() {
+        use std::ffi::CString;
+        let dir = tempfile::tempdir().unwrap();
+        let at = |s: &str| CString::new(dir.path().join(s).to_str().unwrap()).unwrap();
+        let fd = openat(&at("f"), libc::O_CREAT | libc::O_RDWR | libc::O_EXCL, 0o600).unwrap();
+        assert_eq!(
+            openat(&at("f"), libc::O_CREAT | libc::O_EXCL, 0o600),
+            Err(libc::EEXIST)
+        );
+        // SAFETY: F_GETFD on a descriptor we own.
+        assert_ne!(
+            unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC,
+            0
+        );
+        assert_eq!(ftruncate(fd, 100), Ok(()));
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: all-integer struct; zeroes are valid.
+            let mut st: Statx = unsafe { std::mem::zeroed() };
+            // SAFETY: `st` is writable for the call.
+            let r = unsafe { statx(fd, c"", AT_EMPTY_PATH, libc::STATX_SIZE, &raw mut st) };
+            assert_eq!((r, st.stx_size), (Ok(()), 100));
+            // SAFETY: as above.
+            let r = unsafe { statx(libc::AT_FDCWD, &at("nope"), 0, 0, &raw mut st) };
+            assert_eq!(r, Err(libc::ENOENT));
+        }
+        assert_eq!(mkdirat(&at("d"), 0o700), Ok(()));
+        assert_eq!(mkdirat(&at("d"), 0o700), Err(libc::EEXIST));
+        assert_eq!(symlinkat(c"f", &at("l")), Ok(()));
+        assert_eq!(linkat(&at("f"), &at("h")), Ok(()));
+        assert_eq!(linkat(&at("nope"), &at("h2")), Err(libc::ENOENT));
+        assert_eq!(renameat(&at("h"), &at("d/h")), Ok(()));
+        assert_eq!(unlinkat(&at("d"), libc::AT_REMOVEDIR), Err(libc::ENOTEMPTY));
+        assert_eq!(unlinkat(&at("f"), libc::AT_REMOVEDIR), Err(libc::ENOTDIR));
+        assert_eq!(unlinkat(&at("d/h"), 0), Ok(()));
+        assert_eq!(unlinkat(&at("d"), libc::AT_REMOVEDIR), Ok(()));
+        assert_eq!(close(fd), Ok(()));
+        // Not `fd` again: tests run on parallel threads, its number may be reused already.
+        assert_eq!(close(-1), Err(libc::EBADF));
+    }
 }
