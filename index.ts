@@ -9,6 +9,8 @@ export { Operation } from './src/ops'
 export * from './src/constants'
 export { allocAligned, isAligned } from './src/aligned'
 export { AbortError } from './src/errors'
+export { AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE } from './src/statx'
+export type { StatxBigInts, StatxNumbers } from './src/statx'
 export type { SystemError } from './src/errors'
 export type { BackendStatus } from './src/select'
 

@@ -61,3 +61,45 @@ test('after process.setuid() to nobody, kaio writes to a root-only file fail wit
   t.deepEqual(out.writes, expected.map(() => 2))
   t.is(fs.readFileSync(secret, 'utf8'), 'root data')
 })
+
+test('after process.setuid() to nobody, kaio path ops (open, mkdir, unlink) are refused like node:fs, on every backend', (t) => {
+  if (unmet(t, 'setpriv')) return
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaio-creds-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  fs.chmodSync(dir, 0o755)
+  const secret = path.join(dir, 'root-only')
+  fs.writeFileSync(secret, 'root data')
+  fs.chmodSync(secret, 0o600)
+  const script = `
+    const fs = require('node:fs')
+    const kaio = require(${JSON.stringify(process.cwd())})
+    const impls = ${JSON.stringify(implementations)}
+    const ctxs = impls.map((impl) => new kaio.Context({ implementation: impl }))
+    if (impls.includes('uring')) ctxs.push(new kaio.Context({ implementation: 'uring', sqpoll: 100 }))
+    const secret = ${JSON.stringify(secret)}
+    const sub = ${JSON.stringify(path.join(dir, 'sub'))}
+    ;(async () => {
+      // Warm every context as root with the same ops, so rings, workers, pools and kernel
+      // threads exist (and have run path ops) before the drop.
+      for (const c of ctxs) await c.closeFd(await c.openat(secret, 0, 0))
+      process.setgid(65534)
+      process.setuid(65534)
+      const errs = async (p) => { try { await p; return 'allowed' } catch (e) { return [e.code, e.syscall] } }
+      const out = { uid: process.getuid(), node: [], kaio: [] }
+      out.node.push(await errs(fs.promises.open(secret, 'r')), await errs(fs.promises.mkdir(sub)), await errs(fs.promises.unlink(secret)))
+      for (const c of ctxs) {
+        out.kaio.push([c.implementation, await errs(c.openat(secret, 0, 0)), await errs(c.mkdirat(sub, 0o755)), await errs(c.unlinkat(secret))])
+        await c.close()
+      }
+      console.log(JSON.stringify(out))
+    })().catch((e) => { console.error(e); process.exit(1) })`
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 })
+  t.is(r.status, 0, r.stderr)
+  const out = JSON.parse(r.stdout) as { uid: number; node: unknown[]; kaio: unknown[] }
+  t.is(out.uid, 65534)
+  t.deepEqual(out.node, [['EACCES', 'open'], ['EACCES', 'mkdir'], ['EACCES', 'unlink']])
+  const impls = [...implementations, ...(implementations.includes('uring') ? ['uring'] : [])]
+  t.deepEqual(out.kaio, impls.map((impl) => [impl, ...out.node]))
+  t.is(fs.readFileSync(secret, 'utf8'), 'root data')
+  t.false(fs.existsSync(path.join(dir, 'sub')))
+})

@@ -6,8 +6,23 @@ import { AbortError, closedError, codedError, errnoError, invalidArgType, unavai
 import type { SystemError } from './errors'
 import { availability, available, defaultImplementation, IMPLEMENTATIONS } from './select'
 import { readBuffer } from './aligned'
-import { buildPoll, buildRead, buildSync, buildVectored, buildWrite, Operation } from './ops'
+import {
+  buildClose,
+  buildFtruncate,
+  buildMkdir,
+  buildOpen,
+  buildPoll,
+  buildRead,
+  buildStatx,
+  buildSync,
+  buildTwoPaths,
+  buildUnlink,
+  buildVectored,
+  buildWrite,
+  Operation,
+} from './ops'
 import type { Built, OperationOptions } from './ops'
+import { AT_EMPTY_PATH } from './statx'
 import { MAX_LENGTH, validateInt } from './validate'
 
 export type { CompletionPath, Implementation } from './driver'
@@ -157,7 +172,7 @@ export class Context {
    * reject unless `raw`, where only kaio's own outcomes (closed, withdrawn) reject.
    */
   #run<T>(built: Built, map: (res: number, res2: number) => T, raw = false, onDone?: () => void): Promise<T> {
-    const { signal, syscall } = built
+    const { signal, syscall, path, dest } = built
     if (this.#closed || signal?.aborted) {
       onDone?.()
       return Promise.reject(this.#closed ? closedError() : new AbortError(undefined, { cause: signal!.reason }))
@@ -187,7 +202,7 @@ export class Context {
         if (done || res === RES_CANCELLED) return
         done = true
         if (res >= 0 || (raw && res !== RES_CLOSED)) resolve(map(res, res2))
-        else reject(toError(res, syscall))
+        else reject(toError(res, syscall, path, dest))
       })
     } catch (e) {
       onDone?.()
@@ -255,6 +270,66 @@ export class Context {
   /** Waits until `fd` is ready for `events` (POLL* bits); resolves the ready mask. */
   poll(fd: number, events: number, options?: OperationOptions): Promise<number> {
     return this.#call(() => buildPoll(fd, events, options), count)
+  }
+
+  // Path (metadata) ops: io_uring opcodes on `uring` (its pool where the kernel lacks one),
+  // the worker pool on `thread`, the context's own pool on `linux` (kernel AIO has no such
+  // opcodes), node:fs on `js`. Paths are relative to the current directory. Errors carry
+  // `path` (and `dest`) as node:fs's do.
+
+  /** `open(2)` (always O_CLOEXEC, as libuv); resolves the new descriptor. */
+  openat(path: string, flags: number, mode: number): Promise<number> {
+    return this.#call(() => buildOpen(path, flags, mode), count)
+  }
+
+  /** `close(2)` of `fd`. */
+  closeFd(fd: number): Promise<void> {
+    return this.#call(() => buildClose(fd), nothing)
+  }
+
+  /**
+   * `statx(2)` of `path` (`flags` 0 as stat, AT_SYMLINK_NOFOLLOW as lstat) for the `mask`
+   * fields (STATX_BASIC_STATS | STATX_BTIME for everything fs.Stats has) into `out`: at least
+   * STATX_SIZE bytes at an 8-byte aligned offset, left alone until the promise settles (the
+   * kernel writes it meanwhile). Read it with `decodeStatx(out)`.
+   */
+  statx(path: string, flags: number, mask: number, out: Uint8Array): Promise<void> {
+    return this.#call(() => buildStatx(undefined, path, flags, mask, out), nothing)
+  }
+
+  /** `statx(2)` of descriptor `fd` (AT_EMPTY_PATH: fstat) into `out`, as `statx`. */
+  fstatx(fd: number, mask: number, out: Uint8Array): Promise<void> {
+    return this.#call(() => buildStatx(fd, '', AT_EMPTY_PATH, mask, out), nothing)
+  }
+
+  /** `unlinkat(2)`: unlink, or rmdir with `flags` AT_REMOVEDIR. */
+  unlinkat(path: string, flags = 0): Promise<void> {
+    return this.#call(() => buildUnlink(path, flags), nothing)
+  }
+
+  /** `renameat(2)`. */
+  renameat(from: string, to: string): Promise<void> {
+    return this.#call(() => buildTwoPaths('rename', from, to), nothing)
+  }
+
+  /** `mkdirat(2)` with `mode` (less the umask). */
+  mkdirat(path: string, mode: number): Promise<void> {
+    return this.#call(() => buildMkdir(path, mode), nothing)
+  }
+
+  /** `symlinkat(2)`: `path` becomes a symbolic link to `target`. */
+  symlinkat(target: string, path: string): Promise<void> {
+    return this.#call(() => buildTwoPaths('symlink', target, path), nothing)
+  }
+
+  /** `linkat(2)`: `to` becomes a second name of `from`. */
+  linkat(from: string, to: string): Promise<void> {
+    return this.#call(() => buildTwoPaths('link', from, to), nothing)
+  }
+
+  /** `ftruncate(2)` of `fd` to `len` bytes. */
+  ftruncate(fd: number, len: number): Promise<void> {
+    return this.#call(() => buildFtruncate(fd, len), nothing)
   }
 
   /**

@@ -5,6 +5,7 @@ import { constants as osConstants } from 'node:os'
 
 import { binding, hostLoopWatch } from './native'
 import { closedError, errnoError } from './errors'
+import { AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, encodeStatx } from './statx'
 
 export type Implementation = 'uring' | 'linux' | 'thread' | 'js'
 
@@ -31,6 +32,28 @@ export type Req =
   | { op: 'readv' | 'writev'; fd: number; offset: number | bigint; bufs: Uint8Array[]; opts: ReqOptions }
   | { op: 'fsync' | 'fdatasync'; fd: number; opts: ReqOptions }
   | { op: 'poll'; fd: number; events: number; opts: ReqOptions }
+  | PathReq
+
+/**
+ * A path (metadata) op. `path2`: the destination of rename/link, the link made by symlink
+ * (whose target is `path`). `a`: open/statx/unlink flags; `b`: open/mkdir mode, statx mask.
+ * `out`: the struct statx buffer. `len`: ftruncate's length. Unused fields are 0/undefined.
+ */
+export interface PathReq {
+  op: PathOp
+  fd: number
+  path: string
+  path2: string | undefined
+  a: number
+  b: number
+  len: number
+  out: Uint8Array | undefined
+  opts: ReqOptions
+}
+
+/** Path op codes, as the binding's `ctxPath`/`ctxFd` take them (crates/kaio-node/src/lib.rs). */
+export const PATH_OPS = { open: 0, close: 1, statx: 2, unlink: 3, rename: 4, mkdir: 5, symlink: 6, link: 7, ftruncate: 8 } as const
+export type PathOp = keyof typeof PATH_OPS
 
 /** Result codes beyond errno, from kaio-core's `res` module. */
 export const RES_CLOSED = -1_000_001
@@ -51,10 +74,10 @@ export interface Driver {
   close(): Promise<void>
 }
 
-/** Turns a raw result into a value or a node-style error for `syscall`. */
-export function toError(res: number, syscall: string): Error {
+/** Turns a raw result into a value or a node-style error for `syscall` (and its paths). */
+export function toError(res: number, syscall: string, path?: string, dest?: string): Error {
   if (res === RES_CLOSED) return closedError()
-  return errnoError(res, syscall)
+  return errnoError(res, syscall, path, dest)
 }
 
 /** Completions one native call hands over at most. */
@@ -128,6 +151,17 @@ export class NativeDriver implements Driver {
         this.#b.ctxPoll(this.#handle, id, req.fd, req.events, o.priority)
         this.#polls.add(id)
         break
+      case 'close':
+      case 'ftruncate':
+        this.#b.ctxFd(this.#handle, id, PATH_OPS[req.op], req.fd, req.len)
+        break
+      default:
+        try {
+          this.#b.ctxPath(this.#handle, id, PATH_OPS[req.op], req.fd, req.path, req.path2, req.a, req.b, req.out)
+        } catch (e) {
+          this.#free.push(id)
+          throw e
+        }
     }
     this.#settles[id] = settle
     if (this.#pending++ === 0) live.add(this)
@@ -252,6 +286,49 @@ function scatter(from: Uint8Array, bufs: Uint8Array[]): void {
   }
 }
 
+/** A path op through node:fs's callback API (`done(err, res)`). */
+function runPath(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: number) => void): void {
+  const unit = (e: NodeJS.ErrnoException | null): void => done(e, 0)
+  switch (req.op) {
+    case 'open':
+      fs.open(req.path, req.a, req.b, done)
+      break
+    case 'close':
+      fs.close(req.fd, unit)
+      break
+    case 'statx': {
+      const out = req.out!
+      const filled = (e: NodeJS.ErrnoException | null, st?: fs.BigIntStats): void => {
+        if (!e) encodeStatx(st!, out)
+        unit(e)
+      }
+      if (req.a & AT_EMPTY_PATH) fs.fstat(req.fd, { bigint: true }, filled)
+      else if (req.a & AT_SYMLINK_NOFOLLOW) fs.lstat(req.path, { bigint: true }, filled)
+      else fs.stat(req.path, { bigint: true }, filled)
+      break
+    }
+    case 'unlink':
+      if (req.a & AT_REMOVEDIR) fs.rmdir(req.path, unit)
+      else fs.unlink(req.path, unit)
+      break
+    case 'rename':
+      fs.rename(req.path, req.path2!, unit)
+      break
+    case 'mkdir':
+      fs.mkdir(req.path, { mode: req.b }, (e) => unit(e))
+      break
+    case 'symlink':
+      fs.symlink(req.path, req.path2!, unit)
+      break
+    case 'link':
+      fs.link(req.path, req.path2!, unit)
+      break
+    case 'ftruncate':
+      fs.ftruncate(req.fd, req.len, unit)
+      break
+  }
+}
+
 /** The js backend: node:fs's callback API (about half the cost of fs.promises per request). */
 export class JsDriver implements Driver {
   readonly implementation = 'js' as const
@@ -352,6 +429,8 @@ export class JsDriver implements Driver {
       case 'poll':
         queueMicrotask(() => done({ errno: -95 } as NodeJS.ErrnoException))
         break
+      default:
+        runPath(req, done)
     }
   }
 

@@ -1,5 +1,6 @@
 // Errors shaped like node:fs's: `code`, negative `errno`, `syscall`, and the same message form
-// ("EBADF: bad file descriptor, read"). kaio's own conditions use ERR_AIO_* codes.
+// ("EBADF: bad file descriptor, read"; with paths "ENOENT: no such file or directory, rename
+// '/a' -> '/b'"). kaio's own conditions use ERR_AIO_* codes.
 import { getSystemErrorMap, getSystemErrorName, inspect } from 'node:util'
 
 export interface SystemError extends Error {
@@ -7,23 +8,28 @@ export interface SystemError extends Error {
   errno: number
   syscall: string
   path?: string
+  dest?: string
 }
 
 let errorMap: Map<number, [string, string]> | undefined
 
-/** A node:fs-style system error for a negative (or positive) errno. */
-export function errnoError(errno: number, syscall: string, path?: string): SystemError {
+/**
+ * A node:fs-style system error for a negative (or positive) errno; `path` and `dest` (rename,
+ * link, symlink) appear in the message and as properties, as node:fs puts them.
+ */
+export function errnoError(errno: number, syscall: string, path?: string, dest?: string): SystemError {
   const neg = -Math.abs(errno)
   errorMap ??= getSystemErrorMap()
   const known = errorMap.get(neg)
   const code = known?.[0] ?? safeName(neg)
   const desc = known?.[1] ?? 'unknown error'
-  const where = path === undefined ? '' : ` '${path}'`
+  const where = (path === undefined ? '' : ` '${path}'`) + (dest === undefined ? '' : ` -> '${dest}'`)
   const err = new Error(`${code}: ${desc}, ${syscall}${where}`) as SystemError
   err.errno = neg
   err.code = code
   err.syscall = syscall
   if (path !== undefined) err.path = path
+  if (dest !== undefined) err.dest = dest
   Error.captureStackTrace(err, errnoError)
   return err
 }

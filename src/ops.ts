@@ -1,7 +1,10 @@
 // Building requests from user arguments: validation and conversion, shared by the Context
 // methods and the raw `Operation` batch API.
-import type { Req, ReqOptions } from './driver'
-import { invalidArgType, outOfRange } from './errors'
+import { fileURLToPath } from 'node:url'
+
+import type { PathOp, PathReq, Req, ReqOptions } from './driver'
+import { invalidArgType, invalidArgValue, outOfRange } from './errors'
+import { AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, STATX_SIZE } from './statx'
 import { asBytes, isDetached, MAX_LENGTH, toPayload, validateFd, validateInt, validateOffset } from './validate'
 
 /** Options every operation takes as its last argument. */
@@ -14,11 +17,13 @@ export interface OperationOptions {
   priority?: number
 }
 
-/** A validated request, its abort signal and the syscall name its errors carry. */
+/** A validated request, its abort signal, and the syscall name (and paths) its errors carry. */
 export interface Built {
   req: Req
   signal: AbortSignal | undefined
   syscall: string
+  path?: string
+  dest?: string
 }
 
 const MAX_IOVECS = 1024
@@ -146,4 +151,78 @@ export class Operation {
   static poll(fd: number, events: number, options?: OperationOptions): Operation {
     return new Operation(buildPoll(fd, events, options))
   }
+}
+
+/** A path argument: a string or a `file:` URL, without NUL bytes (as node:fs checks). */
+function validatePath(value: unknown, name: string): string {
+  const path = value instanceof URL ? fileURLToPath(value) : value
+  if (typeof path !== 'string') throw invalidArgType(name, 'of type string or an instance of URL', value)
+  if (path.includes('\u0000')) throw invalidArgValue(name, path, 'must be a string or URL without null bytes')
+  return path
+}
+
+const INT32_MIN = -(2 ** 31)
+const INT32_MAX = 2 ** 31 - 1
+const UINT32_MAX = 2 ** 32 - 1
+
+function pathReq(op: PathOp, fields: Partial<Omit<PathReq, 'op' | 'opts'>>): PathReq {
+  return { op, fd: -1, path: '', path2: undefined, a: 0, b: 0, len: 0, out: undefined, ...fields, opts: NO_OPTS }
+}
+
+export function buildOpen(path: unknown, flags: unknown, mode: unknown): Built {
+  const p = validatePath(path, 'path')
+  const a = validateInt(flags, 'flags', INT32_MIN, INT32_MAX)
+  const b = validateInt(mode, 'mode', 0, UINT32_MAX)
+  return { req: pathReq('open', { path: p, a, b }), signal: undefined, syscall: 'open', path: p }
+}
+
+export function buildClose(fd: unknown): Built {
+  return { req: pathReq('close', { fd: validateFd(fd) }), signal: undefined, syscall: 'close' }
+}
+
+export function buildFtruncate(fd: unknown, len: unknown): Built {
+  const f = validateFd(fd)
+  const n = validateInt(len, 'len', 0, Number.MAX_SAFE_INTEGER)
+  return { req: pathReq('ftruncate', { fd: f, len: n }), signal: undefined, syscall: 'ftruncate' }
+}
+
+/**
+ * statx of `path` (`fd` undefined; flags 0 or AT_SYMLINK_NOFOLLOW), or of descriptor `fd`
+ * (AT_EMPTY_PATH, path ''), into `out`: at least STATX_SIZE bytes at an 8-byte aligned
+ * offset, since the kernel writes a struct there.
+ */
+export function buildStatx(fd: unknown, path: unknown, flags: unknown, mask: unknown, out: unknown): Built {
+  const a = validateInt(flags, 'flags', 0, INT32_MAX)
+  const fstat = fd !== undefined
+  if (fstat !== ((a & AT_EMPTY_PATH) !== 0)) throw outOfRange('flags', fstat ? 'AT_EMPTY_PATH for a descriptor' : 'without AT_EMPTY_PATH (use fstatx for a descriptor)', a)
+  const f = fstat ? validateFd(fd) : -1
+  const p = fstat ? '' : validatePath(path, 'path')
+  const b = validateInt(mask, 'mask', 0, UINT32_MAX)
+  const buf = bytesOf(out, 'out')
+  if (buf.byteLength < STATX_SIZE || buf.byteOffset % 8 !== 0) {
+    throw invalidArgValue('out', buf, `must be at least ${STATX_SIZE} bytes at an 8-byte aligned offset`)
+  }
+  const syscall = fstat ? 'fstat' : a & AT_SYMLINK_NOFOLLOW ? 'lstat' : 'stat'
+  return { req: pathReq('statx', { fd: f, path: p, a, b, out: buf }), signal: undefined, syscall, path: fstat ? undefined : p }
+}
+
+export function buildUnlink(path: unknown, flags: unknown): Built {
+  const p = validatePath(path, 'path')
+  const a = validateInt(flags, 'flags', 0, INT32_MAX)
+  if ((a & ~AT_REMOVEDIR) !== 0) throw outOfRange('flags', '0 or AT_REMOVEDIR', a)
+  return { req: pathReq('unlink', { path: p, a }), signal: undefined, syscall: a ? 'rmdir' : 'unlink', path: p }
+}
+
+export function buildMkdir(path: unknown, mode: unknown): Built {
+  const p = validatePath(path, 'path')
+  const b = validateInt(mode, 'mode', 0, UINT32_MAX)
+  return { req: pathReq('mkdir', { path: p, b }), signal: undefined, syscall: 'mkdir', path: p }
+}
+
+/** rename(from, to), link(from, to), symlink(target, path): errors name both, as node:fs's. */
+export function buildTwoPaths(op: 'rename' | 'link' | 'symlink', first: unknown, second: unknown): Built {
+  const [n1, n2] = op === 'symlink' ? ['target', 'path'] : op === 'link' ? ['existingPath', 'newPath'] : ['oldPath', 'newPath']
+  const p = validatePath(first, n1)
+  const d = validatePath(second, n2)
+  return { req: pathReq(op, { path: p, path2: d }), signal: undefined, syscall: op, path: p, dest: d }
 }

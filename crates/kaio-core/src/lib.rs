@@ -13,6 +13,10 @@
 //!   builders), `probe.rs`.
 //! - [`pool`]: the thread pool. The queue and workers, `run.rs` (the blocking call each
 //!   request makes), `probe.rs` (always available).
+//! - Requests are positional transfers (read/write, vectored), syncs, polls, and path
+//!   (metadata) ops: open, close, statx, unlink, rename, mkdir, symlink, link, ftruncate,
+//!   with owned paths ([`Op::is_metadata`]). `io_uring` has opcodes for them; kernel AIO does
+//!   not, so its context sends them to its own pool; the thread pool makes the syscalls.
 //! - Shared by the engines: [`request`] (requests, completions, result codes), [`mailbox`]
 //!   (the completion path to the consumer), `classify` (the descriptor check both kernel
 //!   engines run before a positional request), [`arena`] (the slot table whose keys travel

@@ -5,6 +5,8 @@
 //! has been dropped, which waits for the kernel and the workers). That promise is the
 //! `# Safety` contract of the buffer constructors below.
 
+use std::ffi::CString;
+
 /// Result codes beyond the errno range, for outcomes that are not the kernel's.
 pub mod res {
     /// The backend was closed before the request reached the kernel or a worker.
@@ -30,6 +32,38 @@ pub enum Op {
     Fdsync,
     /// `poll`/`IOCB_CMD_POLL` for the `events` mask; resolves the ready mask.
     Poll { events: u32 },
+    // Path (metadata) ops: no file offset, no descriptor check. Paths are owned (they live
+    // with the request until its completion); relative ones resolve against the current
+    // directory (`AT_FDCWD`).
+    /// `openat(AT_FDCWD, path, flags | O_CLOEXEC, mode)`; resolves the new descriptor.
+    Openat {
+        path: CString,
+        flags: i32,
+        mode: u32,
+    },
+    /// `close(req.fd)`.
+    Close,
+    /// `statx(dirfd, path, flags, mask, buf)`, `dirfd` being `req.fd` with `AT_EMPTY_PATH`
+    /// (fstat) and `AT_FDCWD` otherwise; the kernel fills the struct at `buf` (caller memory,
+    /// as a read buffer: see [`Request::statx`]).
+    Statx {
+        path: CString,
+        flags: i32,
+        mask: u32,
+        buf: *mut crate::sys::Statx,
+    },
+    /// `unlinkat(AT_FDCWD, path, flags)`; `AT_REMOVEDIR` makes it `rmdir`.
+    Unlinkat { path: CString, flags: i32 },
+    /// `renameat(AT_FDCWD, from, AT_FDCWD, to)`.
+    Renameat { from: CString, to: CString },
+    /// `mkdirat(AT_FDCWD, path, mode)`.
+    Mkdirat { path: CString, mode: u32 },
+    /// `symlinkat(target, AT_FDCWD, path)`.
+    Symlinkat { target: CString, path: CString },
+    /// `linkat(AT_FDCWD, from, AT_FDCWD, to, 0)`.
+    Linkat { from: CString, to: CString },
+    /// `ftruncate(req.fd, len)`.
+    Ftruncate { len: i64 },
 }
 
 impl Op {
@@ -44,7 +78,38 @@ impl Op {
             Op::Fsync => "fsync",
             Op::Fdsync => "fdatasync",
             Op::Poll { .. } => "poll",
+            Op::Openat { .. } => "open",
+            Op::Close => "close",
+            Op::Statx { flags, .. } if flags & crate::sys::AT_EMPTY_PATH != 0 => "fstat",
+            Op::Statx { flags, .. } if flags & libc::AT_SYMLINK_NOFOLLOW != 0 => "lstat",
+            Op::Statx { .. } => "stat",
+            Op::Unlinkat { flags, .. } if flags & libc::AT_REMOVEDIR != 0 => "rmdir",
+            Op::Unlinkat { .. } => "unlink",
+            Op::Renameat { .. } => "rename",
+            Op::Mkdirat { .. } => "mkdir",
+            Op::Symlinkat { .. } => "symlink",
+            Op::Linkat { .. } => "link",
+            Op::Ftruncate { .. } => "ftruncate",
         }
+    }
+
+    /// Whether the op is a path or descriptor-table op (open, close, stat, unlink, rename,
+    /// mkdir, symlink, link, ftruncate): no offset, no descriptor check, and kernel AIO has
+    /// no opcode for it.
+    #[must_use]
+    pub fn is_metadata(&self) -> bool {
+        matches!(
+            self,
+            Op::Openat { .. }
+                | Op::Close
+                | Op::Statx { .. }
+                | Op::Unlinkat { .. }
+                | Op::Renameat { .. }
+                | Op::Mkdirat { .. }
+                | Op::Symlinkat { .. }
+                | Op::Linkat { .. }
+                | Op::Ftruncate { .. }
+        )
     }
 
     /// Whether the op moves data at a file offset (and so cannot go to a pipe or socket).
@@ -129,7 +194,34 @@ impl Request {
         Self::new(user, fd, offset, op)
     }
 
-    /// Total bytes the request moves (0 for sync and poll).
+    /// A `statx` of `path` (or, with `AT_EMPTY_PATH`, of descriptor `fd`) into `*buf`.
+    ///
+    /// # Safety
+    /// `buf` must stay valid for writes of `size_of::<sys::Statx>()` bytes, and otherwise
+    /// unused, until this request's completion is delivered or the backend is dropped.
+    #[must_use]
+    pub unsafe fn statx(
+        user: u64,
+        fd: i32,
+        path: CString,
+        flags: i32,
+        mask: u32,
+        buf: *mut crate::sys::Statx,
+    ) -> Self {
+        Self::new(
+            user,
+            fd,
+            0,
+            Op::Statx {
+                path,
+                flags,
+                mask,
+                buf,
+            },
+        )
+    }
+
+    /// Total bytes the request moves (0 for sync, poll and metadata ops).
     #[must_use]
     pub fn len(&self) -> usize {
         match &self.op {

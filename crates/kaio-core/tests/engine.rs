@@ -985,3 +985,310 @@ fn mixed_hot_and_cold_reads_complete_exactly_once() {
         }
     }
 }
+
+// ---- Path (metadata) ops: open, close, statx, unlink, rename, mkdir, symlink, link,
+// ftruncate, on every engine (kernel AIO sends them to its pool; io_uring to its opcodes, or
+// to its pool when forced).
+#[cfg(target_os = "linux")]
+mod path_ops {
+    use super::*;
+
+    /// Every engine, plus an `io_uring` ring whose path ops are forced onto its fallback pool.
+    fn metadata_backends() -> Vec<Maker> {
+        let mut v = backends();
+        if kaio_core::uring::probe().available {
+            v.push(("uring (path ops on the pool)", |n| {
+                let mailbox = Arc::new(Mailbox::with_eventfd().unwrap());
+                let opts = kaio_core::uring::UringOptions {
+                    force_fallback: [
+                        "open",
+                        "close",
+                        "stat",
+                        "unlink",
+                        "rename",
+                        "mkdir",
+                        "symlink",
+                        "link",
+                        "ftruncate",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                    ..Default::default()
+                };
+                Harness {
+                    backend: Backend::uring(n, mailbox.clone(), opts).unwrap(),
+                    loop_fd: mailbox.eventfd(),
+                    mailbox,
+                    signal: Arc::new((Mutex::new(false), Condvar::new())),
+                    done: HashMap::new(),
+                }
+            }));
+        }
+        v
+    }
+
+    fn cpath(p: &std::path::Path) -> std::ffi::CString {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap()
+    }
+
+    /// A zeroed statx buffer.
+    fn statx_buf() -> Box<kaio_core::sys::Statx> {
+        // SAFETY: `struct statx` is plain integers (and reserved space): all zeros is valid.
+        Box::new(unsafe { std::mem::zeroed() })
+    }
+
+    impl Harness {
+        /// Runs one request and returns its result.
+        fn one(&mut self, op: Op, fd: i32) -> i64 {
+            self.run(vec![Request::new(7, fd, 0, op)])[0].res
+        }
+
+        fn statx(
+            &mut self,
+            fd: i32,
+            path: &std::path::Path,
+            flags: i32,
+        ) -> (i64, Box<kaio_core::sys::Statx>) {
+            let mut buf = statx_buf();
+            // SAFETY: `buf` outlives the request: `run` waits for its completion.
+            let req = unsafe {
+                Request::statx(
+                    8,
+                    fd,
+                    cpath(path),
+                    flags,
+                    libc::STATX_BASIC_STATS,
+                    &raw mut *buf,
+                )
+            };
+            let r = self.run(vec![req])[0].res;
+            (r, buf)
+        }
+    }
+
+    fn neg(errno: i32) -> i64 {
+        -i64::from(errno)
+    }
+
+    fn open_op(path: &std::path::Path, flags: i32) -> Op {
+        Op::Openat {
+            path: cpath(path),
+            flags,
+            mode: 0o640,
+        }
+    }
+
+    fn rename_op(from: &std::path::Path, to: &std::path::Path) -> Op {
+        Op::Renameat {
+            from: cpath(from),
+            to: cpath(to),
+        }
+    }
+
+    fn link_op(from: &std::path::Path, to: &std::path::Path) -> Op {
+        Op::Linkat {
+            from: cpath(from),
+            to: cpath(to),
+        }
+    }
+
+    fn unlink_op(path: &std::path::Path, flags: i32) -> Op {
+        Op::Unlinkat {
+            path: cpath(path),
+            flags,
+        }
+    }
+
+    fn symlink_op(target: &str, path: &std::path::Path) -> Op {
+        Op::Symlinkat {
+            target: std::ffi::CString::new(target).unwrap(),
+            path: cpath(path),
+        }
+    }
+
+    /// mkdir, open (close-on-exec), ftruncate, close, with their errors.
+    #[test]
+    fn path_ops_create_and_close() {
+        for (name, make) in metadata_backends() {
+            let mut h = make(8);
+            let dir = tempfile::tempdir().unwrap();
+            let sub = dir.path().join("sub");
+            let mkdir = || Op::Mkdirat {
+                path: cpath(&sub),
+                mode: 0o755,
+            };
+            assert_eq!(h.one(mkdir(), -1), 0, "{name}");
+            assert!(sub.is_dir(), "{name}");
+            assert_eq!(h.one(mkdir(), -1), neg(libc::EEXIST), "{name}");
+            let file = dir.path().join("f");
+            let excl = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR;
+            let fd = h.one(open_op(&file, excl), -1);
+            assert!(fd >= 0, "{name}: open gave {fd}");
+            let fd = fd as i32;
+            // SAFETY: F_GETFD on a descriptor we own.
+            let fdflags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert_eq!(fdflags & libc::FD_CLOEXEC, libc::FD_CLOEXEC, "{name}");
+            assert_eq!(h.one(open_op(&file, excl), -1), neg(libc::EEXIST), "{name}");
+            let missing = dir.path().join("missing");
+            assert_eq!(h.one(open_op(&missing, 0), -1), neg(libc::ENOENT), "{name}");
+            assert_eq!(
+                h.one(open_op(&file.join("x"), 0), -1),
+                neg(libc::ENOTDIR),
+                "{name}"
+            );
+            assert_eq!(
+                h.one(open_op(&sub, libc::O_WRONLY), -1),
+                neg(libc::EISDIR),
+                "{name}"
+            );
+            assert_eq!(h.one(Op::Ftruncate { len: 4097 }, fd), 0, "{name}");
+            assert_eq!(std::fs::metadata(&file).unwrap().len(), 4097, "{name}");
+            assert_eq!(
+                h.one(Op::Ftruncate { len: 1 }, -1),
+                neg(libc::EBADF),
+                "{name}"
+            );
+            assert_eq!(h.one(Op::Close, fd), 0, "{name}");
+            // Not `fd` again: tests run on parallel threads, its number may be reused already.
+            assert_eq!(h.one(Op::Close, -1), neg(libc::EBADF), "{name}");
+            assert_eq!(h.backend.outstanding(), 0, "{name}");
+        }
+    }
+
+    /// stat, fstat and lstat against std's metadata; ENOENT, ENOTDIR.
+    #[test]
+    fn path_ops_stat() {
+        use std::os::unix::fs::MetadataExt;
+        for (name, make) in metadata_backends() {
+            let mut h = make(8);
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("f");
+            std::fs::write(&file, vec![1u8; 4097]).unwrap();
+            let (r, sx) = h.statx(-1, &file, 0);
+            assert_eq!(r, 0, "{name}");
+            let m = std::fs::metadata(&file).unwrap();
+            assert_eq!(sx.stx_ino, m.ino(), "{name}");
+            assert_eq!(sx.stx_size, m.size(), "{name}");
+            assert_eq!(u32::from(sx.stx_mode), m.mode(), "{name}");
+            assert_eq!(u64::from(sx.stx_nlink), m.nlink(), "{name}");
+            assert_eq!(sx.stx_mtime.tv_sec, m.mtime(), "{name}");
+            let opened = std::fs::File::open(&file).unwrap();
+            let (r, fsx) = h.statx(
+                opened.as_raw_fd(),
+                std::path::Path::new(""),
+                libc::AT_EMPTY_PATH,
+            );
+            assert_eq!(
+                (r, fsx.stx_ino, fsx.stx_size),
+                (0, m.ino(), 4097),
+                "{name}: fstat"
+            );
+            let missing = dir.path().join("missing");
+            assert_eq!(h.statx(-1, &missing, 0).0, neg(libc::ENOENT), "{name}");
+            assert_eq!(
+                h.statx(-1, &file.join("x"), 0).0,
+                neg(libc::ENOTDIR),
+                "{name}"
+            );
+            let link = dir.path().join("l");
+            std::os::unix::fs::symlink("f", &link).unwrap();
+            let (r, lsx) = h.statx(-1, &link, libc::AT_SYMLINK_NOFOLLOW);
+            assert_eq!(r, 0, "{name}");
+            assert_eq!(
+                u32::from(lsx.stx_mode) & libc::S_IFMT,
+                libc::S_IFLNK,
+                "{name}"
+            );
+            assert_eq!(
+                h.statx(-1, &link, 0).1.stx_ino,
+                m.ino(),
+                "{name}: stat follows"
+            );
+        }
+    }
+
+    /// symlink, link, rename, unlink and rmdir, with EEXIST, ENOENT, ENOTEMPTY, ENOTDIR, EISDIR.
+    #[test]
+    fn path_ops_names() {
+        use std::os::unix::fs::MetadataExt;
+        for (name, make) in metadata_backends() {
+            let mut h = make(8);
+            let dir = tempfile::tempdir().unwrap();
+            let at = |s: &str| dir.path().join(s);
+            std::fs::write(at("f"), b"data").unwrap();
+            assert_eq!(h.one(symlink_op("f", &at("l")), -1), 0, "{name}");
+            assert_eq!(
+                h.one(symlink_op("f", &at("l")), -1),
+                neg(libc::EEXIST),
+                "{name}"
+            );
+            assert_eq!(
+                std::fs::read_link(at("l")).unwrap(),
+                std::path::Path::new("f")
+            );
+            assert_eq!(h.one(link_op(&at("f"), &at("h")), -1), 0, "{name}");
+            assert_eq!(std::fs::metadata(at("f")).unwrap().nlink(), 2, "{name}");
+            assert_eq!(
+                h.one(link_op(&at("f"), &at("h")), -1),
+                neg(libc::EEXIST),
+                "{name}"
+            );
+            let gone = h.one(link_op(&at("missing"), &at("h3")), -1);
+            assert_eq!(gone, neg(libc::ENOENT), "{name}");
+            assert_eq!(h.one(rename_op(&at("h"), &at("h2")), -1), 0, "{name}");
+            assert!(at("h2").exists() && !at("h").exists(), "{name}");
+            let gone = h.one(rename_op(&at("missing"), &at("h4")), -1);
+            assert_eq!(gone, neg(libc::ENOENT), "{name}");
+            std::fs::create_dir_all(at("sub")).unwrap();
+            std::fs::write(at("sub").join("inner"), b"x").unwrap();
+            std::fs::create_dir(at("empty")).unwrap();
+            let full = h.one(rename_op(&at("empty"), &at("sub")), -1);
+            assert_eq!(full, neg(libc::ENOTEMPTY), "{name}");
+            let rmdir = libc::AT_REMOVEDIR;
+            assert_eq!(
+                h.one(unlink_op(&at("sub"), rmdir), -1),
+                neg(libc::ENOTEMPTY),
+                "{name}"
+            );
+            assert_eq!(
+                h.one(unlink_op(&at("f"), rmdir), -1),
+                neg(libc::ENOTDIR),
+                "{name}"
+            );
+            assert_eq!(
+                h.one(unlink_op(&at("sub"), 0), -1),
+                neg(libc::EISDIR),
+                "{name}"
+            );
+            assert_eq!(
+                h.one(unlink_op(&at("missing"), 0), -1),
+                neg(libc::ENOENT),
+                "{name}"
+            );
+            assert_eq!(h.one(unlink_op(&at("h2"), 0), -1), 0, "{name}");
+            assert!(!at("h2").exists(), "{name}");
+            assert_eq!(h.one(unlink_op(&at("empty"), rmdir), -1), 0, "{name}");
+            assert!(!at("empty").exists(), "{name}");
+            assert_eq!(h.backend.outstanding(), 0, "{name}");
+        }
+    }
+
+    /// Path ops skip the descriptor check: a close or ftruncate on a pipe is not ESPIPE.
+    #[test]
+    fn path_ops_skip_the_descriptor_check() {
+        for (name, make) in metadata_backends() {
+            let mut h = make(4);
+            let mut fds = [0; 2];
+            // SAFETY: `fds` has room for the two descriptors.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            assert_eq!(
+                h.one(Op::Ftruncate { len: 0 }, fds[1]),
+                -i64::from(libc::EINVAL),
+                "{name}"
+            );
+            assert_eq!(h.one(Op::Close, fds[0]), 0, "{name}");
+            assert_eq!(h.one(Op::Close, fds[1]), 0, "{name}");
+        }
+    }
+}

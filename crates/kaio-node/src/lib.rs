@@ -84,7 +84,7 @@ unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
 
 /// A native context: a kernel AIO context or a worker pool, plus how it wakes the JS thread.
 /// The calls made per request or per event-loop turn (`ctxRead`, `ctxWrite`, `ctxVectored`,
-/// `ctxSync`, `ctxPoll`, `ctxFlush`, `ctxDrain`, `ctxSetRef`) are free functions that name the
+/// `ctxSync`, `ctxPoll`, `ctxPath`, `ctxFd`, `ctxFlush`, `ctxDrain`, `ctxSetRef`) are free functions that name the
 /// context by [`handle`](NativeContext::handle) (see [`Hot`]); the rest are methods.
 #[napi]
 pub struct NativeContext {
@@ -805,6 +805,164 @@ pub fn ctx_poll(env: Env, handle: u32, id: u32, fd: i32, events: u32, priority: 
     let mut req = Request::new(u64::from(id), fd, 0, Op::Poll { events });
     options(&mut req, 0, priority);
     push(env, handle, req)
+}
+
+/// Path op codes of [`ctx_path`] and [`ctx_fd`] (the TypeScript driver's `PATH_OPS`).
+const OP_OPEN: u32 = 0;
+const OP_CLOSE: u32 = 1;
+const OP_STATX: u32 = 2;
+const OP_UNLINK: u32 = 3;
+const OP_RENAME: u32 = 4;
+const OP_MKDIR: u32 = 5;
+const OP_SYMLINK: u32 = 6;
+const OP_LINK: u32 = 7;
+const OP_FTRUNCATE: u32 = 8;
+
+/// `ERR_INVALID_ARG_VALUE` for a path the kernel cannot take (thrown; see [`throw_coded`]).
+fn bad_path(env: Env, name: &str) -> Error {
+    throw_coded(
+        env.raw(),
+        "ERR_INVALID_ARG_VALUE",
+        &format!("The argument '{name}' must be a string without null bytes"),
+        None,
+    )
+}
+
+/// A JavaScript string as the owned C string a path op keeps until its completion.
+fn c_path(env: Env, s: String, name: &str) -> Result<std::ffi::CString> {
+    std::ffi::CString::new(s).map_err(|_| bad_path(env, name))
+}
+
+/// Queues path op `op` on context `handle`: `open` (`path`, `a` = flags, `b` = mode),
+/// `statx` (`path`, `a` = `AT_*` flags, `b` = mask, `out` = a view of at least 256 bytes the
+/// kernel fills, pinned until the completion; with `AT_EMPTY_PATH` it describes `fd`),
+/// `unlink` (`path`, `a` = 0 or `AT_REMOVEDIR`), `rename`/`link` (`path` to `path2`), `mkdir`
+/// (`path`, `b` = mode), `symlink` (`path2` becomes a link to the target `path`). A path with
+/// a NUL byte throws `ERR_INVALID_ARG_VALUE`.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn ctx_path(
+    env: Env,
+    handle: u32,
+    id: u32,
+    op: u32,
+    fd: i32,
+    path: String,
+    path2: Option<String>,
+    a: i32,
+    b: u32,
+    out: Option<Unknown<'_>>,
+) -> Result<()> {
+    let path = c_path(env, path, "path")?;
+    let second = |name: &str| -> Result<std::ffi::CString> {
+        c_path(env, path2.clone().unwrap_or_default(), name)
+    };
+    let user = u64::from(id);
+    let req = match op {
+        OP_OPEN => Request::new(
+            user,
+            fd,
+            0,
+            Op::Openat {
+                path,
+                flags: a,
+                mode: b,
+            },
+        ),
+        OP_UNLINK => Request::new(user, fd, 0, Op::Unlinkat { path, flags: a }),
+        OP_RENAME => Request::new(
+            user,
+            fd,
+            0,
+            Op::Renameat {
+                from: path,
+                to: second("dest")?,
+            },
+        ),
+        OP_LINK => Request::new(
+            user,
+            fd,
+            0,
+            Op::Linkat {
+                from: path,
+                to: second("dest")?,
+            },
+        ),
+        OP_MKDIR => Request::new(user, fd, 0, Op::Mkdirat { path, mode: b }),
+        OP_SYMLINK => Request::new(
+            user,
+            fd,
+            0,
+            Op::Symlinkat {
+                target: path,
+                path: second("path")?,
+            },
+        ),
+        OP_STATX => {
+            let bad = || {
+                throw_coded(
+                    env.raw(),
+                    "ERR_INVALID_ARG_VALUE",
+                    "kaio: statx needs a Uint8Array of at least 256 bytes at an 8-byte aligned address",
+                    None,
+                )
+            };
+            let view = out.ok_or_else(bad)?.raw();
+            // SAFETY: a value of this env, converted on its JS thread (refused unless a
+            // Uint8Array).
+            let mut u8a =
+                unsafe { Uint8Array::from_napi_value(env.raw(), view) }.map_err(|_| bad())?;
+            // SAFETY: the address only; the view is pinned below until the completion.
+            let ptr = unsafe { u8a.as_mut().as_mut_ptr() };
+            let size = std::mem::size_of::<kaio_core::sys::Statx>();
+            let align = std::mem::align_of::<kaio_core::sys::Statx>();
+            if u8a.len() < size || !(ptr as usize).is_multiple_of(align) {
+                return Err(bad());
+            }
+            // Large enough and aligned (checked above); only the kernel (or libc's statx)
+            // writes there, and nothing on the Rust side makes a reference to it.
+            #[allow(clippy::cast_ptr_alignment)]
+            let buf = ptr.cast::<kaio_core::sys::Statx>();
+            // SAFETY: `buf` stays valid until the completion: the view is pinned (below) until
+            // its completion leaves native code, and a dropped backend waits for the kernel.
+            let req = unsafe { Request::statx(user, fd, path, a, b, buf) };
+            let hot = hot(handle).ok_or_else(|| closed(env.raw()))?;
+            hot.pin(id, &[view])?;
+            if hot.with(|be| be.push(req)).is_none() {
+                hot.unpin(user);
+                return Err(closed(env.raw()));
+            }
+            return Ok(());
+        }
+        _ => {
+            return Err(throw_coded(
+                env.raw(),
+                "ERR_INVALID_ARG_VALUE",
+                &format!("kaio: unknown path op {op}"),
+                None,
+            ))
+        }
+    };
+    push(env, handle, req)
+}
+
+/// Queues descriptor op `op` on context `handle`: `close` of `fd`, or `ftruncate` of `fd` to
+/// `len` bytes.
+#[napi]
+pub fn ctx_fd(env: Env, handle: u32, id: u32, op: u32, fd: i32, len: i64) -> Result<()> {
+    let op = match op {
+        OP_CLOSE => Op::Close,
+        OP_FTRUNCATE => Op::Ftruncate { len },
+        _ => {
+            return Err(throw_coded(
+                env.raw(),
+                "ERR_INVALID_ARG_VALUE",
+                &format!("kaio: unknown descriptor op {op}"),
+                None,
+            ))
+        }
+    };
+    push(env, handle, Request::new(u64::from(id), fd, 0, op))
 }
 
 /// Keeps the event loop alive (`true`) while context `handle` has requests pending, or lets

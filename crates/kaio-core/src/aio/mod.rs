@@ -37,6 +37,9 @@
 //! Such a request, and one whose filesystem refuses NOWAIT (EOPNOTSUPP) or that read only a
 //! cached prefix, is not finished: it is run again, without NOWAIT, on a [`Pool`] the context
 //! owns, whose completion comes back through the same mailbox. The caller sees one result.
+//! Path ops (open, close, stat, unlink, rename, mkdir, symlink, link, ftruncate), for which
+//! kernel AIO has no opcode, go straight to the same pool at `push` (its workers start them at
+//! the next `flush`); they are not counted in [`AioContext::handed_off`].
 //! Requests in flight together are not ordered among themselves (as with `O_DIRECT` and the
 //! thread backend): a write that went to the pool can land after a later one that did not.
 //!
@@ -328,6 +331,17 @@ impl Engine for AioContext {
             st.ready.push(Completion::new(req.user, res::CLOSED));
             return;
         }
+        if req.op.is_metadata() {
+            // Kernel AIO has no opcode for path ops: they run on the context's pool (never on
+            // the caller's thread), started at the next `flush`.
+            match self.shared.pool() {
+                Some(p) => p.push(req),
+                None => st
+                    .ready
+                    .push(Completion::new(req.user, -i64::from(libc::EAGAIN))),
+            }
+            return;
+        }
         let taken = st.taken;
         if !positional {
             st.queue.push_back((req, true));
@@ -366,7 +380,10 @@ impl Engine for AioContext {
         // Loop-driven: reset the signal before looking at the ring and the mailbox, so that
         // anything finishing after this point signals again.
         self.shared.mailbox.clear_signal();
-        self.submit_and_reap()
+        let mut out = self.submit_and_reap();
+        // Path ops pushed since the last flush go to the pool's workers.
+        self.shared.start_handed_off(&mut out);
+        out
     }
 
     /// What the consumer calls when notified, after resetting the mailbox's eventfd (the

@@ -133,8 +133,9 @@ impl Shared {
         }
     }
 
-    /// The pool, started on first use with [`NOWAIT_POOL_SIZE`] workers.
-    fn pool(&self) -> Option<&Pool> {
+    /// The pool, started on first use with [`NOWAIT_POOL_SIZE`] workers (also the one path
+    /// ops run on).
+    pub(super) fn pool(&self) -> Option<&Pool> {
         self.pool
             .get_or_init(|| Pool::new(NOWAIT_POOL_SIZE, self.mailbox.clone()).ok())
             .as_ref()

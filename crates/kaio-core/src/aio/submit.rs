@@ -207,6 +207,11 @@ pub(super) fn encode(req: &Request, resfd: Option<u32>) -> (Iocb, Option<Box<[li
             iocb.aio_lio_opcode = sys::IOCB_CMD_POLL;
             iocb.aio_buf = u64::from(*events);
             iocb.aio_offset = 0;
+        } // `push` hands path ops to the pool, so none reaches here; were one to, the kernel
+        // would refuse the unknown opcode (EINVAL) rather than run something else.
+        op => {
+            debug_assert!(!op.is_metadata(), "path ops never become iocbs");
+            iocb.aio_lio_opcode = u16::MAX;
         }
     }
     (iocb, iov_out)

@@ -1,5 +1,5 @@
 //! The thread backend: a pool of worker threads doing `pread`/`pwrite`/`preadv2`/`pwritev2`/
-//! `fsync`/`fdatasync`/`poll`, with its own threads (not libuv's), completions handed to the
+//! `fsync`/`fdatasync`/`poll` and the path calls (`openat`, `statx`, `renameat`, ...), with its own threads (not libuv's), completions handed to the
 //! same [`Mailbox`] as the kernel backend.
 //!
 //! Here the queue, the workers and cancellation; `run.rs`, the blocking call each request

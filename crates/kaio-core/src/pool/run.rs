@@ -1,5 +1,5 @@
 //! The blocking calls the pool's workers make, one request at a time: positional reads and
-//! writes, syncs, and a poll that notices cancellation (the kernel AIO engine also runs a
+//! writes, syncs, path (metadata) calls, and a poll that notices cancellation (the kernel AIO engine also runs a
 //! request here, on its own thread, when it has no pool threads).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,6 +60,31 @@ fn run(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
         Op::Fsync => res(sys::fsync(fd).map(|()| 0)),
         Op::Fdsync => res(sys::fdatasync(fd).map(|()| 0)),
         Op::Poll { events } => poll(fd, *events, cancel, stop),
+        Op::Openat { path, flags, mode } => {
+            res(sys::openat(path, *flags, *mode).map(|fd| fd as usize))
+        }
+        Op::Close => res(sys::close(fd).map(|()| 0)),
+        Op::Statx {
+            path,
+            flags,
+            mask,
+            buf,
+        } => {
+            let dirfd = if flags & sys::AT_EMPTY_PATH != 0 {
+                fd
+            } else {
+                libc::AT_FDCWD
+            };
+            // SAFETY: the Request contract (`Request::statx`) keeps `buf` valid and unused
+            // elsewhere while this call runs.
+            res(unsafe { sys::statx(dirfd, path, *flags, *mask, *buf) }.map(|()| 0))
+        }
+        Op::Unlinkat { path, flags } => res(sys::unlinkat(path, *flags).map(|()| 0)),
+        Op::Renameat { from, to } => res(sys::renameat(from, to).map(|()| 0)),
+        Op::Mkdirat { path, mode } => res(sys::mkdirat(path, *mode).map(|()| 0)),
+        Op::Symlinkat { target, path } => res(sys::symlinkat(target, path).map(|()| 0)),
+        Op::Linkat { from, to } => res(sys::linkat(from, to).map(|()| 0)),
+        Op::Ftruncate { len } => res(sys::ftruncate(fd, *len).map(|()| 0)),
     }
 }
 

@@ -1,6 +1,8 @@
-//! Positional I/O, syncs and `poll` on one descriptor: the blocking calls the thread pool
-//! makes. Each returns the count (or events) or the positive errno, as [`super::fd_type`].
+//! Positional I/O, syncs and `poll` on one descriptor, and the path (metadata) calls: the
+//! blocking calls the thread pool makes. Each returns the count (or events, or descriptor) or
+//! the positive errno, as [`super::fd_type`]. Path calls take `AT_FDCWD` as the directory.
 
+use std::ffi::CStr;
 use std::os::fd::RawFd;
 
 /// A `-1`-or-count return as the count or the calling thread's errno.
@@ -144,6 +146,129 @@ pub fn poll_one(fd: RawFd, events: libc::c_short, timeout_ms: i32) -> Result<lib
     Ok(if n == 0 { 0 } else { p.revents })
 }
 
+/// The `struct statx` the kernel fills (`libc::statx`, 256 bytes); a same-sized opaque block
+/// where the platform has no `statx(2)`.
+#[cfg(target_os = "linux")]
+pub type Statx = libc::statx;
+/// The `struct statx` the kernel fills; `statx(2)` is Linux-only, so here an opaque block
+/// of the same size that nothing fills ([`statx`] answers ENOSYS).
+#[cfg(not(target_os = "linux"))]
+#[repr(C, align(8))]
+#[derive(Debug, Clone, Copy)]
+pub struct Statx(pub [u8; 256]);
+
+/// `AT_EMPTY_PATH` (Linux's value; only `statx` takes it, and only Linux has `statx`).
+#[cfg(target_os = "linux")]
+pub const AT_EMPTY_PATH: i32 = libc::AT_EMPTY_PATH;
+/// `AT_EMPTY_PATH` (Linux's value; only `statx` takes it, and only Linux has `statx`).
+#[cfg(not(target_os = "linux"))]
+pub const AT_EMPTY_PATH: i32 = 0x1000;
+
+/// A `-1`-or-descriptor return as the descriptor or the calling thread's errno.
+fn fd_or_errno(r: libc::c_int) -> Result<RawFd, i32> {
+    if r < 0 {
+        Err(super::last_errno())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `openat(AT_FDCWD, path, flags | O_CLOEXEC, mode)`: the new descriptor. Always
+/// close-on-exec, as libuv opens every file.
+pub fn openat(path: &CStr, flags: i32, mode: u32) -> Result<RawFd, i32> {
+    // SAFETY: `path` is a NUL-terminated string that outlives the call; the rest are integers.
+    fd_or_errno(unsafe {
+        libc::openat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    })
+}
+
+/// `close(2)`. On Linux the descriptor is released even when this reports EINTR or EIO.
+pub fn close(fd: RawFd) -> Result<(), i32> {
+    // SAFETY: plain syscall on a descriptor number (the caller owns it).
+    unit(unsafe { libc::close(fd) })
+}
+
+/// `statx(dirfd, path, flags, mask, buf)` (Linux 4.11): fills `*buf`.
+///
+/// # Safety
+/// `buf` must be valid for writes of `size_of::<Statx>()` bytes, and not otherwise used,
+/// for the duration of the call.
+#[cfg(target_os = "linux")]
+pub unsafe fn statx(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: i32,
+    mask: u32,
+    buf: *mut Statx,
+) -> Result<(), i32> {
+    // SAFETY: `path` is NUL-terminated and outlives the call; the caller vouches for `buf`.
+    unit(unsafe { libc::statx(dirfd, path.as_ptr(), flags, mask, buf) })
+}
+
+/// `statx(2)` is Linux-only: ENOSYS.
+///
+/// # Safety
+/// None needed (nothing is written); kept `unsafe` to match the Linux signature.
+#[cfg(not(target_os = "linux"))]
+pub unsafe fn statx(
+    _dirfd: RawFd,
+    _path: &CStr,
+    _flags: i32,
+    _mask: u32,
+    _buf: *mut Statx,
+) -> Result<(), i32> {
+    Err(libc::ENOSYS)
+}
+
+/// `unlinkat(AT_FDCWD, path, flags)` (`AT_REMOVEDIR`: `rmdir`).
+pub fn unlinkat(path: &CStr, flags: i32) -> Result<(), i32> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    unit(unsafe { libc::unlinkat(libc::AT_FDCWD, path.as_ptr(), flags) })
+}
+
+/// `renameat(AT_FDCWD, from, AT_FDCWD, to)`.
+pub fn renameat(from: &CStr, to: &CStr) -> Result<(), i32> {
+    // SAFETY: both paths are NUL-terminated and outlive the call.
+    unit(unsafe { libc::renameat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr()) })
+}
+
+/// `mkdirat(AT_FDCWD, path, mode)`.
+pub fn mkdirat(path: &CStr, mode: u32) -> Result<(), i32> {
+    // SAFETY: `path` is NUL-terminated and outlives the call.
+    unit(unsafe { libc::mkdirat(libc::AT_FDCWD, path.as_ptr(), mode as libc::mode_t) })
+}
+
+/// `symlinkat(target, AT_FDCWD, path)`: `path` becomes a link to `target`.
+pub fn symlinkat(target: &CStr, path: &CStr) -> Result<(), i32> {
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    unit(unsafe { libc::symlinkat(target.as_ptr(), libc::AT_FDCWD, path.as_ptr()) })
+}
+
+/// `linkat(AT_FDCWD, from, AT_FDCWD, to, 0)`.
+pub fn linkat(from: &CStr, to: &CStr) -> Result<(), i32> {
+    // SAFETY: both paths are NUL-terminated and outlive the call.
+    unit(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            0,
+        )
+    })
+}
+
+/// `ftruncate(2)`.
+pub fn ftruncate(fd: RawFd, len: i64) -> Result<(), i32> {
+    // SAFETY: plain syscall on a descriptor number.
+    unit(unsafe { libc::ftruncate(fd, len as libc::off_t) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +306,47 @@ mod tests {
             Err(libc::EBADF)
         );
         assert_eq!(poll_one(fd, libc::POLLIN, 0), Ok(libc::POLLIN));
+    }
+
+    #[test]
+    fn path_calls_and_their_errors() {
+        use std::ffi::CString;
+        let dir = tempfile::tempdir().unwrap();
+        let at = |s: &str| CString::new(dir.path().join(s).to_str().unwrap()).unwrap();
+        let fd = openat(&at("f"), libc::O_CREAT | libc::O_RDWR | libc::O_EXCL, 0o600).unwrap();
+        assert_eq!(
+            openat(&at("f"), libc::O_CREAT | libc::O_EXCL, 0o600),
+            Err(libc::EEXIST)
+        );
+        // SAFETY: F_GETFD on a descriptor we own.
+        assert_ne!(
+            unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC,
+            0
+        );
+        assert_eq!(ftruncate(fd, 100), Ok(()));
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: all-integer struct; zeroes are valid.
+            let mut st: Statx = unsafe { std::mem::zeroed() };
+            // SAFETY: `st` is writable for the call.
+            let r = unsafe { statx(fd, c"", AT_EMPTY_PATH, libc::STATX_SIZE, &raw mut st) };
+            assert_eq!((r, st.stx_size), (Ok(()), 100));
+            // SAFETY: as above.
+            let r = unsafe { statx(libc::AT_FDCWD, &at("nope"), 0, 0, &raw mut st) };
+            assert_eq!(r, Err(libc::ENOENT));
+        }
+        assert_eq!(mkdirat(&at("d"), 0o700), Ok(()));
+        assert_eq!(mkdirat(&at("d"), 0o700), Err(libc::EEXIST));
+        assert_eq!(symlinkat(c"f", &at("l")), Ok(()));
+        assert_eq!(linkat(&at("f"), &at("h")), Ok(()));
+        assert_eq!(linkat(&at("nope"), &at("h2")), Err(libc::ENOENT));
+        assert_eq!(renameat(&at("h"), &at("d/h")), Ok(()));
+        assert_eq!(unlinkat(&at("d"), libc::AT_REMOVEDIR), Err(libc::ENOTEMPTY));
+        assert_eq!(unlinkat(&at("f"), libc::AT_REMOVEDIR), Err(libc::ENOTDIR));
+        assert_eq!(unlinkat(&at("d/h"), 0), Ok(()));
+        assert_eq!(unlinkat(&at("d"), libc::AT_REMOVEDIR), Ok(()));
+        assert_eq!(close(fd), Ok(()));
+        // Not `fd` again: tests run on parallel threads, its number may be reused already.
+        assert_eq!(close(-1), Err(libc::EBADF));
     }
 }

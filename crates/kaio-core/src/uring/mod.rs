@@ -52,11 +52,15 @@
 //! with its real result if it finished first. The kernel can cancel polls, and reads/writes
 //! still waiting (queued in io-wq, or armed on a pipe/socket/poll-driven file); it cannot cancel
 //! a regular-file read or write already issued to the block layer or running in an io-wq
-//! worker, which completes normally.
+//! worker, which completes normally. Path ops that change something (open, close, unlink,
+//! rename, mkdir, symlink, link, ftruncate) are treated like writes: never cancelled once in
+//! the ring (a cancelled open may have made a descriptor nobody closes, a cancelled rename
+//! may have happened anyway); a statx may be.
 //!
 //! # Fallback
 //! Opcodes are probed at setup (`IORING_REGISTER_PROBE`). A request whose opcode the kernel
-//! lacks, or whose CQE answers `-EOPNOTSUPP`, is re-run on a small [`Pool`] owned by the
+//! lacks (`FTRUNCATE` before 6.9, `MKDIRAT`/`SYMLINKAT`/`LINKAT` before 5.15, ...), or whose
+//! CQE answers `-EOPNOTSUPP` (or `-EINVAL`, for a path op), is re-run on a small [`Pool`] owned by the
 //! context (created on first use, same mailbox); only the pool's own result reaches the
 //! caller. Tests force the path with [`UringOptions::force_fallback`] or
 //! `KAIO_URING_FORCE_FALLBACK=readv,poll` (op names as [`crate::Op::syscall`]).
@@ -73,9 +77,11 @@
 //! set the ring was made with, and on a change registers a personality for the current
 //! credentials (`IORING_REGISTER_PERSONALITY`) and names it on every later SQE; if that fails,
 //! requests go to the fallback pool (whose threads share the process's new credentials).
-//! Note that none of this engine's ops re-checks credentials after `open`: permissions are
-//! checked when a descriptor is opened, and a read/write/fsync/poll on an open descriptor
-//! succeeds whoever issues it; the personality matters for ops added later (openat, statx).
+//! Reads, writes, syncs and polls on an open descriptor succeed whoever issues them
+//! (permissions were checked at `open`); the path ops (openat, statx, unlinkat, mkdirat, ...)
+//! are checked against the credentials above, so they too honour a `setuid()` after `new`
+//! (`__test__/credentials.spec.ts` checks open/mkdir/unlink after a drop to nobody, SQPOLL
+//! included).
 //!
 //! # Measured (`examples/uring_vs_aio.rs`, 4 KiB page-cache reads, one thread, 2 shared cores)
 //! Depth 1: 160-270k reads/s against kernel AIO's 110-185k; depth 32: 550-775k against
@@ -89,8 +95,8 @@
 //!
 //! # Memory invariant
 //! A request's buffers belong to the caller until its completion comes out of `flush`,
-//! `collect` or the mailbox; its iovec array (and the whole request) lives in its in-flight
-//! slot until its CQE is reaped. [`Drop`] cancels everything, then waits in `io_uring_enter`
+//! `collect` or the mailbox; its iovec array and path strings (the whole request) live in its
+//! in-flight slot until its CQE is reaped. [`Drop`] cancels everything, then waits in `io_uring_enter`
 //! until every in-flight CQE has been reaped, and only then frees the slots and the ring.
 
 mod probe;
@@ -136,13 +142,14 @@ pub struct UringOptions {
     /// (and burns a core while busy). Off unless set.
     pub sqpoll_idle_ms: Option<u32>,
     /// Ops (by [`crate::Op::syscall`] name: `read`, `write`, `readv`, `writev`, `fsync`,
-    /// `fdatasync`, `poll`) served by the fallback pool as if the kernel lacked their opcode:
+    /// `fdatasync`, `poll`, `open`, `close`, `stat`, `unlink`, `rename`, `mkdir`, `symlink`,
+    /// `link`, `ftruncate`) served by the fallback pool as if the kernel lacked their opcode:
     /// for tests. Merged with `KAIO_URING_FORCE_FALLBACK`.
     pub force_fallback: Vec<String>,
 }
 
 struct Slot {
-    /// The request, kept whole: its iovec array must outlive the CQE, and an `-EOPNOTSUPP`
+    /// The request, kept whole: its iovec array and path strings must outlive the CQE, and an `-EOPNOTSUPP`
     /// answer re-runs it on the pool.
     req: Request,
 }
@@ -257,17 +264,7 @@ fn native_kinds(ring: &IoUring, force: &[String]) -> [bool; KINDS] {
     let mut native = [true; KINDS];
     let mut probe = io_uring::Probe::new();
     if ring.submitter().register_probe(&mut probe).is_ok() {
-        for (i, k) in [
-            Kind::Read,
-            Kind::Write,
-            Kind::Readv,
-            Kind::Writev,
-            Kind::Fsync,
-            Kind::Poll,
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, k) in sqe::ALL.into_iter().enumerate() {
             native[i] = probe.is_supported(k.opcode());
         }
     }
@@ -476,8 +473,9 @@ impl Engine for UringContext {
 
     /// Withdraws request `user`: a queued one is removed and returned as
     /// [`res::CANCELLED`]; an in-flight poll or read gets `IORING_OP_ASYNC_CANCEL` (its CQE
-    /// arrives later with `-ECANCELED` or its real result; see the module docs). An in-flight
-    /// write or sync is left to finish, as on kernel AIO: cancelling an io-wq worker in the
+    /// arrives later with `-ECANCELED` or its real result; see the module docs); so does an
+    /// in-flight statx, which changes nothing. An in-flight write, sync or mutating path op
+    /// (open, close, unlink, rename, mkdir, symlink, link, ftruncate) is left to finish, as on kernel AIO: cancelling an io-wq worker in the
     /// middle of a blocking write can leave it short, a torn write the caller was told was
     /// aborted.
     fn cancel(&self, user: u64) -> Option<Completion> {
@@ -495,7 +493,7 @@ impl Engine for UringContext {
                 .filter(|(_, slot)| {
                     matches!(
                         slot.req.op,
-                        Op::Poll { .. } | Op::Read { .. } | Op::Readv { .. }
+                        Op::Poll { .. } | Op::Read { .. } | Op::Readv { .. } | Op::Statx { .. }
                     )
                 })
                 .map(|(k, _)| k);
@@ -745,7 +743,12 @@ impl Shared {
                     continue;
                 };
                 let r = cqe.result();
-                if r == -libc::EOPNOTSUPP && !stopping {
+                // A path op whose opcode is newer than parts of its SQE (flags a kernel does
+                // not know yet) answers EINVAL where the syscall would work: the pool decides.
+                // Such an answer changed nothing, so re-running a mutating op is safe.
+                let retry =
+                    r == -libc::EOPNOTSUPP || (r == -libc::EINVAL && slot.req.op.is_metadata());
+                if retry && !stopping {
                     to_pool.push(slot.req);
                 } else {
                     out.push(Completion::new(slot.req.user, i64::from(r)));

@@ -2,7 +2,8 @@
 //!
 //! Every pointer in the entry is one the request already holds: caller memory (the Request
 //! contract keeps it valid until the completion) or the request's own iovec array, which stays
-//! in the in-flight slot until the CQE is reaped.
+//! in the in-flight slot until the CQE is reaped. Path ops point at the request's own
+//! `CString`s, which live in the same slot (the request is kept whole until its CQE).
 
 use io_uring::{opcode, squeue, types};
 
@@ -17,10 +18,38 @@ pub(super) enum Kind {
     Writev,
     Fsync,
     Poll,
+    Openat,
+    Close,
+    Statx,
+    Unlinkat,
+    Renameat,
+    Mkdirat,
+    Symlinkat,
+    Linkat,
+    Ftruncate,
 }
 
 /// Number of [`Kind`]s.
-pub(super) const KINDS: usize = 6;
+pub(super) const KINDS: usize = 15;
+
+/// Every [`Kind`], in index order (for the opcode probe).
+pub(super) const ALL: [Kind; KINDS] = [
+    Kind::Read,
+    Kind::Write,
+    Kind::Readv,
+    Kind::Writev,
+    Kind::Fsync,
+    Kind::Poll,
+    Kind::Openat,
+    Kind::Close,
+    Kind::Statx,
+    Kind::Unlinkat,
+    Kind::Renameat,
+    Kind::Mkdirat,
+    Kind::Symlinkat,
+    Kind::Linkat,
+    Kind::Ftruncate,
+];
 
 impl Kind {
     pub(super) fn of(op: &Op) -> Self {
@@ -31,6 +60,15 @@ impl Kind {
             Op::Writev { .. } => Kind::Writev,
             Op::Fsync | Op::Fdsync => Kind::Fsync,
             Op::Poll { .. } => Kind::Poll,
+            Op::Openat { .. } => Kind::Openat,
+            Op::Close => Kind::Close,
+            Op::Statx { .. } => Kind::Statx,
+            Op::Unlinkat { .. } => Kind::Unlinkat,
+            Op::Renameat { .. } => Kind::Renameat,
+            Op::Mkdirat { .. } => Kind::Mkdirat,
+            Op::Symlinkat { .. } => Kind::Symlinkat,
+            Op::Linkat { .. } => Kind::Linkat,
+            Op::Ftruncate { .. } => Kind::Ftruncate,
         }
     }
 
@@ -43,6 +81,15 @@ impl Kind {
             Kind::Writev => opcode::Writev::CODE,
             Kind::Fsync => opcode::Fsync::CODE,
             Kind::Poll => opcode::PollAdd::CODE,
+            Kind::Openat => opcode::OpenAt::CODE,
+            Kind::Close => opcode::Close::CODE,
+            Kind::Statx => opcode::Statx::CODE,
+            Kind::Unlinkat => opcode::UnlinkAt::CODE,
+            Kind::Renameat => opcode::RenameAt::CODE,
+            Kind::Mkdirat => opcode::MkDirAt::CODE,
+            Kind::Symlinkat => opcode::SymlinkAt::CODE,
+            Kind::Linkat => opcode::LinkAt::CODE,
+            Kind::Ftruncate => opcode::Ftruncate::CODE,
         }
     }
 
@@ -55,6 +102,15 @@ impl Kind {
             "writev" => Kind::Writev,
             "fsync" | "fdatasync" => Kind::Fsync,
             "poll" => Kind::Poll,
+            "open" => Kind::Openat,
+            "close" => Kind::Close,
+            "stat" | "lstat" | "fstat" => Kind::Statx,
+            "unlink" | "rmdir" => Kind::Unlinkat,
+            "rename" => Kind::Renameat,
+            "mkdir" => Kind::Mkdirat,
+            "symlink" => Kind::Symlinkat,
+            "link" => Kind::Linkat,
+            "ftruncate" => Kind::Ftruncate,
             _ => return None,
         })
     }
@@ -65,6 +121,9 @@ impl Kind {
 fn len32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
+
+/// The directory path ops resolve against.
+const CWD: types::Fd = types::Fd(libc::AT_FDCWD);
 
 /// The entry for `req` with `user_data`. `offset` is used as is: the caller has refused
 /// negative offsets (`io_uring` reads -1 as "the file position").
@@ -101,6 +160,45 @@ pub(super) fn build(req: &Request, user_data: u64) -> squeue::Entry {
             .flags(types::FsyncFlags::DATASYNC)
             .build(),
         Op::Poll { events } => opcode::PollAdd::new(fd, *events).build(),
+        Op::Openat { path, flags, mode } => opcode::OpenAt::new(CWD, path.as_ptr())
+            .flags(flags | libc::O_CLOEXEC)
+            .mode(*mode)
+            .build(),
+        Op::Close => opcode::Close::new(fd).build(),
+        Op::Statx {
+            path,
+            flags,
+            mask,
+            buf,
+        } => {
+            // fstat names the descriptor itself (with an empty path).
+            let dirfd = if flags & crate::sys::AT_EMPTY_PATH != 0 {
+                fd
+            } else {
+                CWD
+            };
+            // `types::statx` is the crate's opaque stand-in for `struct statx`.
+            opcode::Statx::new(dirfd, path.as_ptr(), buf.cast::<types::statx>())
+                .flags(*flags)
+                .mask(*mask)
+                .build()
+        }
+        Op::Unlinkat { path, flags } => opcode::UnlinkAt::new(CWD, path.as_ptr())
+            .flags(*flags)
+            .build(),
+        Op::Renameat { from, to } => {
+            opcode::RenameAt::new(CWD, from.as_ptr(), CWD, to.as_ptr()).build()
+        }
+        Op::Mkdirat { path, mode } => opcode::MkDirAt::new(CWD, path.as_ptr()).mode(*mode).build(),
+        Op::Symlinkat { target, path } => {
+            opcode::SymlinkAt::new(CWD, target.as_ptr(), path.as_ptr()).build()
+        }
+        Op::Linkat { from, to } => {
+            opcode::LinkAt::new(CWD, from.as_ptr(), CWD, to.as_ptr()).build()
+        }
+        // A negative length reaches the kernel as a huge one, which it refuses (EINVAL), as
+        // ftruncate(2) refuses a negative one.
+        Op::Ftruncate { len } => opcode::Ftruncate::new(fd, *len as u64).build(),
     };
     e.user_data(user_data)
 }
@@ -122,7 +220,34 @@ mod tests {
         ] {
             assert_eq!(Kind::from_name(op.syscall()), Some(Kind::of(&op)));
         }
-        assert_eq!(Kind::from_name("stat"), None);
+        for (i, k) in ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
+        let path = || std::ffi::CString::new("p").unwrap();
+        for (op, name) in [
+            (Op::Close, "close"),
+            (
+                Op::Statx {
+                    path: path(),
+                    flags: libc::AT_SYMLINK_NOFOLLOW,
+                    mask: 0,
+                    buf: std::ptr::null_mut(),
+                },
+                "lstat",
+            ),
+            (
+                Op::Unlinkat {
+                    path: path(),
+                    flags: libc::AT_REMOVEDIR,
+                },
+                "rmdir",
+            ),
+            (Op::Ftruncate { len: 0 }, "ftruncate"),
+        ] {
+            assert_eq!(op.syscall(), name);
+            assert_eq!(Kind::from_name(name), Some(Kind::of(&op)));
+        }
+        assert_eq!(Kind::from_name("chmod"), None);
         assert_eq!(len32(usize::MAX), u32::MAX);
     }
 
