@@ -33,7 +33,7 @@ const RDEV_MINOR = 132
 const DEV_MAJOR = 136
 const DEV_MINOR = 140
 
-/** The fields of node's fs.Stats, as numbers, plus the nanosecond times of fs.BigIntStats. */
+/** The fields of node's fs.Stats, as numbers. */
 export interface StatxNumbers {
   dev: number
   mode: number
@@ -49,14 +49,15 @@ export interface StatxNumbers {
   mtimeMs: number
   ctimeMs: number
   birthtimeMs: number
+}
+
+/** The fields of node's fs.BigIntStats: StatxNumbers' as bigints, plus the nanosecond times. */
+export type StatxBigInts = { [K in keyof StatxNumbers]: bigint } & {
   atimeNs: bigint
   mtimeNs: bigint
   ctimeNs: bigint
   birthtimeNs: bigint
 }
-
-/** The same fields as bigints (fs.BigIntStats: `*Ms` are whole milliseconds). */
-export type StatxBigInts = { [K in keyof StatxNumbers]: bigint }
 
 /** glibc's `makedev`: what libuv (and so node:fs) reports as `dev`/`rdev`. */
 function makedev(major: number, minor: number): bigint {
@@ -80,9 +81,20 @@ function timeNs(v: DataView, at: number): bigint {
   return v.getBigInt64(at, true) * 1_000_000_000n + BigInt(v.getUint32(at + 8, true))
 }
 
+/** A little-endian u64 as the nearest double (what Number(bigint) gives, without the bigint). */
+function u64(v: DataView, at: number): number {
+  return v.getUint32(at + 4, true) * 2 ** 32 + v.getUint32(at, true)
+}
+
 /** node:fs's milliseconds from a timespec: `sec * 1e3 + nsec / 1e6`. */
 function timeMs(v: DataView, at: number): number {
-  return Number(v.getBigInt64(at, true)) * 1e3 + v.getUint32(at + 8, true) / 1e6
+  const sec = v.getInt32(at + 4, true) * 2 ** 32 + v.getUint32(at, true)
+  return sec * 1e3 + v.getUint32(at + 8, true) / 1e6
+}
+
+/** makedev as a double (exact for every major below 2^21). */
+function makedevNumber(major: number, minor: number): number {
+  return (major & 0xfff) * 2 ** 8 + Math.floor(major / 2 ** 12) * 2 ** 44 + (minor & 0xff) + Math.floor(minor / 2 ** 8) * 2 ** 20
 }
 
 /**
@@ -94,22 +106,20 @@ export function decodeStatx(out: Uint8Array, bigint: true): StatxBigInts
 export function decodeStatx(out: Uint8Array, bigint = false): StatxNumbers | StatxBigInts {
   if (out.byteLength < STATX_SIZE) throw new RangeError(`decodeStatx needs ${STATX_SIZE} bytes, got ${out.byteLength}`)
   const v = view(out)
-  const ns = {
-    atimeNs: timeNs(v, ATIME),
-    mtimeNs: timeNs(v, MTIME),
-    ctimeNs: timeNs(v, CTIME),
-    birthtimeNs: timeNs(v, BTIME),
-  }
-  const dev = makedev(v.getUint32(DEV_MAJOR, true), v.getUint32(DEV_MINOR, true))
-  const rdev = makedev(v.getUint32(RDEV_MAJOR, true), v.getUint32(RDEV_MINOR, true))
   if (bigint) {
+    const ns = {
+      atimeNs: timeNs(v, ATIME),
+      mtimeNs: timeNs(v, MTIME),
+      ctimeNs: timeNs(v, CTIME),
+      birthtimeNs: timeNs(v, BTIME),
+    }
     return {
-      dev,
+      dev: makedev(v.getUint32(DEV_MAJOR, true), v.getUint32(DEV_MINOR, true)),
       mode: BigInt(v.getUint16(MODE, true)),
       nlink: BigInt(v.getUint32(NLINK, true)),
       uid: BigInt(v.getUint32(UID, true)),
       gid: BigInt(v.getUint32(GID, true)),
-      rdev,
+      rdev: makedev(v.getUint32(RDEV_MAJOR, true), v.getUint32(RDEV_MINOR, true)),
       blksize: BigInt(v.getUint32(BLKSIZE, true)),
       ino: v.getBigUint64(INO, true),
       size: v.getBigUint64(SIZE, true),
@@ -121,22 +131,22 @@ export function decodeStatx(out: Uint8Array, bigint = false): StatxNumbers | Sta
       ...ns,
     }
   }
+  // No bigints on this path: it serves every stat kaio answers (a few µs each).
   return {
-    dev: Number(dev),
+    dev: makedevNumber(v.getUint32(DEV_MAJOR, true), v.getUint32(DEV_MINOR, true)),
     mode: v.getUint16(MODE, true),
     nlink: v.getUint32(NLINK, true),
     uid: v.getUint32(UID, true),
     gid: v.getUint32(GID, true),
-    rdev: Number(rdev),
+    rdev: makedevNumber(v.getUint32(RDEV_MAJOR, true), v.getUint32(RDEV_MINOR, true)),
     blksize: v.getUint32(BLKSIZE, true),
-    ino: Number(v.getBigUint64(INO, true)),
-    size: Number(v.getBigUint64(SIZE, true)),
-    blocks: Number(v.getBigUint64(BLOCKS, true)),
+    ino: u64(v, INO),
+    size: u64(v, SIZE),
+    blocks: u64(v, BLOCKS),
     atimeMs: timeMs(v, ATIME),
     mtimeMs: timeMs(v, MTIME),
     ctimeMs: timeMs(v, CTIME),
     birthtimeMs: timeMs(v, BTIME),
-    ...ns,
   }
 }
 

@@ -7,8 +7,9 @@ import * as fs from 'node:fs'
 
 import { errnoError } from '../errors'
 import { binding } from '../native'
+import { decodeStatx, STATX_SIZE } from '../statx'
+import type { StatxNumbers } from '../statx'
 
-const { S_IFMT, S_IFREG } = fs.constants
 const ENOSYS = 38
 const EPERM = 1
 const EINVAL = 22
@@ -68,7 +69,8 @@ export function turn(): Promise<void> | undefined {
   return new Promise<void>((resolve) => setImmediate(resolve))
 }
 
-const fields = new Float64Array(18)
+/** The struct statx the fast path's stats land in (read at once, so one serves every call). */
+const raw = new Uint8Array(STATX_SIZE)
 
 // Node 22 and later give Stats lazy date getters on the prototype and deprecate the
 // constructor (DEP0180); Node 20's constructor sets the dates itself. Either way the object
@@ -76,35 +78,26 @@ const fields = new Float64Array(18)
 const lazyDates = Object.getOwnPropertyDescriptor(fs.Stats.prototype, 'atime')?.get !== undefined
 type StatsCtor = new (...fields: number[]) => fs.Stats
 
-/** node's msFromTimeSpec. */
-function ms(sec: number, nsec: number): number {
-  return sec * 1e3 + nsec / 1e6
-}
-
-/** node:fs's Stats from the 18 fields of its stat binding (node's getStatsFromBinding). */
-export function statsFromFields(f: Float64Array): fs.Stats {
-  const atimeMs = ms(f[10]!, f[11]!)
-  const mtimeMs = ms(f[12]!, f[13]!)
-  const ctimeMs = ms(f[14]!, f[15]!)
-  const birthtimeMs = ms(f[16]!, f[17]!)
+/** node:fs's Stats from its fields (node's getStatsFromBinding, on any Node version). */
+export function toStats(n: StatxNumbers): fs.Stats {
   if (!lazyDates) {
-    return new (fs.Stats as unknown as StatsCtor)(f[0]!, f[1]!, f[2]!, f[3]!, f[4]!, f[5]!, f[6]!, f[7]!, f[8]!, f[9]!, atimeMs, mtimeMs, ctimeMs, birthtimeMs)
+    return new (fs.Stats as unknown as StatsCtor)(n.dev, n.mode, n.nlink, n.uid, n.gid, n.rdev, n.blksize, n.ino, n.size, n.blocks, n.atimeMs, n.mtimeMs, n.ctimeMs, n.birthtimeMs)
   }
   const s = Object.create(fs.Stats.prototype) as Record<string, number>
-  s.dev = f[0]!
-  s.mode = f[1]!
-  s.nlink = f[2]!
-  s.uid = f[3]!
-  s.gid = f[4]!
-  s.rdev = f[5]!
-  s.blksize = f[6]!
-  s.ino = f[7]!
-  s.size = f[8]!
-  s.blocks = f[9]!
-  s.atimeMs = atimeMs
-  s.mtimeMs = mtimeMs
-  s.ctimeMs = ctimeMs
-  s.birthtimeMs = birthtimeMs
+  s.dev = n.dev
+  s.mode = n.mode
+  s.nlink = n.nlink
+  s.uid = n.uid
+  s.gid = n.gid
+  s.rdev = n.rdev
+  s.blksize = n.blksize
+  s.ino = n.ino
+  s.size = n.size
+  s.blocks = n.blocks
+  s.atimeMs = n.atimeMs
+  s.mtimeMs = n.mtimeMs
+  s.ctimeMs = n.ctimeMs
+  s.birthtimeMs = n.birthtimeMs
   return s as unknown as fs.Stats
 }
 
@@ -114,8 +107,8 @@ export function statsFromFields(f: Float64Array): fs.Stats {
  */
 export function cachedStat(path: string, follow: boolean): fs.Stats | undefined {
   if (native === null) return undefined
-  const r = native.cachedStat(path, follow, fields)
-  if (r === 0) return statsFromFields(fields)
+  const r = native.cachedStat(path, follow, raw)
+  if (r === 0) return toStats(decodeStatx(raw))
   if (REPORTED.has(-r)) throw errnoError(r, follow ? 'stat' : 'lstat', path)
   refused(-r)
   return undefined
@@ -124,14 +117,14 @@ export function cachedStat(path: string, follow: boolean): fs.Stats | undefined 
 /** `fstat` of a descriptor on a local file system (an in-memory inode): its Stats or `undefined`. */
 export function cachedFstat(fd: number): fs.Stats | undefined {
   if (native === null) return undefined
-  return native.cachedFstat(fd, fields) === 0 ? statsFromFields(fields) : undefined
+  return native.cachedFstat(fd, raw) === 0 ? toStats(decodeStatx(raw)) : undefined
 }
 
-/** A regular file opened from the caches: its descriptor and Stats, a thrown error, or `undefined`. */
-export function cachedOpen(path: string, flags: number): { fd: number; stats: Float64Array } | undefined {
+/** A regular file opened from the caches: its descriptor, a thrown error, or `undefined`. */
+export function cachedOpen(path: string, flags: number): number | undefined {
   if (native === null) return undefined
-  const r = native.cachedOpen(path, flags, fields)
-  if (r >= 0) return { fd: r, stats: fields }
+  const r = native.cachedOpen(path, flags)
+  if (r >= 0) return r
   if (REPORTED.has(-r) || -r === 21 /* EISDIR */) throw errnoError(r, 'open', path)
   // EINVAL and EPERM are an open's own answers here (O_DIRECT, O_NOATIME): node:fs reports them.
   if (-r === ENOSYS) native = null
@@ -141,11 +134,6 @@ export function cachedOpen(path: string, flags: number): { fd: number; stats: Fl
 /** Closes a read-only regular file the fast path opened (nothing to write back, so no wait). */
 export function cachedClose(fd: number): void {
   native?.cachedClose(fd)
-}
-
-/** Whether `fields` (from cachedOpen) describe a regular file. */
-export function isRegular(f: Float64Array): boolean {
-  return (f[1]! & S_IFMT) === S_IFREG
 }
 
 /**

@@ -861,10 +861,10 @@ const closeCached = (fd: number): Promise<void> => {
  */
 function openCached(path: unknown, flags: unknown, mode: unknown, ctx: Context, append: boolean): FileHandle | undefined {
   if (typeof path !== 'string' || typeof flags !== 'number' || !plainMode(mode)) return undefined
-  const got = cachedOpen(path, flags)
-  if (got === undefined) return undefined
+  const fd = cachedOpen(path, flags)
+  if (fd === undefined) return undefined
   const readOnly = (flags & O_ACCMODE) === O_RDONLY
-  return new FileHandle(got.fd, ctx, false, append ? 'kernel' : 'none', false, readOnly ? { close: closeCached } : {})
+  return new FileHandle(fd, ctx, false, append ? 'kernel' : 'none', false, readOnly ? { close: closeCached } : {})
 }
 
 async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Context, direct: boolean, append: boolean): Promise<FileHandle> {

@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::ptr;
 
 use kaio_core::sys::cached;
-use napi::bindgen_prelude::{BufferSlice, Either, Float64ArraySlice, FromNapiValue};
+use napi::bindgen_prelude::{BufferSlice, Either, FromNapiValue, Uint8ArraySlice};
 use napi::{Env, Result};
 use napi_derive::napi;
 
@@ -17,45 +17,50 @@ fn c_path(path: String) -> Option<CString> {
     CString::new(path).ok()
 }
 
-/// The view as node's 18 stat fields, if it is long enough.
-fn fields<'a>(out: &'a mut Float64ArraySlice<'_>) -> Option<&'a mut cached::StatFields> {
+/// Copies `st` into `out` (at least the 256 bytes of a `struct statx`, any alignment).
+fn put(st: &libc::statx, mut out: Uint8ArraySlice<'_>) -> i32 {
     // SAFETY: the view is borrowed for this call only, on the JS thread; nothing else writes it.
-    let all = unsafe { out.as_mut() };
-    all.get_mut(..18).and_then(|s| s.try_into().ok())
-}
-
-/// `stat` (`follow`) or `lstat` of `path` into `out` (node's 18 fields): 0 or `-errno`.
-#[napi]
-pub fn cached_stat(path: String, follow: bool, mut out: Float64ArraySlice<'_>) -> i32 {
-    let (Some(p), Some(f)) = (c_path(path), fields(&mut out)) else {
+    let dst = unsafe { out.as_mut() };
+    let size = std::mem::size_of::<libc::statx>();
+    let Some(dst) = dst.get_mut(..size) else {
         return AGAIN;
     };
-    match cached::stat(&p, follow, f) {
-        Ok(()) => 0,
+    // SAFETY: `st` is `size` initialised bytes (a plain C struct); `dst` is `size` bytes.
+    dst.copy_from_slice(unsafe { std::slice::from_raw_parts((&raw const *st).cast::<u8>(), size) });
+    0
+}
+
+/// `stat` (`follow`) or `lstat` of `path` into `out` (a `struct statx`): 0 or `-errno`.
+#[napi]
+pub fn cached_stat(path: String, follow: bool, out: Uint8ArraySlice<'_>) -> i32 {
+    let Some(p) = c_path(path) else {
+        return AGAIN;
+    };
+    let mut st = cached::empty_statx();
+    match cached::stat(&p, follow, &mut st) {
+        Ok(()) => put(&st, out),
         Err(e) => -e,
     }
 }
 
-/// `fstat` of `fd` into `out` if it is on a local file system: 0 or `-errno`.
+/// `fstat` of `fd` into `out` (a `struct statx`) if it is on a local file system: 0 or `-errno`.
 #[napi]
-pub fn cached_fstat(fd: i32, mut out: Float64ArraySlice<'_>) -> i32 {
-    let Some(f) = fields(&mut out) else {
-        return AGAIN;
-    };
-    match cached::fstatx(fd, f) {
-        Ok(()) => 0,
+pub fn cached_fstat(fd: i32, out: Uint8ArraySlice<'_>) -> i32 {
+    let mut st = cached::empty_statx();
+    match cached::fstatx(fd, &mut st) {
+        Ok(()) => put(&st, out),
         Err(e) => -e,
     }
 }
 
-/// Opens the regular file `path` with `flags` and fills `out` with its stat: the descriptor or
-/// `-errno`.
+/// Opens the regular file `path` with `flags`: the descriptor or `-errno`.
 #[napi]
-pub fn cached_open(path: String, flags: i32, mut out: Float64ArraySlice<'_>) -> i32 {
-    let (Some(p), Some(f)) = (c_path(path), fields(&mut out)) else {
+pub fn cached_open(path: String, flags: i32) -> i32 {
+    let Some(p) = c_path(path) else {
         return AGAIN;
     };
-    cached::open(&p, flags, f).unwrap_or_else(|e| -e)
+    let mut st = cached::empty_statx();
+    cached::open(&p, flags, &mut st).unwrap_or_else(|e| -e)
 }
 
 /// Closes `fd` on this thread (for read-only regular files the fast path opened: their close
@@ -78,12 +83,12 @@ pub fn cached_read_file(
     let Some(p) = c_path(path) else {
         return Ok(Either::B(AGAIN));
     };
-    let mut st = [0.0; 18];
+    let mut st = cached::empty_statx();
     let fd = match cached::open_to_read(&p, flags, &mut st) {
         Ok(fd) => fd,
         Err(e) => return Ok(Either::B(-e)),
     };
-    let size = st[8] as usize;
+    let size = usize::try_from(st.stx_size).unwrap_or(usize::MAX);
     if size == 0 || size > max as usize {
         cached::close(fd);
         return Ok(Either::B(AGAIN));

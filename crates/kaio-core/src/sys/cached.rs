@@ -36,11 +36,6 @@ pub const WOULD_BLOCK: i32 = libc::EAGAIN;
 /// `statx(2)`'s mask for what `stat(2)` returns plus the birth time, as libuv asks.
 pub const STATX_MASK: u32 = 0xfff;
 
-/// The 18 numbers node:fs's stat binding returns, in its order: dev, mode, nlink, uid, gid,
-/// rdev, blksize, ino, size, blocks, then seconds and nanoseconds of atime, mtime, ctime and
-/// birthtime.
-pub type StatFields = [f64; 18];
-
 /// `openat2(AT_FDCWD, path, { flags, mode, resolve })`.
 fn openat2(path: &CStr, flags: i32, mode: u32, resolve: u64) -> Result<RawFd, i32> {
     // SAFETY: all-zero is a valid open_how (plain integers; libc marks it non-exhaustive).
@@ -66,35 +61,37 @@ fn openat2(path: &CStr, flags: i32, mode: u32, resolve: u64) -> Result<RawFd, i3
     }
 }
 
-/// `close(2)`, its result ignored: on Linux the descriptor is gone whatever it returns.
+/// `close(2)`, its result ignored: on Linux the descriptor is gone whatever it returns, and
+/// a descriptor opened read-only has nothing to write back.
 pub fn close(fd: RawFd) {
-    // SAFETY: closes a descriptor this module opened (or the caller owns).
-    unsafe { libc::close(fd) };
+    let _ = super::close(fd);
 }
 
-/// `statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC)` into node's field order, if `fd` is on a
-/// local file system (else `WOULD_BLOCK`).
-pub fn fstatx(fd: RawFd, out: &mut StatFields) -> Result<(), i32> {
-    // SAFETY: all-zero is a valid statx (plain integers).
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: the empty path is NUL-terminated; `st` is valid for writes during the call.
-    let r = unsafe {
-        libc::statx(
+/// `statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC)` into `out`, if `fd` is on a local file
+/// system (else `WOULD_BLOCK`).
+pub fn fstatx(fd: RawFd, out: &mut libc::statx) -> Result<(), i32> {
+    // SAFETY: `out` is a valid, exclusive statx for the call.
+    unsafe {
+        super::statx(
             fd,
-            c"".as_ptr(),
+            c"",
             libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
             STATX_MASK,
-            &raw mut st,
+            out,
         )
-    };
-    if r < 0 {
-        return Err(last_errno());
+    }?;
+    if is_local(makedev(out.stx_dev_major, out.stx_dev_minor)) {
+        Ok(())
+    } else {
+        Err(WOULD_BLOCK)
     }
-    if !is_local(makedev(st.stx_dev_major, st.stx_dev_minor)) {
-        return Err(WOULD_BLOCK);
-    }
-    fill(&st, out);
-    Ok(())
+}
+
+/// An all-zero statx, for [`fstatx`] and the rest to fill.
+#[must_use]
+pub fn empty_statx() -> libc::statx {
+    // SAFETY: all-zero is a valid statx (plain integers).
+    unsafe { std::mem::zeroed() }
 }
 
 /// File system types whose calls may wait for something other than the local disk.
@@ -189,44 +186,12 @@ fn makedev(major: u32, minor: u32) -> u64 {
         | (minor & 0xff)
 }
 
-/// A statx as libuv turns it into `uv_stat_t`, then node into its 18 doubles.
-#[allow(clippy::cast_precision_loss)] // as node: a Float64Array
-fn fill(st: &libc::statx, out: &mut StatFields) {
-    let t = |t: &libc::statx_timestamp| (t.tv_sec as f64, f64::from(t.tv_nsec));
-    let times = [
-        t(&st.stx_atime),
-        t(&st.stx_mtime),
-        t(&st.stx_ctime),
-        t(&st.stx_btime),
-    ];
-    *out = [
-        makedev(st.stx_dev_major, st.stx_dev_minor) as f64,
-        f64::from(st.stx_mode),
-        f64::from(st.stx_nlink),
-        f64::from(st.stx_uid),
-        f64::from(st.stx_gid),
-        makedev(st.stx_rdev_major, st.stx_rdev_minor) as f64,
-        f64::from(st.stx_blksize),
-        st.stx_ino as f64,
-        st.stx_size as f64,
-        st.stx_blocks as f64,
-        times[0].0,
-        times[0].1,
-        times[1].0,
-        times[1].1,
-        times[2].0,
-        times[2].1,
-        times[3].0,
-        times[3].1,
-    ];
-}
-
-fn is_regular(fields: &StatFields) -> bool {
-    (fields[1] as u32) & libc::S_IFMT == libc::S_IFREG
+fn is_regular(st: &libc::statx) -> bool {
+    u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFREG
 }
 
 /// `stat` (or `lstat`, `follow = false`) of `path` if its lookup is cached.
-pub fn stat(path: &CStr, follow: bool, out: &mut StatFields) -> Result<(), i32> {
+pub fn stat(path: &CStr, follow: bool, out: &mut libc::statx) -> Result<(), i32> {
     let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
     let fd = openat2(
         path,
@@ -247,23 +212,23 @@ const STATUS: i32 =
 
 /// Opens a regular file with `flags` (plus `O_CLOEXEC`, as libuv) if its lookup is cached;
 /// fills `out` with its stat. Anything but a regular file is closed again: `WOULD_BLOCK`.
-pub fn open(path: &CStr, flags: i32, out: &mut StatFields) -> Result<RawFd, i32> {
+pub fn open(path: &CStr, flags: i32, out: &mut libc::statx) -> Result<RawFd, i32> {
     open_regular(path, flags, out, flags & libc::O_NONBLOCK == 0)
 }
 
 /// [`open`] for a descriptor closed again after [`read_all_cached`]: `O_NONBLOCK` stays set
 /// (a regular file's reads ignore it), which saves the `fcntl`.
-pub fn open_to_read(path: &CStr, flags: i32, out: &mut StatFields) -> Result<RawFd, i32> {
+pub fn open_to_read(path: &CStr, flags: i32, out: &mut libc::statx) -> Result<RawFd, i32> {
     open_regular(path, flags, out, false)
 }
 
-fn open_regular(path: &CStr, flags: i32, out: &mut StatFields, clear: bool) -> Result<RawFd, i32> {
+fn open_regular(path: &CStr, flags: i32, out: &mut libc::statx, clear: bool) -> Result<RawFd, i32> {
     if flags & WRITING != 0 {
         return Err(WOULD_BLOCK);
     }
     if any_remote() {
         // Find the file's device before any `->open`: a remote one would wait for its server.
-        let mut probe = [0.0; 18];
+        let mut probe = empty_statx();
         stat(path, flags & libc::O_NOFOLLOW == 0, &mut probe)?;
     }
     let fd = openat2(
@@ -317,7 +282,6 @@ pub unsafe fn read_all_cached(fd: RawFd, buf: *mut u8, len: usize) -> Result<(),
 }
 
 #[cfg(test)]
-#[allow(clippy::float_cmp, clippy::cast_precision_loss)] // exact integers in f64, as node's
 mod tests {
     use super::*;
     use std::ffi::CString;
@@ -345,15 +309,15 @@ mod tests {
             .write_all(b"hello")
             .unwrap();
         let _ = std::fs::metadata(&f).unwrap(); // the lookup is cached now
-        let mut out = [0.0; 18];
+        let mut out = empty_statx();
         stat(&c(&f), true, &mut out).unwrap();
         let m = std::fs::metadata(&f).unwrap();
-        assert_eq!(out[0], m.dev() as f64);
-        assert_eq!(out[1], f64::from(m.mode()));
-        assert_eq!(out[7], m.ino() as f64);
-        assert_eq!(out[8], 5.0);
-        assert_eq!(out[12], m.mtime() as f64);
-        assert_eq!(out[13], m.mtime_nsec() as f64);
+        assert_eq!(makedev(out.stx_dev_major, out.stx_dev_minor), m.dev());
+        assert_eq!(u32::from(out.stx_mode), m.mode());
+        assert_eq!(out.stx_ino, m.ino());
+        assert_eq!(out.stx_size, 5);
+        assert_eq!(out.stx_mtime.tv_sec, m.mtime());
+        assert_eq!(i64::from(out.stx_mtime.tv_nsec), m.mtime_nsec());
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -365,14 +329,14 @@ mod tests {
         let l = d.join("l");
         std::os::unix::fs::symlink(&f, &l).unwrap();
         let _ = std::fs::symlink_metadata(&l).unwrap();
-        let mut out = [0.0; 18];
+        let mut out = empty_statx();
         stat(&c(&l), false, &mut out).unwrap();
-        assert_eq!((out[1] as u32) & libc::S_IFMT, libc::S_IFLNK);
+        assert_eq!(u32::from(out.stx_mode) & libc::S_IFMT, libc::S_IFLNK);
         // Following it needs the link's body; once read, that is cached too.
         let _ = std::fs::read_link(&l).unwrap();
         let _ = std::fs::metadata(&l).unwrap();
         stat(&c(&l), true, &mut out).unwrap();
-        assert_eq!((out[1] as u32) & libc::S_IFMT, libc::S_IFREG);
+        assert_eq!(u32::from(out.stx_mode) & libc::S_IFMT, libc::S_IFREG);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -381,7 +345,7 @@ mod tests {
         let d = tmp("missing");
         let f = d.join("nope");
         let _ = std::fs::metadata(&f); // a negative dentry
-        let mut out = [0.0; 18];
+        let mut out = empty_statx();
         assert_eq!(stat(&c(&f), true, &mut out), Err(libc::ENOENT));
         assert_eq!(
             open(&c(&f), libc::O_RDONLY | libc::O_CREAT, &mut out),
@@ -400,7 +364,7 @@ mod tests {
         let f = d.join("a");
         std::fs::write(&f, b"0123456789").unwrap();
         let _ = std::fs::read(&f).unwrap();
-        let mut out = [0.0; 18];
+        let mut out = empty_statx();
         let fd = open(&c(&f), libc::O_RDONLY, &mut out).unwrap();
         // O_NONBLOCK was cleared again.
         // SAFETY: F_GETFL on an open descriptor.
@@ -439,7 +403,7 @@ mod tests {
         file.sync_all().unwrap();
         // SAFETY: advice on an open descriptor; written back above, so the pages can go.
         unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        let mut out = [0.0; 18];
+        let mut out = empty_statx();
         let fd = open(&c(&f), libc::O_RDONLY, &mut out).unwrap();
         let mut buf = vec![0u8; 1 << 20];
         // SAFETY: `buf` is ours and 1 MiB long.
