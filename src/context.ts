@@ -1,6 +1,8 @@
 // The public `Context`: caio's API with node:fs's errors. Validates, picks a driver, turns raw
 // completions into values or errors.
-import { JsDriver, NativeDriver, RES_CANCELLED, RES_CLOSED, toError } from './driver'
+import { constants as fsConstants } from 'node:fs'
+
+import { JsDriver, NativeDriver, RES_CANCELLED, RES_CLOSED, toError, WRITE_FILE_STEPS } from './driver'
 import type { CompletionPath, Driver, Implementation } from './driver'
 import { AbortError, closedError, codedError, errnoError, invalidArgType, unavailableError } from './errors'
 import type { SystemError } from './errors'
@@ -19,6 +21,7 @@ import {
   buildUnlink,
   buildVectored,
   buildWrite,
+  buildWriteFile,
   Operation,
 } from './ops'
 import type { Built, OperationOptions } from './ops'
@@ -325,6 +328,32 @@ export class Context {
   /** `linkat(2)`: `to` becomes a second name of `from`. */
   linkat(from: string, to: string): Promise<void> {
     return this.#call(() => buildTwoPaths('link', from, to), nothing)
+  }
+
+  /**
+   * A whole file in one request, on a worker thread on every backend (each step may wait on
+   * the disk): opens `path` with `options.flags` (default O_WRONLY|O_CREAT|O_TRUNC) and
+   * `options.mode` (default 0o666, less the umask), writes all of `data` from the file
+   * position, fsyncs when `options.flush`, closes; resolves the bytes written. An error names
+   * the step that failed (`syscall` open, write, fsync or close; `path` for open's), and the
+   * descriptor is closed whatever happened. `options.signal` withdraws it before it starts.
+   */
+  writeFile(path: string, data: string | ArrayBufferView, options: { flags?: number; mode?: number; flush?: boolean; signal?: AbortSignal } = {}): Promise<number> {
+    const { O_WRONLY, O_CREAT, O_TRUNC } = fsConstants
+    const { flags = O_WRONLY | O_CREAT | O_TRUNC, mode = 0o666, flush = false, signal } = options
+    let built: Built
+    try {
+      if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArgType('options.signal', 'an instance of AbortSignal', signal)
+      built = buildWriteFile(path, data, flags, mode, flush, signal)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const p = built.path
+    return this.#run(built, (res, res2) => [res, res2] as const, true).then(([res, res2]) => {
+      if (res >= 0) return res
+      const step = WRITE_FILE_STEPS[res2] || 'open'
+      throw toError(res, step, step === 'open' ? p : undefined)
+    })
   }
 
   /** `ftruncate(2)` of `fd` to `len` bytes. */

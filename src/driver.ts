@@ -52,7 +52,10 @@ export interface PathReq {
 }
 
 /** Path op codes, as the binding's `ctxPath`/`ctxFd` take them (crates/kaio-node/src/lib.rs). */
-export const PATH_OPS = { open: 0, close: 1, statx: 2, unlink: 3, rename: 4, mkdir: 5, symlink: 6, link: 7, ftruncate: 8 } as const
+export const PATH_OPS = { open: 0, close: 1, statx: 2, unlink: 3, rename: 4, mkdir: 5, symlink: 6, link: 7, ftruncate: 8, writefile: 9 } as const
+
+/** The steps of a whole-file write, as its failed completion names them in `res2` (kaio-core's `write_file`). */
+export const WRITE_FILE_STEPS = ['', 'open', 'write', 'fsync', 'close'] as const
 export type PathOp = keyof typeof PATH_OPS
 
 /** Result codes beyond errno, from kaio-core's `res` module. */
@@ -154,6 +157,14 @@ export class NativeDriver implements Driver {
       case 'close':
       case 'ftruncate':
         this.#b.ctxFd(this.#handle, id, PATH_OPS[req.op], req.fd, req.len)
+        break
+      case 'writefile':
+        try {
+          this.#b.ctxWriteFile(this.#handle, id, req.path, req.a, req.b, req.out, req.len === 1)
+        } catch (e) {
+          this.#free.push(id)
+          throw e
+        }
         break
       default:
         try {
@@ -287,7 +298,23 @@ function scatter(from: Uint8Array, bufs: Uint8Array[]): void {
 }
 
 /** A path op through node:fs's callback API (`done(err, res)`). */
-function runPath(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: number) => void): void {
+/** A whole-file write with node:fs's callbacks: `done(err, bytes, step)` as the native engines answer. */
+function writeWhole(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: number, step?: number) => void): void {
+  const data = req.out!
+  fs.open(req.path, req.a, req.b, (err, fd) => {
+    if (err) return done(err, 0, 1)
+    const fail = (e: NodeJS.ErrnoException, step: number): void => fs.close(fd, () => done(e, 0, step))
+    const finish = (): void => fs.close(fd, (e) => (e ? done(e, 0, 4) : done(null, data.byteLength)))
+    const sync = (): void => (req.len === 1 ? fs.fsync(fd, (e) => (e ? fail(e, 3) : finish())) : finish())
+    const write = (at: number): void => {
+      if (at >= data.byteLength) return sync()
+      fs.write(fd, data, at, data.byteLength - at, null, (e, n) => (e ? fail(e, 2) : write(at + n)))
+    }
+    write(0)
+  })
+}
+
+function runPath(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: number, step?: number) => void): void {
   const unit = (e: NodeJS.ErrnoException | null): void => done(e, 0)
   switch (req.op) {
     case 'open':
@@ -326,6 +353,9 @@ function runPath(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: num
     case 'ftruncate':
       fs.ftruncate(req.fd, req.len, unit)
       break
+    case 'writefile':
+      writeWhole(req, done)
+      break
   }
 }
 
@@ -363,13 +393,16 @@ export class JsDriver implements Driver {
 
   #run(req: Req, settle: Settle): void {
     this.#running++
-    const done = (err: NodeJS.ErrnoException | null, n?: number): void => {
+    // `step`: a whole-file write's failed step (res2). Node's read/write callbacks pass their
+    // buffer third, so they get `done`, which drops it.
+    const settleStep = (err: NodeJS.ErrnoException | null, n?: number, step?: number): void => {
       this.#running--
-      settle(err ? errnoOf(err) : (n ?? 0), 0)
+      settle(err ? errnoOf(err) : (n ?? 0), err ? (step ?? 0) : 0)
       const next = this.#queue.shift()
       if (next) this.#run(next.req, next.settle)
       else if (this.#running === 0 && this.#onIdle) this.#onIdle()
     }
+    const done = (err: NodeJS.ErrnoException | null, n?: number): void => settleStep(err, n)
     if (req.opts.flags !== 0 || req.opts.priority !== -1) {
       // node:fs has no preadv2/pwritev2 and no I/O priorities: refuse rather than ignore.
       queueMicrotask(() => done({ errno: -95 } as NodeJS.ErrnoException))
@@ -430,7 +463,7 @@ export class JsDriver implements Driver {
         queueMicrotask(() => done({ errno: -95 } as NodeJS.ErrnoException))
         break
       default:
-        runPath(req, done)
+        runPath(req, settleStep)
     }
   }
 

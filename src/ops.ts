@@ -219,6 +219,19 @@ export function buildMkdir(path: unknown, mode: unknown): Built {
   return { req: pathReq('mkdir', { path: p, b }), signal: undefined, syscall: 'mkdir', path: p }
 }
 
+/**
+ * A whole-file write (open `path` with `flags` and `mode`, write all of `data`, fsync when
+ * `sync`, close) as one request on a worker; `data` travels in `out`, `sync` in `len`.
+ */
+export function buildWriteFile(path: unknown, data: unknown, flags: unknown, mode: unknown, sync: unknown, signal?: AbortSignal): Built {
+  const p = validatePath(path, 'path')
+  const buf = checkView(toPayload(attached(data, 'data')), 'data')
+  const a = validateInt(flags, 'flags', INT32_MIN, INT32_MAX)
+  const b = validateInt(mode, 'mode', 0, UINT32_MAX)
+  if (typeof sync !== 'boolean') throw invalidArgType('sync', 'of type boolean', sync)
+  return { req: pathReq('writefile', { path: p, a, b, out: buf, len: sync ? 1 : 0 }), signal, syscall: 'open', path: p }
+}
+
 /** rename(from, to), link(from, to), symlink(target, path): errors name both, as node:fs's. */
 export function buildTwoPaths(op: 'rename' | 'link' | 'symlink', first: unknown, second: unknown): Built {
   const [n1, n2] = op === 'symlink' ? ['target', 'path'] : op === 'link' ? ['existingPath', 'newPath'] : ['oldPath', 'newPath']

@@ -27,6 +27,7 @@ import {
   getOptions,
   IO_MAX_LENGTH,
   NODE_MAJOR,
+  plainMode,
   positionOrNull,
   readPosition,
   validateAbortSignal,
@@ -842,11 +843,6 @@ export async function handleFor(fd: number, ctx: Context, append: boolean, setup
   }
   const io = stream ? new FsIO(calls, fd) : undefined
   return new FileHandle(fd, ctx, false, append ? 'kernel' : 'none', false, { ...setup, ...(io ? { io } : {}) })
-}
-
-/** A mode node's parseFileMode takes as it is (anything else goes to node:fs, which checks it). */
-function plainMode(mode: unknown): boolean {
-  return typeof mode === 'number' && Number.isInteger(mode) && mode >= 0 && mode <= 0xffffffff
 }
 
 /** Closes a fast-path descriptor (see `openCached`). */

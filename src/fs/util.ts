@@ -25,6 +25,11 @@ export const MAX_USER_ID = 2 ** 32 - 1
 export type PathLike = string | Buffer | URL
 
 /** The flags strings of node:fs (`stringToFlags`); `undefined` when not recognised. */
+/** A mode node's parseFileMode takes as it is (anything else goes to node:fs, which checks it). */
+export function plainMode(mode: unknown): boolean {
+  return typeof mode === 'number' && Number.isInteger(mode) && mode >= 0 && mode <= 0xffffffff
+}
+
 export function flagsToNumber(flags: unknown): number | undefined {
   if (typeof flags === 'number') return Number.isInteger(flags) && flags >= -(2 ** 31) && flags < 2 ** 31 ? flags : undefined
   if (flags === null || flags === undefined) return O_RDONLY

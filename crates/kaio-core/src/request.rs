@@ -7,6 +7,14 @@
 
 use std::ffi::CString;
 
+/// Which step of an [`Op::WriteFile`] failed, in its completion's `res2`.
+pub mod write_file {
+    pub const OPEN: i64 = 1;
+    pub const WRITE: i64 = 2;
+    pub const FSYNC: i64 = 3;
+    pub const CLOSE: i64 = 4;
+}
+
 /// Result codes beyond the errno range, for outcomes that are not the kernel's.
 pub mod res {
     /// The backend was closed before the request reached the kernel or a worker.
@@ -64,6 +72,19 @@ pub enum Op {
     Linkat { from: CString, to: CString },
     /// `ftruncate(req.fd, len)`.
     Ftruncate { len: i64 },
+    /// A whole `writeFile` in one request, on a worker thread on every engine (its steps can
+    /// all wait on the disk, and `close` of a rewritten file starts its writeback): `openat`
+    /// `path` with `flags | O_CLOEXEC` and `mode`, `write(2)` all `len` bytes at `buf` from
+    /// the file position (short writes continued), `fsync` when `sync`, `close`. Resolves the
+    /// bytes written; a failure is `-errno` with the failed step in `res2` ([`write_file`]).
+    WriteFile {
+        path: CString,
+        flags: i32,
+        mode: u32,
+        buf: *const u8,
+        len: usize,
+        sync: bool,
+    },
 }
 
 impl Op {
@@ -78,7 +99,8 @@ impl Op {
             Op::Fsync => "fsync",
             Op::Fdsync => "fdatasync",
             Op::Poll { .. } => "poll",
-            Op::Openat { .. } => "open",
+            // A whole-file write's first step (`res2` names the step that failed).
+            Op::Openat { .. } | Op::WriteFile { .. } => "open",
             Op::Close => "close",
             Op::Statx { flags, .. } if flags & crate::sys::AT_EMPTY_PATH != 0 => "fstat",
             Op::Statx { flags, .. } if flags & libc::AT_SYMLINK_NOFOLLOW != 0 => "lstat",
@@ -109,6 +131,7 @@ impl Op {
                 | Op::Symlinkat { .. }
                 | Op::Linkat { .. }
                 | Op::Ftruncate { .. }
+                | Op::WriteFile { .. }
         )
     }
 
@@ -217,6 +240,36 @@ impl Request {
                 flags,
                 mask,
                 buf,
+            },
+        )
+    }
+
+    /// A whole-file write (see [`Op::WriteFile`]).
+    ///
+    /// # Safety
+    /// `buf..buf+len` must stay valid and readable until this request's completion is
+    /// delivered or the backend is dropped.
+    #[must_use]
+    pub unsafe fn write_file(
+        user: u64,
+        path: CString,
+        flags: i32,
+        mode: u32,
+        data: (*const u8, usize),
+        sync: bool,
+    ) -> Self {
+        let (buf, len) = data;
+        Self::new(
+            user,
+            -1,
+            0,
+            Op::WriteFile {
+                path,
+                flags,
+                mode,
+                buf,
+                len,
+                sync,
             },
         )
     }

@@ -1156,6 +1156,65 @@ mod path_ops {
         }
     }
 
+    /// A whole-file write on every engine: created, replaced, appended, synced; each failed
+    /// step named in `res2`.
+    #[test]
+    fn whole_file_writes() {
+        use kaio_core::request::write_file;
+        for (name, make) in metadata_backends() {
+            let mut h = make(8);
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("f");
+            let mut write = |path: &std::path::Path, flags: i32, data: &[u8], sync: bool| {
+                // SAFETY: `data` outlives the request: `run` waits for its completion.
+                let req = unsafe {
+                    Request::write_file(
+                        9,
+                        cpath(path),
+                        flags,
+                        0o600,
+                        (data.as_ptr(), data.len()),
+                        sync,
+                    )
+                };
+                let c = h.run(vec![req])[0];
+                (c.res, c.res2)
+            };
+            let w = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+            let big = vec![7u8; 3 << 20];
+            assert_eq!(write(&file, w, &big, false), (3 << 20, 0), "{name}");
+            assert_eq!(std::fs::read(&file).unwrap(), big, "{name}");
+            assert_eq!(write(&file, w, b"short", true), (5, 0), "{name}");
+            let a = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND;
+            assert_eq!(write(&file, a, b"+more", false), (5, 0), "{name}");
+            assert_eq!(std::fs::read(&file).unwrap(), b"short+more", "{name}");
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&file).unwrap().permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+            assert_eq!(write(&file, w, b"", false), (0, 0), "{name}");
+            assert_eq!(std::fs::metadata(&file).unwrap().len(), 0, "{name}");
+            let missing = dir.path().join("no/f");
+            assert_eq!(
+                write(&missing, w, b"x", false),
+                (neg(libc::ENOENT), write_file::OPEN),
+                "{name}"
+            );
+            // Opened read-only: the write step fails, and the file is closed again.
+            assert_eq!(
+                write(&file, libc::O_RDONLY, b"x", false),
+                (neg(libc::EBADF), write_file::WRITE),
+                "{name}"
+            );
+            assert_eq!(
+                write(dir.path(), libc::O_WRONLY, b"x", false),
+                (neg(libc::EISDIR), write_file::OPEN),
+                "{name}"
+            );
+            assert_eq!(h.backend.outstanding(), 0, "{name}");
+        }
+    }
+
     /// stat, fstat and lstat against std's metadata; ENOENT, ENOTDIR.
     #[test]
     fn path_ops_stat() {

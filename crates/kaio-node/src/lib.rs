@@ -946,6 +946,47 @@ pub fn ctx_path(
     push(env, handle, req)
 }
 
+/// Queues a whole-file write on context `handle` (`Op::WriteFile`): `path` opened with `flags`
+/// and `mode`, all of `data` written, fsynced if `sync`, closed; on a worker on every engine.
+/// `data` is pinned until the completion.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn ctx_write_file(
+    env: Env,
+    handle: u32,
+    id: u32,
+    path: String,
+    flags: i32,
+    mode: u32,
+    data: Unknown<'_>,
+    sync: bool,
+) -> Result<()> {
+    let path = c_path(env, path, "path")?;
+    let view = data.raw();
+    // SAFETY: a value of this env, converted on its JS thread (refused unless a Uint8Array).
+    let mut u8a = unsafe { Uint8Array::from_napi_value(env.raw(), view) }.map_err(|_| {
+        throw_coded(
+            env.raw(),
+            "ERR_INVALID_ARG_TYPE",
+            "kaio: bad arguments to a native call",
+            None,
+        )
+    })?;
+    // SAFETY: the address only; the view is pinned below until the completion.
+    let ptr = unsafe { u8a.as_mut().as_mut_ptr() }.cast_const();
+    let hot = hot(handle).ok_or_else(|| closed(env.raw()))?;
+    // SAFETY: the view is pinned (a reference held by the binding) until its completion, and
+    // a dropped backend waits for its workers.
+    let req =
+        unsafe { Request::write_file(u64::from(id), path, flags, mode, (ptr, u8a.len()), sync) };
+    hot.pin(id, &[view])?;
+    if hot.with(|b| b.push(req)).is_none() {
+        hot.unpin(u64::from(id));
+        return Err(closed(env.raw()));
+    }
+    Ok(())
+}
+
 /// Queues descriptor op `op` on context `handle`: `close` of `fd`, or `ftruncate` of `fd` to
 /// `len` bytes.
 #[napi]

@@ -118,10 +118,7 @@ impl Shared {
         } else {
             // No pool threads: run it here, blocking, as it would have without NOWAIT.
             let never = AtomicBool::new(false);
-            out.push(Completion::new(
-                req.user,
-                pool::execute(&req, &never, &never),
-            ));
+            out.push(pool::execute(&req, &never, &never));
         }
     }
 

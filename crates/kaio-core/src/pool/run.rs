@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::request::{Op, Request};
+use crate::request::{write_file, Completion, Op, Request};
 use crate::sys;
 
 /// How often a blocked `poll` looks for cancellation or shutdown, in milliseconds.
@@ -18,9 +18,29 @@ fn res(r: Result<usize, i32>) -> i64 {
     }
 }
 
-/// Runs one request on this thread; returns bytes, the ready mask, or `-errno`.
+/// Runs one request on this thread; its completion: bytes, the ready mask, or `-errno`.
 #[must_use]
-pub fn execute(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
+pub fn execute(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> Completion {
+    if let Op::WriteFile {
+        path,
+        flags,
+        mode,
+        buf,
+        len,
+        sync,
+    } = &req.op
+    {
+        let (res, res2) = whole_write(path, *flags, *mode, (*buf, *len), *sync);
+        return Completion {
+            user: req.user,
+            res,
+            res2,
+        };
+    }
+    Completion::new(req.user, execute_one(req, cancel, stop))
+}
+
+fn execute_one(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
     if req.rw_flags & !sys::RWF_SUPPORTED != 0 {
         return -i64::from(libc::EOPNOTSUPP);
     }
@@ -85,6 +105,48 @@ fn run(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
         Op::Symlinkat { target, path } => res(sys::symlinkat(target, path).map(|()| 0)),
         Op::Linkat { from, to } => res(sys::linkat(from, to).map(|()| 0)),
         Op::Ftruncate { len } => res(sys::ftruncate(fd, *len).map(|()| 0)),
+        Op::WriteFile { .. } => unreachable!("execute runs whole writes itself"),
+    }
+}
+
+/// [`Op::WriteFile`]: `(bytes, 0)`, or `(-errno, step)` for the step that failed. After a
+/// failed write or fsync the descriptor is still closed (its own error then ignored, as
+/// node's writeFile does).
+fn whole_write(
+    path: &std::ffi::CStr,
+    flags: i32,
+    mode: u32,
+    data: (*const u8, usize),
+    sync: bool,
+) -> (i64, i64) {
+    let fail = |errno: i32, step: i64| (-i64::from(errno), step);
+    let fd = match sys::openat(path, flags, mode) {
+        Ok(fd) => fd,
+        Err(e) => return fail(e, write_file::OPEN),
+    };
+    let (buf, len) = data;
+    let mut done = 0;
+    while done < len {
+        // SAFETY: the Request contract (`Request::write_file`) keeps `buf..buf+len` valid and
+        // readable while this call runs.
+        match unsafe { sys::write(fd, buf.add(done), len - done) } {
+            Ok(n) => done += n,
+            Err(libc::EINTR) => {}
+            Err(e) => {
+                let _ = sys::close(fd);
+                return fail(e, write_file::WRITE);
+            }
+        }
+    }
+    if sync {
+        if let Err(e) = sys::fsync(fd) {
+            let _ = sys::close(fd);
+            return fail(e, write_file::FSYNC);
+        }
+    }
+    match sys::close(fd) {
+        Ok(()) => (done as i64, 0),
+        Err(e) => fail(e, write_file::CLOSE),
     }
 }
 

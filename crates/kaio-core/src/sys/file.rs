@@ -269,6 +269,15 @@ pub fn ftruncate(fd: RawFd, len: i64) -> Result<(), i32> {
     unit(unsafe { libc::ftruncate(fd, len as libc::off_t) })
 }
 
+/// `write(2)` at the file position: up to `len` bytes from `buf`; the bytes written.
+///
+/// # Safety
+/// `buf..buf+len` must be valid for reads for the duration of the call.
+pub unsafe fn write(fd: RawFd, buf: *const u8, len: usize) -> Result<usize, i32> {
+    // SAFETY: the caller vouches for the buffer; the rest are integers.
+    count(unsafe { libc::write(fd, buf.cast(), len) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,7 +126,7 @@ use sqe::{Kind, KINDS};
 /// below the capacity).
 const CANCEL_TAG: u64 = u64::MAX;
 /// Workers of the fallback pool.
-const FALLBACK_POOL_SIZE: u32 = 2;
+const FALLBACK_POOL_SIZE: u32 = 4;
 /// Submit/reap rounds one `collect` (or a completion-thread wake-up) runs before leaving the
 /// rest of the queue to the next signal.
 const ROUNDS: usize = 4;
@@ -263,10 +263,11 @@ fn open_ring(
 fn native_kinds(ring: &IoUring, force: &[String]) -> [bool; KINDS] {
     let mut native = [true; KINDS];
     let mut probe = io_uring::Probe::new();
-    if ring.submitter().register_probe(&mut probe).is_ok() {
-        for (i, k) in sqe::ALL.into_iter().enumerate() {
-            native[i] = probe.is_supported(k.opcode());
-        }
+    let probed = ring.submitter().register_probe(&mut probe).is_ok();
+    for (i, k) in sqe::ALL.into_iter().enumerate() {
+        native[i] = k
+            .opcode()
+            .is_some_and(|op| !probed || probe.is_supported(op));
     }
     let env = std::env::var(FORCE_FALLBACK_ENV).unwrap_or_default();
     for name in force.iter().map(String::as_str).chain(env.split(',')) {

@@ -27,10 +27,12 @@ pub(super) enum Kind {
     Symlinkat,
     Linkat,
     Ftruncate,
+    /// No opcode: a whole-file write always runs on the fallback pool (see `Op::WriteFile`).
+    WriteFile,
 }
 
 /// Number of [`Kind`]s.
-pub(super) const KINDS: usize = 15;
+pub(super) const KINDS: usize = 16;
 
 /// Every [`Kind`], in index order (for the opcode probe).
 pub(super) const ALL: [Kind; KINDS] = [
@@ -49,6 +51,7 @@ pub(super) const ALL: [Kind; KINDS] = [
     Kind::Symlinkat,
     Kind::Linkat,
     Kind::Ftruncate,
+    Kind::WriteFile,
 ];
 
 impl Kind {
@@ -69,12 +72,14 @@ impl Kind {
             Op::Symlinkat { .. } => Kind::Symlinkat,
             Op::Linkat { .. } => Kind::Linkat,
             Op::Ftruncate { .. } => Kind::Ftruncate,
+            Op::WriteFile { .. } => Kind::WriteFile,
         }
     }
 
-    /// The `io_uring` opcode (`IORING_OP_*`) serving this kind.
-    pub(super) fn opcode(self) -> u8 {
-        match self {
+    /// The `io_uring` opcode (`IORING_OP_*`) serving this kind; `None` for a kind only the
+    /// fallback pool runs.
+    pub(super) fn opcode(self) -> Option<u8> {
+        Some(match self {
             Kind::Read => opcode::Read::CODE,
             Kind::Write => opcode::Write::CODE,
             Kind::Readv => opcode::Readv::CODE,
@@ -90,7 +95,8 @@ impl Kind {
             Kind::Symlinkat => opcode::SymlinkAt::CODE,
             Kind::Linkat => opcode::LinkAt::CODE,
             Kind::Ftruncate => opcode::Ftruncate::CODE,
-        }
+            Kind::WriteFile => return None,
+        })
     }
 
     /// The kind whose `Op::syscall` name is `name` (for forced fallbacks).
@@ -199,6 +205,7 @@ pub(super) fn build(req: &Request, user_data: u64) -> squeue::Entry {
         // A negative length reaches the kernel as a huge one, which it refuses (EINVAL), as
         // ftruncate(2) refuses a negative one.
         Op::Ftruncate { len } => opcode::Ftruncate::new(fd, *len as u64).build(),
+        Op::WriteFile { .. } => unreachable!("a whole-file write never reaches the ring"),
     };
     e.user_data(user_data)
 }
