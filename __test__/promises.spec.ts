@@ -15,7 +15,7 @@ import * as kaio from '../index'
 import { runFixture } from './fixtures/common'
 import type { DiffResult } from './fixtures/promises-diff'
 
-const KAIO_NAMES = ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile', 'stat', 'lstat']
+const KAIO_NAMES = ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile', 'stat', 'lstat', 'unlink', 'rmdir', 'rename', 'mkdir', 'symlink', 'link', 'truncate']
 
 test('kaio/promises has exactly the export names of node:fs/promises, with the same typeof', (t) => {
   const ours = kaioFsp as unknown as Record<string, unknown>
@@ -25,7 +25,7 @@ test('kaio/promises has exactly the export names of node:fs/promises, with the s
   t.log(`node ${process.version}: ${Object.keys(theirs).length} names`)
 })
 
-test('kaio runs open/readFile/writeFile/appendFile/copyFile/stat/lstat; every other export is node:fs/promises own value', (t) => {
+test('kaio runs open, readFile, writeFile, appendFile, copyFile, stat, lstat, unlink, rmdir, rename, mkdir, symlink, link and truncate; every other export is node:fs/promises own value', (t) => {
   const ours = kaioFsp as unknown as Record<string, unknown>
   const theirs = nodeFsp as unknown as Record<string, unknown>
   for (const name of Object.keys(theirs)) {

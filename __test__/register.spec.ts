@@ -115,7 +115,7 @@ const NODE_MAJOR = Number(process.versions.node.split('.')[0])
 const LOADER_READS = NODE_MAJOR === 20 ? ['main.mjs', 'one.mjs', 'two.mjs'] : []
 
 const ALL_TRUE = { open: true, readFile: true, writeFile: true, appendFile: true, copyFile: true, stat: true, readdir: true }
-const REGISTRATION = { promises: ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile', 'stat', 'lstat'], fs: ['createReadStream', 'createWriteStream'] }
+const REGISTRATION = { promises: ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile', 'stat', 'lstat', 'unlink', 'rmdir', 'rename', 'mkdir', 'symlink', 'link', 'truncate'], fs: ['createReadStream', 'createWriteStream'] }
 
 const forms: [string, string[], Record<string, string>][] = [
   ['--import kaio/register', ['--import', 'kaio/register', '--import', './spy.mjs'], {}],

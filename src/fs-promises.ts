@@ -8,7 +8,7 @@
 import nodePromises = require('node:fs/promises')
 
 import { appendFile, copyFile, FileHandle, open, readFile, writeFile } from './fs'
-import { cachedStat, turn } from './fs/cached'
+import { link, lstat, mkdir, rename, rmdir, stat, symlink, truncate, unlink } from './fs/paths'
 
 /** node:fs/promises as it was when kaio/promises loaded: the functions kaio delegates to. */
 const node: Readonly<Record<string, unknown>> = Object.freeze({ ...nodePromises })
@@ -45,31 +45,6 @@ const kaioCopyFile: typeof copyFile = function copyFile(src, dest, modeOrOptions
 }
 const copyFileOnKaio = copyFile
 
-/** Whether `options` asks stat for BigIntStats (node passes `options.bigint` on as a boolean). */
-function wantsBigint(options: unknown): boolean {
-  return options === null || (options !== undefined && (options as { bigint?: unknown }).bigint === true)
-}
-
-/**
- * `stat` or `lstat`: from the kernel's caches on this thread when the path is a string whose
- * lookup is cached (src/fs/cached.ts), else node:fs/promises' own function.
- */
-function statCall(name: 'stat' | 'lstat', follow: boolean): typeof nodePromises.stat {
-  const fallback = node[name] as typeof nodePromises.stat
-  const fn = async function (path: unknown, options?: unknown): Promise<unknown> {
-    // null options: node's own TypeError, from node.
-    if (typeof path === 'string' && !wantsBigint(options)) {
-      const t = turn()
-      if (t) await t
-      const st = cachedStat(path, follow)
-      if (st !== undefined) return st
-    }
-    return fallback(path as string, options as { bigint: false })
-  }
-  Object.defineProperty(fn, 'name', { value: name })
-  return fn as unknown as typeof nodePromises.stat
-}
-
 /** The functions kaio runs on its own engine; each replaces node's under kaio/register. */
 export const kaioFunctions = Object.freeze({
   open,
@@ -77,8 +52,15 @@ export const kaioFunctions = Object.freeze({
   writeFile: orNode('writeFile', writeFile),
   appendFile: orNode('appendFile', appendFile),
   copyFile: kaioCopyFile,
-  stat: statCall('stat', true),
-  lstat: statCall('lstat', false),
+  stat,
+  lstat,
+  unlink,
+  rmdir,
+  rename,
+  mkdir,
+  symlink,
+  link,
+  truncate,
 })
 
 type KaioFunctions = typeof kaioFunctions

@@ -5,5 +5,5 @@
 import promises from './promises.js'
 
 export * from 'node:fs/promises'
-export const { open, readFile, writeFile, appendFile, copyFile, stat, lstat } = promises
+export const { open, readFile, writeFile, appendFile, copyFile, stat, lstat, unlink, rmdir, rename, mkdir, symlink, link, truncate } = promises
 export default promises

@@ -6,6 +6,7 @@ import * as fs from 'node:fs'
 
 import { Context } from '../context'
 import { cachedFstat } from './cached'
+import { plainMode } from './util'
 
 /** A callback-style call as a promise; a synchronous throw becomes a rejection. */
 export function call<T>(fn: (cb: (err: Error | null, value?: T) => void) => void): Promise<T> {
@@ -18,12 +19,20 @@ export function call<T>(fn: (cb: (err: Error | null, value?: T) => void) => void
   })
 }
 
+/**
+ * open(2) on the default Context's engine (an io_uring OPENAT, or a pool thread) for a string
+ * path and numeric flags and mode; anything else through node:fs, which checks it.
+ */
 export function openFd(path: unknown, flags: unknown, mode: unknown): Promise<number> {
+  if (typeof path === 'string' && !path.includes('\u0000') && typeof flags === 'number' && plainMode(mode)) {
+    return defaultContext().openat(path, flags, mode as number)
+  }
   return call<number>((cb) => fs.open(path as fs.PathLike, flags as fs.OpenMode, mode as fs.Mode, cb))
 }
 
+/** close(2) on the default Context's engine (a pool thread; see the README on io_uring's CLOSE). */
 export function closeFd(fd: number): Promise<void> {
-  return call<void>((cb) => fs.close(fd, cb))
+  return defaultContext().closeFd(fd)
 }
 
 /** fstat: from the in-memory inode on this thread where the file system is local (src/fs/cached.ts), else node:fs's. */

@@ -257,8 +257,8 @@ fn open_ring(
     Err(last)
 }
 
-/// Which kinds go to the ring: the probed opcodes, minus forced fallbacks (`force` and
-/// `KAIO_URING_FORCE_FALLBACK`). If the probe itself fails, every kind is tried natively (an
+/// Which kinds go to the ring: the probed opcodes, minus close (always the pool's) and forced
+/// fallbacks (`force` and `KAIO_URING_FORCE_FALLBACK`). If the probe itself fails, every kind is tried natively (an
 /// `-EOPNOTSUPP` completion still reaches the pool).
 fn native_kinds(ring: &IoUring, force: &[String]) -> [bool; KINDS] {
     let mut native = [true; KINDS];
@@ -269,6 +269,11 @@ fn native_kinds(ring: &IoUring, force: &[String]) -> [bool; KINDS] {
             .opcode()
             .is_some_and(|op| !probed || probe.is_supported(op));
     }
+    // IORING_OP_CLOSE of a file without `->flush` (ext4, xfs, ...) closes inline, and the
+    // kernel runs that last fput as task work on the submitting thread: for a rewritten ext4
+    // file, the writeback `auto_da_alloc` starts at close, on the JavaScript thread. A pool
+    // thread's close(2) keeps it there, as libuv's does.
+    native[Kind::Close as usize] = false;
     let env = std::env::var(FORCE_FALLBACK_ENV).unwrap_or_default();
     for name in force.iter().map(String::as_str).chain(env.split(',')) {
         if let Some(k) = Kind::from_name(name.trim()) {
