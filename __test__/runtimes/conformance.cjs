@@ -132,6 +132,46 @@ check('close() in the same tick as writes: every write lands, later ones are ref
   fs.closeSync(fd)
 })
 
+check('path ops and a whole-file write: results and node-style errors', async (ctx) => {
+  const sub = path.join(dir, `sub${n++}`)
+  await ctx.mkdirat(sub, 0o755)
+  const f = path.join(sub, 'f')
+  assert.strictEqual(await ctx.writeFile(f, 'whole'), 5)
+  assert.strictEqual(fs.readFileSync(f, 'utf8'), 'whole')
+  const out = new Uint8Array(kaio.STATX_SIZE)
+  await ctx.statx(f, 0, kaio.STATX_BASIC_STATS | kaio.STATX_BTIME, out)
+  assert.strictEqual(kaio.decodeStatx(out).size, 5)
+  await ctx.renameat(f, `${f}2`)
+  await assert.rejects(ctx.unlinkat(f), (e) => {
+    systemError(e, 'ENOENT', 'unlink')
+    assert.strictEqual(e.path, f)
+    return true
+  })
+  await assert.rejects(ctx.writeFile(path.join(sub, 'no', 'x'), 'x'), (e) => (systemError(e, 'ENOENT', 'open'), true))
+  await ctx.unlinkat(`${f}2`)
+  await ctx.unlinkat(sub, kaio.AT_REMOVEDIR)
+})
+
+check('kaio/promises: stat, readFile, open and mkdir answer as node:fs/promises', async () => {
+  const kp = require(path.join(__dirname, '..', '..', 'src', 'promises.js'))
+  const f = path.join(dir, `p${n++}`)
+  fs.writeFileSync(f, 'cached')
+  const ours = await kp.stat(f)
+  const theirs = fs.statSync(f)
+  for (const k of ['dev', 'ino', 'mode', 'size']) assert.strictEqual(ours[k], theirs[k], k)
+  // Deno's node:fs gives whole milliseconds; kaio gives Node's (sec * 1e3 + nsec / 1e6).
+  assert.strictEqual(Math.floor(ours.mtimeMs), Math.floor(theirs.mtimeMs))
+  assert.ok(ours.isFile())
+  assert.strictEqual(await kp.readFile(f, 'utf8'), 'cached')
+  await assert.rejects(kp.stat(path.join(dir, 'missing')), (e) => (systemError(e, 'ENOENT', 'stat'), true))
+  const fh = await kp.open(f)
+  assert.strictEqual((await fh.readFile('utf8')), 'cached')
+  await fh.close()
+  const deep = path.join(dir, `d${n++}`, 'a', 'b')
+  assert.strictEqual(await kp.mkdir(deep, { recursive: true }), path.dirname(path.dirname(deep)))
+  assert.ok(fs.statSync(deep).isDirectory())
+})
+
 async function main() {
   let passed = 0
   let failed = 0
