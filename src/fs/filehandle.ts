@@ -1,6 +1,6 @@
 // `open()` and `FileHandle`: node:fs/promises' FileHandle with its data I/O served by a kaio
-// Context. Arguments, defaults, results and errors follow node:fs; opening and metadata go
-// through node:fs itself.
+// Context. Arguments, defaults, results and errors follow node:fs. Opening takes the cached
+// fast path or the Context's openat; the other metadata calls go through src/fs/sys.ts.
 import { AsyncResource } from 'node:async_hooks'
 import { EventEmitter } from 'node:events'
 import * as fs from 'node:fs'

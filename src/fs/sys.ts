@@ -1,5 +1,5 @@
-// Metadata operations on descriptors, through node:fs's callback API (kaio only moves data),
-// fstat from the kernel's caches where it can.
+// Metadata operations on descriptors: open and close on the default Context's engine, fstat
+// from the kernel's caches where it can, the rest through node:fs's callback API.
 // Each rejects with node's own error (code, errno, syscall); a synchronous validation error
 // becomes a rejection.
 import * as fs from 'node:fs'
