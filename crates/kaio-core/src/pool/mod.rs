@@ -16,9 +16,9 @@ pub use run::execute;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
@@ -197,8 +197,7 @@ impl Engine for Pool {
 
 /// After a job: spins up to [`SPIN`] for the next one, if no other worker is spinning.
 fn spin_for_next(s: &Shared) {
-    if s
-        .spinning
+    if s.spinning
         .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
         .is_err()
     {
