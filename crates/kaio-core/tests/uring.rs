@@ -590,3 +590,39 @@ fn statx_through_the_ring_matches_the_syscall() {
     assert!(done[&4].res == 0 || done[&4].res == -i64::from(libc::ECANCELED));
     assert_eq!(c.outstanding(), 0);
 }
+
+/// An OPENAT of a FIFO waits for its other end, as open(2) does (not the kernel's inline
+/// O_NONBLOCK attempt), and completes once a writer comes.
+#[test]
+fn openat_of_a_fifo_waits_for_a_writer() {
+    if !available() {
+        return;
+    }
+    let (c, mb) = looped(4, UringOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let cpath = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) }, 0);
+    let _ = std::fs::metadata(&fifo); // its lookup is cached: the inline attempt would succeed
+    c.push(Request::new(
+        1,
+        -1,
+        0,
+        Op::Openat {
+            path: cpath,
+            flags: libc::O_RDONLY,
+            mode: 0,
+        },
+    ));
+    let mut done = by_user(c.flush());
+    assert!(!done.contains_key(&1), "opened without a writer: {done:?}");
+    assert!(!wait_readable(&mb, 100), "opened without a writer");
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    done = drive(&c, &mb, done, &[1]);
+    let fd = done[&1].res;
+    assert!(fd >= 0, "{fd}");
+    drop(writer);
+    close_fds(&[fd as i32]);
+    assert_eq!(c.outstanding(), 0);
+}

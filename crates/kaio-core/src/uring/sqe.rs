@@ -166,10 +166,15 @@ pub(super) fn build(req: &Request, user_data: u64) -> squeue::Entry {
             .flags(types::FsyncFlags::DATASYNC)
             .build(),
         Op::Poll { events } => opcode::PollAdd::new(fd, *events).build(),
+        // Straight to io-wq (IOSQE_ASYNC): tried inline, the kernel opens with O_NONBLOCK and
+        // clears it afterwards, so a FIFO's open would not wait for its other end as open(2)
+        // does (and would release a writer waiting for a reader). Cached opens of regular
+        // files are kaio's fast path's, on the JS thread, before any ring (src/fs/cached.ts).
         Op::Openat { path, flags, mode } => opcode::OpenAt::new(CWD, path.as_ptr())
             .flags(flags | libc::O_CLOEXEC)
             .mode(*mode)
-            .build(),
+            .build()
+            .flags(squeue::Flags::ASYNC),
         Op::Close => opcode::Close::new(fd).build(),
         Op::Statx {
             path,
