@@ -592,7 +592,7 @@ fn statx_through_the_ring_matches_the_syscall() {
 }
 
 /// An OPENAT of a FIFO waits for its other end, as open(2) does (not the kernel's inline
-/// O_NONBLOCK attempt), and completes once a writer comes.
+/// `O_NONBLOCK` attempt), and completes once a writer comes.
 #[test]
 fn openat_of_a_fifo_waits_for_a_writer() {
     if !available() {
