@@ -4,13 +4,15 @@
 // a NUL byte, bigint stats) goes to the slow path, and a long run of fast answers still lets
 // the event loop turn.
 import test from 'ava'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 
 import kp = require('../src/promises')
 import { CACHED_READ_MAX, cachedEnabled, cachedOpen, cachedReadFile, cachedStat, cachedClose } from '../src/fs/cached'
-import { heldFifo, tempDir, unmet } from './helpers'
+import { Context } from '../index'
+import { backends, heldFifo, tempDir, unmet } from './helpers'
 
 const dir = tempDir()
 const file = path.join(dir, 'file')
@@ -102,6 +104,24 @@ test('a FIFO without a writer is never opened blocking on this thread', async (t
     t.true(cachedStat(fifo, true)?.isFIFO())
   } finally {
     fs.closeSync(keeper)
+  }
+})
+
+test('readFile of a FIFO waits for its writer, as node:fs does, on every backend', async (t) => {
+  for (const impl of backends) {
+    const fifo = path.join(dir, `wait-${impl}`)
+    spawnSync('mkfifo', [fifo])
+    fs.statSync(fifo) // a cached lookup: the case io_uring's inline open got wrong
+    const context = new Context({ implementation: impl })
+    try {
+      const reading = kp.readFile(fifo, { encoding: 'utf8', context } as never) as unknown as Promise<string>
+      const writer = spawn('sh', ['-c', `sleep 0.2; printf 'from the writer' > '${fifo}'`])
+      const exited = once(writer, 'exit')
+      t.is(await reading, 'from the writer', impl)
+      await exited
+    } finally {
+      await context.close()
+    }
   }
 })
 

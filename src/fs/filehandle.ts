@@ -867,7 +867,7 @@ async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Conte
   if (!direct) {
     const t = turn()
     if (t) await t
-    return openCached(path, flags, mode, ctx, append) ?? handleFor(await openFd(path, flags, mode), ctx, append)
+    return openCached(path, flags, mode, ctx, append) ?? handleFor(await openFd(path, flags, mode, ctx), ctx, append)
   }
   // With O_APPEND the kernel would ignore the aligned offsets of read-modify-write: emulate it.
   const f = ((flags as number) | O_DIRECT) & ~(append ? O_APPEND : 0)
@@ -875,10 +875,10 @@ async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Conte
   if ((f & O_ACCMODE) === O_WRONLY) {
     // Partial blocks are read back, so ask for read access too (write-only if refused).
     try {
-      return new FileHandle(await openFd(path, (f & ~O_ACCMODE) | O_RDWR, mode), ctx, true, appendMode, true)
+      return new FileHandle(await openFd(path, (f & ~O_ACCMODE) | O_RDWR, mode, ctx), ctx, true, appendMode, true)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EACCES') throw e
     }
   }
-  return new FileHandle(await openFd(path, f, mode), ctx, true, appendMode)
+  return new FileHandle(await openFd(path, f, mode, ctx), ctx, true, appendMode)
 }

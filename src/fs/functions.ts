@@ -159,16 +159,16 @@ export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOption
   let dstFd = -1
   let created = false
   try {
-    srcFd = await openFd(src, O_RDONLY | dflag, 0o666)
+    srcFd = await openFd(src, O_RDONLY | dflag, 0o666, ctx)
     const st = (await fstat(srcFd)) as fs.Stats
     const dflags = O_CREAT | dflag | (m & COPYFILE_EXCL ? O_EXCL : 0)
     // O_DIRECT reads back the partial last block: ask for read access too (write-only if refused).
     dstFd = direct
-      ? await openFd(dest, dflags | O_RDWR, st.mode).catch((e: NodeJS.ErrnoException) => {
-          if (e.code === 'EACCES') return openFd(dest, dflags | O_WRONLY, st.mode)
+      ? await openFd(dest, dflags | O_RDWR, st.mode, ctx).catch((e: NodeJS.ErrnoException) => {
+          if (e.code === 'EACCES') return openFd(dest, dflags | O_WRONLY, st.mode, ctx)
           throw e
         })
-      : await openFd(dest, dflags | O_WRONLY, st.mode)
+      : await openFd(dest, dflags | O_WRONLY, st.mode, ctx)
     // From here on a failure removes the destination, as libuv does (a directory as the
     // source fails at the first read, EISDIR).
     created = true

@@ -20,12 +20,12 @@ export function call<T>(fn: (cb: (err: Error | null, value?: T) => void) => void
 }
 
 /**
- * open(2) on the default Context's engine (an io_uring OPENAT, or a pool thread) for a string
- * path and numeric flags and mode; anything else through node:fs, which checks it.
+ * open(2) on `ctx`'s engine (an io_uring OPENAT on io-wq, or a pool thread) for a string path
+ * and numeric flags and mode; anything else through node:fs, which checks it.
  */
-export function openFd(path: unknown, flags: unknown, mode: unknown): Promise<number> {
+export function openFd(path: unknown, flags: unknown, mode: unknown, ctx: Context = defaultContext()): Promise<number> {
   if (typeof path === 'string' && !path.includes('\u0000') && typeof flags === 'number' && plainMode(mode)) {
-    return defaultContext().openat(path, flags, mode as number)
+    return ctx.openat(path, flags, mode as number)
   }
   return call<number>((cb) => fs.open(path as fs.PathLike, flags as fs.OpenMode, mode as fs.Mode, cb))
 }

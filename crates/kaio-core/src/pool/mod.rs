@@ -228,6 +228,11 @@ fn worker_loop(s: &Shared) {
                 }
                 if let Some(req) = st.jobs.pop_front() {
                     s.queued.store(st.jobs.len(), Ordering::SeqCst);
+                    // A flush that saw a spinner woke nobody; if this took another job's
+                    // turn, pass the wake-up on, so no job waits behind a long one.
+                    if !st.jobs.is_empty() {
+                        s.cv.notify_one();
+                    }
                     let cancel = Arc::new(AtomicBool::new(false));
                     st.running.push(Running {
                         user: req.user,
@@ -259,12 +264,72 @@ impl Drop for Pool {
             for r in &st.running {
                 r.cancel.store(true, Ordering::Release);
             }
+            // Under the lock: a worker checks `stop` under it and then waits, which releases
+            // it, so this store lands either before its check or while it waits, and the
+            // notify below reaches it. (Stored after unlocking, it could fall between the
+            // check and the wait: a lost wake-up, and `join` waits forever.)
+            self.shared.stop.store(true, Ordering::Release);
         }
-        self.shared.stop.store(true, Ordering::Release);
         self.shared.cv.notify_all();
         // Joining waits for running transfers: no caller memory is used after this.
         for h in self.workers.drain(..) {
             let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn wait_for(mb: &Mailbox, user: u64, got: &mut Vec<Completion>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !got.iter().any(|c| c.user == user) {
+            assert!(
+                Instant::now() < deadline,
+                "request {user} never ran: {got:?}"
+            );
+            got.extend(mb.take());
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// A job pushed while a worker spins is never left behind a long job the spinner then
+    /// took first, and dropping the pool right after a job (while its worker spins) returns.
+    #[test]
+    fn no_job_waits_behind_a_long_one_and_drop_returns() {
+        let mut fds = [0; 2];
+        // SAFETY: room for two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        for round in 0..50 {
+            let mb = Arc::new(Mailbox::with_eventfd().unwrap());
+            let pool = Pool::new(2, mb.clone()).unwrap();
+            let mut got = Vec::new();
+            // A quick job, so that a worker spins after it.
+            pool.push(Request::new(1, fds[1], 0, crate::Op::Fsync));
+            assert!(pool.flush().is_empty());
+            wait_for(&mb, 1, &mut got);
+            // Now a poll that never becomes ready (the long job), then a quick one.
+            pool.push(Request::new(2, fds[0], 0, crate::Op::Poll { events: 1 }));
+            pool.push(Request::new(3, fds[1], 0, crate::Op::Fsync));
+            assert!(pool.flush().is_empty());
+            wait_for(&mb, 3, &mut got);
+            assert!(
+                !got.iter().any(|c| c.user == 2),
+                "round {round}: the poll completed"
+            );
+            let _ = pool.cancel(2);
+            wait_for(&mb, 2, &mut got);
+            pool.push(Request::new(4, fds[1], 0, crate::Op::Fsync));
+            assert!(pool.flush().is_empty());
+            wait_for(&mb, 4, &mut got);
+            drop(pool);
+        }
+        // SAFETY: the test's own descriptors, after every pool is gone.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
         }
     }
 }
