@@ -10,6 +10,7 @@ import { availability, available, defaultImplementation, IMPLEMENTATIONS } from 
 import { readBuffer } from './aligned'
 import {
   buildClose,
+  buildCopyFile,
   buildFtruncate,
   buildMkdir,
   buildOpen,
@@ -354,6 +355,16 @@ export class Context {
       const step = WRITE_FILE_STEPS[res2] || 'open'
       throw toError(res, step, step === 'open' ? p : undefined)
     })
+  }
+
+  /**
+   * `copyFile(src, dest, mode)` as one request on a worker on every backend: libuv's copy
+   * (the destination truncated and given the source's mode, `FICLONE` for
+   * COPYFILE_FICLONE(_FORCE), else `copy_file_range`, a failed copy removed), so the result
+   * and errors (`syscall` 'copyfile', `path`, `dest`) are node:fs's. `mode`: COPYFILE_* flags.
+   */
+  copyFile(src: string, dest: string, mode = 0): Promise<void> {
+    return this.#call(() => buildCopyFile(src, dest, mode), nothing)
   }
 
   /** `ftruncate(2)` of `fd` to `len` bytes. */

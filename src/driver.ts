@@ -52,7 +52,7 @@ export interface PathReq {
 }
 
 /** Path op codes, as the binding's `ctxPath`/`ctxFd` take them (crates/kaio-node/src/lib.rs). */
-export const PATH_OPS = { open: 0, close: 1, statx: 2, unlink: 3, rename: 4, mkdir: 5, symlink: 6, link: 7, ftruncate: 8, writefile: 9 } as const
+export const PATH_OPS = { open: 0, close: 1, statx: 2, unlink: 3, rename: 4, mkdir: 5, symlink: 6, link: 7, ftruncate: 8, writefile: 9, copyfile: 10 } as const
 
 /** The steps of a whole-file write, as its failed completion names them in `res2` (kaio-core's `write_file`). */
 export const WRITE_FILE_STEPS = ['', 'open', 'write', 'fsync', 'close'] as const
@@ -159,8 +159,10 @@ export class NativeDriver implements Driver {
         this.#b.ctxFd(this.#handle, id, PATH_OPS[req.op], req.fd, req.len)
         break
       case 'writefile':
+      case 'copyfile':
         try {
-          this.#b.ctxWriteFile(this.#handle, id, req.path, req.a, req.b, req.out, req.len === 1)
+          if (req.op === 'writefile') this.#b.ctxWriteFile(this.#handle, id, req.path, req.a, req.b, req.out, req.len === 1)
+          else this.#b.ctxCopyFile(this.#handle, id, req.path, req.path2!, req.a)
         } catch (e) {
           this.#free.push(id)
           throw e
@@ -355,6 +357,9 @@ function runPath(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: num
       break
     case 'writefile':
       writeWhole(req, done)
+      break
+    case 'copyfile':
+      fs.copyFile(req.path, req.path2!, req.a, unit)
       break
   }
 }

@@ -13,8 +13,6 @@ import { link, lstat, mkdir, rename, rmdir, stat, symlink, truncate, unlink } fr
 /** node:fs/promises as it was when kaio/promises loaded: the functions kaio delegates to. */
 const node: Readonly<Record<string, unknown>> = Object.freeze({ ...nodePromises })
 
-const { COPYFILE_FICLONE_FORCE } = nodePromises.constants
-
 /**
  * kaio's function, except when its first argument is an object kaio's fs layer does not
  * take (not a kaio FileHandle, URL, Buffer or typed array): a node:fs FileHandle (from an
@@ -31,27 +29,13 @@ function orNode<F extends (target: never, ...rest: never[]) => Promise<unknown>>
   return fn as unknown as F
 }
 
-/**
- * kaio's copyFile, but COPYFILE_FICLONE_FORCE (a clone or nothing, which only the kernel can
- * do) goes straight to the captured node:fs copyFile: src/fs's copyFile hands it to the live
- * fs.promises.copyFile, which is this function once kaio/register has run.
- */
-const kaioCopyFile: typeof copyFile = function copyFile(src, dest, modeOrOptions) {
-  const mode = typeof modeOrOptions === 'object' && modeOrOptions !== null ? modeOrOptions.mode : modeOrOptions
-  if (typeof mode === 'number' && Math.trunc(mode) & COPYFILE_FICLONE_FORCE && Math.trunc(mode) <= 7) {
-    return (node.copyFile as typeof nodePromises.copyFile)(src, dest, mode)
-  }
-  return copyFileOnKaio(src, dest, modeOrOptions)
-}
-const copyFileOnKaio = copyFile
-
 /** The functions kaio runs on its own engine; each replaces node's under kaio/register. */
 export const kaioFunctions = Object.freeze({
   open,
   readFile: orNode('readFile', readFile),
   writeFile: orNode('writeFile', writeFile),
   appendFile: orNode('appendFile', appendFile),
-  copyFile: kaioCopyFile,
+  copyFile,
   stat,
   lstat,
   unlink,

@@ -232,6 +232,14 @@ export function buildWriteFile(path: unknown, data: unknown, flags: unknown, mod
   return { req: pathReq('writefile', { path: p, a, b, out: buf, len: sync ? 1 : 0 }), signal, syscall: 'open', path: p }
 }
 
+/** A whole-file copy (libuv's copyfile on a worker); `mode`: node's COPYFILE_* flags, in `a`. */
+export function buildCopyFile(src: unknown, dest: unknown, mode: unknown): Built {
+  const p = validatePath(src, 'src')
+  const d = validatePath(dest, 'dest')
+  const a = validateInt(mode, 'mode', 0, 7)
+  return { req: pathReq('copyfile', { path: p, path2: d, a }), signal: undefined, syscall: 'copyfile', path: p, dest: d }
+}
+
 /** rename(from, to), link(from, to), symlink(target, path): errors name both, as node:fs's. */
 export function buildTwoPaths(op: 'rename' | 'link' | 'symlink', first: unknown, second: unknown): Built {
   const [n1, n2] = op === 'symlink' ? ['target', 'path'] : op === 'link' ? ['existingPath', 'newPath'] : ['oldPath', 'newPath']

@@ -133,8 +133,9 @@ function copyError(e: unknown, src: string | Buffer, dest: string | Buffer): unk
 }
 
 /**
- * `fs.promises.copyFile(src, dest, mode)`, copying through the Context with DEPTH chunks of
- * 1 MiB in flight. The third argument is node's `mode` or `{ mode, context, direct }`.
+ * `fs.promises.copyFile(src, dest, mode)`: one Context request (`ctx.copyFile`, libuv's copy
+ * on a worker), or with `direct` (or Buffer paths) a copy through the Context with DEPTH
+ * chunks of 1 MiB in flight. The third argument is node's `mode` or `{ mode, context, direct }`.
  */
 export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOptions?: number | CopyFileOptions | null): Promise<void> {
   const src = validatePath(srcArg, 'src')
@@ -151,9 +152,12 @@ export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOption
   const { context, direct = false } = kaio
   if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
   validateBoolean(direct, 'options.direct')
+  const ctx = context ?? defaultContext()
+  // One request on a worker: libuv's copy (FICLONE, copy_file_range), as node:fs's, with one
+  // thread round trip and the bytes copied in the kernel.
+  if (!direct && typeof src === 'string' && typeof dest === 'string') return ctx.copyFile(src, dest, m)
   // A clone or nothing: only the kernel's FICLONE can do that.
   if (m & COPYFILE_FICLONE_FORCE) return node.copyFile(src, dest, m)
-  const ctx = context ?? defaultContext()
   const dflag = direct ? O_DIRECT : 0
   let srcFd = -1
   let dstFd = -1

@@ -85,6 +85,14 @@ pub enum Op {
         len: usize,
         sync: bool,
     },
+    /// `copyFile(src, dst, mode)` in one request on a worker (libuv's `uv__fs_copyfile`: open
+    /// both, truncate, chmod, `FICLONE` or `copy_file_range`, close, remove a failed copy);
+    /// `mode` holds node's `COPYFILE_*` flags. Resolves 0.
+    CopyFile {
+        src: CString,
+        dst: CString,
+        mode: i32,
+    },
 }
 
 impl Op {
@@ -101,6 +109,7 @@ impl Op {
             Op::Poll { .. } => "poll",
             // A whole-file write's first step (`res2` names the step that failed).
             Op::Openat { .. } | Op::WriteFile { .. } => "open",
+            Op::CopyFile { .. } => "copyfile",
             Op::Close => "close",
             Op::Statx { flags, .. } if flags & crate::sys::AT_EMPTY_PATH != 0 => "fstat",
             Op::Statx { flags, .. } if flags & libc::AT_SYMLINK_NOFOLLOW != 0 => "lstat",
@@ -132,6 +141,7 @@ impl Op {
                 | Op::Linkat { .. }
                 | Op::Ftruncate { .. }
                 | Op::WriteFile { .. }
+                | Op::CopyFile { .. }
         )
     }
 

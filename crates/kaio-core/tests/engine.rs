@@ -1215,6 +1215,55 @@ mod path_ops {
         }
     }
 
+    /// A whole-file copy on every engine: content and mode, EXCL, the same file, a directory
+    /// (EISDIR, and no destination left), a missing source.
+    #[test]
+    fn whole_file_copies() {
+        for (name, make) in metadata_backends() {
+            let mut h = make(8);
+            let dir = tempfile::tempdir().unwrap();
+            let src = dir.path().join("src");
+            let data: Vec<u8> = (0..(3 << 20) + 17).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&src, &data).unwrap();
+            std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+                .unwrap();
+            let mut copy = |from: &std::path::Path, to: &std::path::Path, mode: i32| {
+                h.one(
+                    Op::CopyFile {
+                        src: cpath(from),
+                        dst: cpath(to),
+                        mode,
+                    },
+                    -1,
+                )
+            };
+            let dst = dir.path().join("dst");
+            std::fs::write(&dst, vec![9u8; 5 << 20]).unwrap();
+            assert_eq!(copy(&src, &dst, 0), 0, "{name}");
+            assert_eq!(std::fs::read(&dst).unwrap(), data, "{name}");
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&dst).unwrap().permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o640, "{name}");
+            assert_eq!(copy(&src, &dst, 1), neg(libc::EEXIST), "{name}");
+            assert_eq!(copy(&src, &src, 0), 0, "{name}");
+            assert_eq!(std::fs::read(&src).unwrap(), data, "{name}");
+            let sub = dir.path().join("sub");
+            std::fs::create_dir(&sub).unwrap();
+            let out = dir.path().join("out");
+            assert_eq!(copy(&sub, &out, 0), neg(libc::EISDIR), "{name}");
+            assert!(!out.exists(), "{name}: a failed copy left its destination");
+            let missing = dir.path().join("missing");
+            assert_eq!(copy(&missing, &out, 0), neg(libc::ENOENT), "{name}");
+            assert_eq!(
+                copy(&src, &dir.path().join("no/x"), 0),
+                neg(libc::ENOENT),
+                "{name}"
+            );
+            assert_eq!(h.backend.outstanding(), 0, "{name}");
+        }
+    }
+
     /// stat, fstat and lstat against std's metadata; ENOENT, ENOTDIR.
     #[test]
     fn path_ops_stat() {

@@ -987,6 +987,26 @@ pub fn ctx_write_file(
     Ok(())
 }
 
+/// Queues a whole-file copy on context `handle` (`Op::CopyFile`: libuv's copyfile on a
+/// worker, `mode` being node's `COPYFILE_*` flags).
+#[napi]
+pub fn ctx_copy_file(
+    env: Env,
+    handle: u32,
+    id: u32,
+    src: String,
+    dst: String,
+    mode: i32,
+) -> Result<()> {
+    let src = c_path(env, src, "src")?;
+    let dst = c_path(env, dst, "dest")?;
+    push(
+        env,
+        handle,
+        Request::new(u64::from(id), -1, 0, Op::CopyFile { src, dst, mode }),
+    )
+}
+
 /// Queues descriptor op `op` on context `handle`: `close` of `fd`, or `ftruncate` of `fd` to
 /// `len` bytes.
 #[napi]

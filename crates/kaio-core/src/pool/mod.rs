@@ -8,6 +8,8 @@
 //! Memory invariant: a request's buffers are used only by the worker running it; dropping the
 //! pool joins every worker, so no caller memory is touched after `drop` returns.
 
+#[cfg(target_os = "linux")]
+mod copy;
 mod probe;
 mod run;
 

@@ -106,6 +106,10 @@ fn run(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
         Op::Linkat { from, to } => res(sys::linkat(from, to).map(|()| 0)),
         Op::Ftruncate { len } => res(sys::ftruncate(fd, *len).map(|()| 0)),
         Op::WriteFile { .. } => unreachable!("execute runs whole writes itself"),
+        #[cfg(target_os = "linux")]
+        Op::CopyFile { src, dst, mode } => super::copy::copy_file(src, dst, *mode),
+        #[cfg(not(target_os = "linux"))]
+        Op::CopyFile { .. } => -i64::from(libc::ENOSYS),
     }
 }
 

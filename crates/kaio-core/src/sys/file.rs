@@ -278,6 +278,58 @@ pub unsafe fn write(fd: RawFd, buf: *const u8, len: usize) -> Result<usize, i32>
     count(unsafe { libc::write(fd, buf.cast(), len) })
 }
 
+/// `fchmod(2)`.
+pub fn fchmod(fd: RawFd, mode: libc::mode_t) -> Result<(), i32> {
+    // SAFETY: plain syscall on a descriptor number.
+    unit(unsafe { libc::fchmod(fd, mode) })
+}
+
+/// `ioctl(dst, FICLONE, src)`: `dst` shares `src`'s blocks (btrfs, xfs, ...).
+#[cfg(target_os = "linux")]
+pub fn ficlone(dst: RawFd, src: RawFd) -> Result<(), i32> {
+    // SAFETY: FICLONE takes the source descriptor as its integer argument.
+    unit(unsafe { libc::ioctl(dst, libc::FICLONE, src) })
+}
+
+/// `copy_file_range(2)` of up to `len` bytes from `src` at `*off` to `dst` at its position;
+/// advances `*off`; the bytes copied.
+#[cfg(target_os = "linux")]
+pub fn copy_file_range(src: RawFd, off: &mut i64, dst: RawFd, len: usize) -> Result<usize, i32> {
+    // SAFETY: `off` is a valid loff_t for the call; a null output offset means the position.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_copy_file_range,
+            src,
+            std::ptr::from_mut(off),
+            dst,
+            std::ptr::null_mut::<i64>(),
+            len,
+            0u32,
+        )
+    };
+    count(n as isize)
+}
+
+/// `sendfile(2)` of up to `len` bytes from `src` at `*off` to `dst`; advances `*off`.
+#[cfg(target_os = "linux")]
+pub fn sendfile(dst: RawFd, src: RawFd, off: &mut i64, len: usize) -> Result<usize, i32> {
+    // SAFETY: `off` is a valid off_t for the call.
+    count(unsafe { libc::sendfile(dst, src, std::ptr::from_mut(off).cast(), len) })
+}
+
+/// The `f_type` of the file system behind `fd` (`fstatfs(2)`).
+#[cfg(target_os = "linux")]
+pub fn fs_type(fd: RawFd) -> Result<i64, i32> {
+    let mut sfs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a writable statfs buffer; the kernel fills it on success.
+    if unsafe { libc::fstatfs(fd, sfs.as_mut_ptr()) } < 0 {
+        return Err(super::last_errno());
+    }
+    // SAFETY: fstatfs succeeded.
+    #[allow(clippy::unnecessary_cast)] // `__fsword_t` is i64 on x86_64, i32 or u32 elsewhere
+    Ok(unsafe { sfs.assume_init() }.f_type as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

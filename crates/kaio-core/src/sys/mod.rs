@@ -27,15 +27,20 @@ pub const RWF_APPEND: i32 = 0x0000_0010;
 /// Every flag kaio passes through.
 pub const RWF_SUPPORTED: i32 = RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND;
 
-/// File type of a descriptor from `fstat(2)` (`S_IFMT` bits), or the errno.
-pub fn fd_type(fd: RawFd) -> Result<libc::mode_t, i32> {
+/// `fstat(2)`, or the errno.
+pub fn fstat(fd: RawFd) -> Result<libc::stat, i32> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `st` is a writable stat buffer; the kernel fills it on success.
     if unsafe { libc::fstat(fd, st.as_mut_ptr()) } < 0 {
         return Err(last_errno());
     }
     // SAFETY: fstat succeeded, so the struct is initialised.
-    Ok(unsafe { st.assume_init() }.st_mode & libc::S_IFMT)
+    Ok(unsafe { st.assume_init() })
+}
+
+/// File type of a descriptor from `fstat(2)` (`S_IFMT` bits), or the errno.
+pub fn fd_type(fd: RawFd) -> Result<libc::mode_t, i32> {
+    fstat(fd).map(|st| st.st_mode & libc::S_IFMT)
 }
 
 /// Whether `fd` was opened (or set) with `O_DIRECT`; `true` when that cannot be told.

@@ -29,10 +29,12 @@ pub(super) enum Kind {
     Ftruncate,
     /// No opcode: a whole-file write always runs on the fallback pool (see `Op::WriteFile`).
     WriteFile,
+    /// No opcode: a whole-file copy always runs on the fallback pool (see `Op::CopyFile`).
+    CopyFile,
 }
 
 /// Number of [`Kind`]s.
-pub(super) const KINDS: usize = 16;
+pub(super) const KINDS: usize = 17;
 
 /// Every [`Kind`], in index order (for the opcode probe).
 pub(super) const ALL: [Kind; KINDS] = [
@@ -52,6 +54,7 @@ pub(super) const ALL: [Kind; KINDS] = [
     Kind::Linkat,
     Kind::Ftruncate,
     Kind::WriteFile,
+    Kind::CopyFile,
 ];
 
 impl Kind {
@@ -73,6 +76,7 @@ impl Kind {
             Op::Linkat { .. } => Kind::Linkat,
             Op::Ftruncate { .. } => Kind::Ftruncate,
             Op::WriteFile { .. } => Kind::WriteFile,
+            Op::CopyFile { .. } => Kind::CopyFile,
         }
     }
 
@@ -95,7 +99,7 @@ impl Kind {
             Kind::Symlinkat => opcode::SymlinkAt::CODE,
             Kind::Linkat => opcode::LinkAt::CODE,
             Kind::Ftruncate => opcode::Ftruncate::CODE,
-            Kind::WriteFile => return None,
+            Kind::WriteFile | Kind::CopyFile => return None,
         })
     }
 
@@ -210,7 +214,9 @@ pub(super) fn build(req: &Request, user_data: u64) -> squeue::Entry {
         // A negative length reaches the kernel as a huge one, which it refuses (EINVAL), as
         // ftruncate(2) refuses a negative one.
         Op::Ftruncate { len } => opcode::Ftruncate::new(fd, *len as u64).build(),
-        Op::WriteFile { .. } => unreachable!("a whole-file write never reaches the ring"),
+        Op::WriteFile { .. } | Op::CopyFile { .. } => {
+            unreachable!("whole-file writes and copies never reach the ring")
+        }
     };
     e.user_data(user_data)
 }
