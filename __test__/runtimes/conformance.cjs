@@ -132,7 +132,7 @@ check('close() in the same tick as writes: every write lands, later ones are ref
   fs.closeSync(fd)
 })
 
-check('path ops and a whole-file write: results and node-style errors', async (ctx) => {
+check('path ops, a whole-file write and copy: results and node-style errors', async (ctx) => {
   const sub = path.join(dir, `sub${n++}`)
   await ctx.mkdirat(sub, 0o755)
   const f = path.join(sub, 'f')
@@ -141,6 +141,10 @@ check('path ops and a whole-file write: results and node-style errors', async (c
   const out = new Uint8Array(kaio.STATX_SIZE)
   await ctx.statx(f, 0, kaio.STATX_BASIC_STATS | kaio.STATX_BTIME, out)
   assert.strictEqual(kaio.decodeStatx(out).size, 5)
+  await ctx.copyFile(f, `${f}c`)
+  assert.strictEqual(fs.readFileSync(`${f}c`, 'utf8'), 'whole')
+  await assert.rejects(ctx.copyFile(f, `${f}c`, fs.constants.COPYFILE_EXCL), (e) => (systemError(e, 'EEXIST', 'copyfile'), true))
+  await ctx.unlinkat(`${f}c`)
   await ctx.renameat(f, `${f}2`)
   await assert.rejects(ctx.unlinkat(f), (e) => {
     systemError(e, 'ENOENT', 'unlink')
