@@ -199,7 +199,7 @@ export class NativeDriver implements Driver {
     this.#scheduled = false
     if (this.#closed && this.#pending === 0) return
     let n
-    while ((n = this.#b.ctxFlush(this.#handle)) > 0) {
+    while ((n = fast!.ctxFlush(this.#handle)) > 0) {
       this.#settleAll(n)
       if (n < OUT_CAPACITY) break
     }

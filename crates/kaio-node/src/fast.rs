@@ -1,4 +1,5 @@
-//! `ctxRead` and `ctxWrite`, the two calls made once per request, as plain Node-API callbacks.
+//! `ctxRead`, `ctxWrite` and `ctxFlush`, the calls made once per request (a depth-1 caller
+//! flushes once per request too), as plain Node-API callbacks.
 //!
 //! A `#[napi]` function opens a napi-rs borrow scope on every call (an `Arc<Mutex<..>>`
 //! allocation and a thread-local stack push), which these calls do not need: they take only
@@ -26,6 +27,7 @@ pub(crate) fn functions(env: sys::napi_env) -> Result<sys::napi_value, sys::napi
         for (name, cb) in [
             (c"ctxRead", ctx_read as Callback),
             (c"ctxWrite", ctx_write as Callback),
+            (c"ctxFlush", ctx_flush as Callback),
         ] {
             let mut f = ptr::null_mut();
             check(sys::napi_create_function(
@@ -213,4 +215,46 @@ unsafe extern "C" fn ctx_write(
             Request::write(u64::from(a.id), a.fd, a.offset, a.ptr, a.len)
         })
     }
+}
+
+/// `ctxFlush(handle)`: submits what the context queued and returns how many completions it
+/// wrote to the completion array (as `crate::ctx_flush`, without napi-rs's per-call scope).
+unsafe extern "C" fn ctx_flush(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let mut argc = 1usize;
+    let mut value = ptr::null_mut();
+    let mut handle = 0u32;
+    // SAFETY: Node-API on the JS thread with Node's arguments; room for one value.
+    let ok = unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &raw mut argc,
+            &raw mut value,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        ) == sys::Status::napi_ok
+            && sys::napi_get_value_uint32(env, value, &raw mut handle) == sys::Status::napi_ok
+    };
+    if !ok {
+        crate::throw_coded(
+            env,
+            "ERR_INVALID_ARG_TYPE",
+            "kaio: bad arguments to a native call",
+            None,
+        );
+        return ptr::null_mut();
+    }
+    let Some(n) = crate::flush_handle(handle) else {
+        crate::closed(env);
+        return ptr::null_mut();
+    };
+    let mut out = ptr::null_mut();
+    // SAFETY: as above, with a valid out-pointer.
+    if unsafe { sys::napi_create_uint32(env, n, &raw mut out) } != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    out
 }

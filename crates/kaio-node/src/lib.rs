@@ -690,7 +690,7 @@ impl Drop for NativeContext {
 /// The per-request calls `ctxRead(handle, id, fd, offset, buf, flags, priority)` and
 /// `ctxWrite(...)` (see [`fast`]). Called once, when the module loads.
 #[napi(
-    ts_return_type = "{ ctxRead: (handle: number, id: number, fd: number, offset: number | bigint, buf: Uint8Array, flags: number, priority: number) => void; ctxWrite: (handle: number, id: number, fd: number, offset: number | bigint, buf: Uint8Array, flags: number, priority: number) => void }"
+    ts_return_type = "{ ctxRead: (handle: number, id: number, fd: number, offset: number | bigint, buf: Uint8Array, flags: number, priority: number) => void; ctxWrite: (handle: number, id: number, fd: number, offset: number | bigint, buf: Uint8Array, flags: number, priority: number) => void; ctxFlush: (handle: number) => number }"
 )]
 pub fn fast_calls(env: &Env) -> Result<Object<'_>> {
     let raw = fast::functions(env.raw())
@@ -704,10 +704,15 @@ pub fn fast_calls(env: &Env) -> Result<Object<'_>> {
 /// full).
 #[napi]
 pub fn ctx_flush(env: Env, handle: u32) -> Result<u32> {
-    let hot = hot(handle).ok_or_else(|| closed(env.raw()))?;
-    let cs = hot.with(Backend::flush).ok_or_else(|| closed(env.raw()))?;
+    flush_handle(handle).ok_or_else(|| closed(env.raw()))
+}
+
+/// [`ctx_flush`]'s work (also `fast`'s `ctxFlush`): `None` once the context is destroyed.
+pub(crate) fn flush_handle(handle: u32) -> Option<u32> {
+    let hot = hot(handle)?;
+    let cs = hot.with(Backend::flush)?;
     hot.spin();
-    Ok(hot.deliver_inline(cs))
+    Some(hot.deliver_inline(cs))
 }
 
 /// Called when woken: collects the completions that signalled (the kernel ring and the
