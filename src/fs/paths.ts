@@ -12,7 +12,7 @@ import { errnoError } from '../errors'
 import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW } from '../statx'
 import { cachedStat, toStats, turn } from './cached'
 import { open } from './filehandle'
-import { defaultContext } from './sys'
+import { defaultContext, ftruncate } from './sys'
 import { plainMode } from './util'
 
 type Fn = (...args: never[]) => Promise<unknown>
@@ -167,7 +167,7 @@ export const truncate = named('truncate', async (path: fs.PathLike, len?: number
   if (!plain(path) || !(len === undefined || Number.isSafeInteger(len))) return node.truncate(path, len)
   const fh = await open(path, 'r+')
   try {
-    await ctx().ftruncate(fh.fd, Math.max(0, len ?? 0))
+    await ftruncate(fh.fd, Math.max(0, len ?? 0))
   } catch (e) {
     await fh.close().catch(() => {})
     throw e

@@ -1,11 +1,13 @@
-// Metadata operations on descriptors: open and close on the default Context's engine, fstat
-// from the kernel's caches where it can, the rest through node:fs's callback API.
+// Metadata operations on descriptors: open, close, fstat and ftruncate on the default
+// Context's engine (fstat from the kernel's caches first), the rest (fchmod, fchown,
+// futimes) through node:fs's callback API.
 // Each rejects with node's own error (code, errno, syscall); a synchronous validation error
 // becomes a rejection.
 import * as fs from 'node:fs'
 
 import { Context } from '../context'
-import { cachedFstat } from './cached'
+import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE } from '../statx'
+import { cachedFstat, toStats } from './cached'
 import { plainMode } from './util'
 
 /** A callback-style call as a promise; a synchronous throw becomes a rejection. */
@@ -35,11 +37,18 @@ export function closeFd(fd: number): Promise<void> {
   return defaultContext().closeFd(fd)
 }
 
-/** fstat: from the in-memory inode on this thread where the file system is local (src/fs/cached.ts), else node:fs's. */
-export function fstat(fd: number, bigint = false): Promise<fs.Stats | fs.BigIntStats> {
-  const st = bigint ? undefined : cachedFstat(fd)
-  if (st !== undefined) return Promise.resolve(st)
-  return call((cb) => fs.fstat(fd, { bigint }, cb as (err: NodeJS.ErrnoException | null, s: fs.Stats | fs.BigIntStats) => void))
+/**
+ * fstat: from the in-memory inode on this thread where the file system is local
+ * (src/fs/cached.ts), else the default Context's statx (io_uring STATX, or a pool thread);
+ * BigIntStats from node:fs.
+ */
+export async function fstat(fd: number, bigint = false): Promise<fs.Stats | fs.BigIntStats> {
+  if (bigint) return call((cb) => fs.fstat(fd, { bigint }, cb as (err: NodeJS.ErrnoException | null, s: fs.Stats | fs.BigIntStats) => void))
+  const st = cachedFstat(fd)
+  if (st !== undefined) return st
+  const out = new Uint8Array(STATX_SIZE)
+  await defaultContext().fstatx(fd, STATX_BASIC_STATS | STATX_BTIME, out)
+  return toStats(decodeStatx(out))
 }
 
 /** The size of the file behind `fd`. */
@@ -47,8 +56,9 @@ export async function fileSize(fd: number): Promise<number> {
   return ((await fstat(fd)) as fs.Stats).size
 }
 
-export function ftruncate(fd: number, len: unknown): Promise<void> {
-  return call<void>((cb) => fs.ftruncate(fd, len as number, cb))
+/** ftruncate(2) on the default Context's engine (io_uring FTRUNCATE, or a pool thread); `len` validated by the caller. */
+export function ftruncate(fd: number, len: number): Promise<void> {
+  return defaultContext().ftruncate(fd, len)
 }
 
 export function fchmod(fd: number, mode: unknown): Promise<void> {
