@@ -48,11 +48,22 @@ export const kaioFunctions = Object.freeze({
 })
 
 type KaioFunctions = typeof kaioFunctions
-/** kaio/promises' type: node:fs/promises (as the user's @types/node has it) with kaio's five functions. */
+/** kaio/promises' type: node:fs/promises (as the user's @types/node has it) with kaio's functions. */
 export type KaioPromises = Omit<typeof nodePromises, keyof KaioFunctions> & KaioFunctions
 
+/**
+ * Node's permission model (`--permission`, Node 20's `--experimental-permission`) checks
+ * every path in node:fs; kaio's engine makes its system calls itself and would bypass it.
+ * With the model on, kaio/promises is node:fs/promises itself, and kaio/register replaces
+ * nothing.
+ */
+export const permissionModel = typeof (process as { permission?: { has?: unknown } }).permission?.has === 'function'
+
+/** The functions kaio/promises takes from kaio in this process. */
+export const ownFunctions: Readonly<Partial<KaioFunctions>> = permissionModel ? Object.freeze({}) : kaioFunctions
+
 const api: Record<string, unknown> = {}
-for (const name of Object.keys(node)) api[name] = Object.hasOwn(kaioFunctions, name) ? kaioFunctions[name as keyof KaioFunctions] : node[name]
+for (const name of Object.keys(node)) api[name] = Object.hasOwn(ownFunctions, name) ? ownFunctions[name as keyof KaioFunctions] : node[name]
 
 /** kaio/promises: node:fs/promises' names, kaio's functions where kaio has them. */
 export const promises = api as KaioPromises

@@ -13,7 +13,7 @@ import fs = require('node:fs')
 import nodeModule = require('node:module')
 
 import { createReadStream, createWriteStream } from './fs'
-import { kaioFunctions } from './fs-promises'
+import { ownFunctions } from './fs-promises'
 
 /** The mark kaio/register leaves on `fs.promises`: which functions it replaced. */
 export const kRegistered: unique symbol = Symbol.for('kaio.register')
@@ -52,8 +52,8 @@ function register(): Registration | undefined {
   const already = target[kRegistered] as Registration | undefined
   if (already !== undefined) return already
   if (disabled()) return undefined
-  const replaced: Registration = Object.freeze({ promises: Object.freeze(Object.keys(kaioFunctions)), fs: Object.freeze(Object.keys(streams)) })
-  for (const [name, fn] of Object.entries(kaioFunctions)) target[name] = fn
+  const replaced: Registration = Object.freeze({ promises: Object.freeze(Object.keys(ownFunctions)), fs: Object.freeze(Object.keys(streams)) })
+  for (const [name, fn] of Object.entries(ownFunctions)) target[name] = fn
   const fsTarget = fs as unknown as Record<string, unknown>
   for (const [name, fn] of Object.entries(streams)) fsTarget[name] = fn
   Object.defineProperty(target, kRegistered, { value: replaced, enumerable: false, configurable: true })

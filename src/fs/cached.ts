@@ -41,10 +41,10 @@ function refused(errno: number): boolean {
 }
 
 /**
- * How long calls answered on this thread may run back to back before one waits for the event
- * loop's next turn (as kaio's inline completions do, crates/kaio-node: YIELD_AFTER_MS). A loop
- * of `await stat(f)` answered from the caches never leaves the microtask queue otherwise, and
- * timers, sockets and I/O callbacks would wait for the whole loop.
+ * How long calls answered on this thread may run back to back in one event-loop turn (as
+ * kaio's inline completions, crates/kaio-node: YIELD_AFTER_MS). A loop of `await stat(f)`
+ * answered from the caches never leaves the microtask queue otherwise, and timers, sockets
+ * and I/O callbacks would wait for the whole loop.
  */
 const YIELD_AFTER_MS = 2
 let phaseStart = -1
@@ -54,20 +54,27 @@ function newPhase(): void {
 }
 
 /**
- * Call before each fast-path call: `undefined` to go on, or a promise to await first (the
- * loop's next turn), once this turn has spent YIELD_AFTER_MS on the fast path.
+ * Whether the fast path may answer now: until this turn of the event loop has spent
+ * YIELD_AFTER_MS on it. After that, calls take the engine's path (a real asynchronous
+ * request, which lets the loop turn) until the loop's next check phase starts a new budget;
+ * however many calls are in flight, none waits for the others.
  */
-export function turn(): Promise<void> | undefined {
+export function fastAllowed(): boolean {
   const now = performance.now()
   if (phaseStart < 0) {
     phaseStart = now
     // Runs once the loop has turned; unref'd, it never keeps a process alive.
     ;(setImmediate(newPhase) as { unref?: () => void }).unref?.()
-    return undefined
+    return true
   }
-  if (now - phaseStart < YIELD_AFTER_MS) return undefined
-  return new Promise<void>((resolve) => setImmediate(resolve))
+  return now - phaseStart < YIELD_AFTER_MS
 }
+
+/** `-errno` of the fast path for "a file that is not a local regular file" (kaio-core's NOT_REGULAR). */
+const NOT_REGULAR = 1_000_010
+
+/** What cachedOpen and cachedKind say of a file that is there but not a local regular file. */
+export const IRREGULAR = 'irregular' as const
 
 /** The struct statx the fast path's stats land in (read at once, so one serves every call). */
 const raw = new Uint8Array(STATX_SIZE)
@@ -120,20 +127,28 @@ export function cachedFstat(fd: number): fs.Stats | undefined {
   return native.cachedFstat(fd, raw) === 0 ? toStats(decodeStatx(raw)) : undefined
 }
 
-/** A regular file opened from the caches: its descriptor, a thrown error, or `undefined`. */
-export function cachedOpen(path: string, flags: number): number | undefined {
+/**
+ * A regular file opened read-only from the caches: its descriptor, IRREGULAR (a FIFO, a
+ * device, a remote file: open it as node:fs does), a thrown error, or `undefined`.
+ */
+export function cachedOpen(path: string, flags: number): number | typeof IRREGULAR | undefined {
   if (native === null) return undefined
   const r = native.cachedOpen(path, flags)
   if (r >= 0) return r
+  if (-r === NOT_REGULAR) return IRREGULAR
   if (REPORTED.has(-r) || -r === 21 /* EISDIR */) throw errnoError(r, 'open', path)
   // EINVAL and EPERM are an open's own answers here (O_DIRECT, O_NOATIME): node:fs reports them.
   if (-r === ENOSYS) native = null
   return undefined
 }
 
-/** Closes a read-only regular file the fast path opened (nothing to write back, so no wait). */
-export function cachedClose(fd: number): void {
-  native?.cachedClose(fd)
+/**
+ * Whether `path` is there and not a local regular file (IRREGULAR), from the caches; `undefined`
+ * for a regular file, a missing one, or "not cached". Lookups only: it never throws.
+ */
+export function cachedKind(path: string, flags: number): typeof IRREGULAR | undefined {
+  if (native === null) return undefined
+  return -native.cachedKind(path, flags) === NOT_REGULAR ? IRREGULAR : undefined
 }
 
 /**

@@ -15,8 +15,8 @@ import { kCore } from './internal'
 import type { AppendMode, Core } from './internal'
 import { ReadStream, WriteStream } from './streams'
 import type { ReadStreamOptions, WriteStreamOptions } from './streams'
-import { cachedClose, cachedOpen, turn } from './cached'
-import { closeFd, defaultContext, fchmod, fchown, fstat, ftruncate, futimes, openFd } from './sys'
+import { cachedKind, cachedOpen, fastAllowed, IRREGULAR } from './cached'
+import { closeFd, defaultContext, nodeOpenFd, fchmod, fchown, fstat, ftruncate, futimes, openFd } from './sys'
 import {
   alignUp,
   bytesOf,
@@ -845,30 +845,27 @@ export async function handleFor(fd: number, ctx: Context, append: boolean, setup
   return new FileHandle(fd, ctx, false, append ? 'kernel' : 'none', false, { ...setup, ...(io ? { io } : {}) })
 }
 
-/** Closes a fast-path descriptor (see `openCached`). */
-const closeCached = (fd: number): Promise<void> => {
-  cachedClose(fd)
-  return Promise.resolve()
-}
-
 /**
- * The cached fast path of open (src/fs/cached.ts): a regular file whose lookup is cached opens
- * on this thread, and one opened read-only closes on it too. `undefined` when it does not apply.
+ * The cached fast path of open (src/fs/cached.ts): a local regular file opened read-only
+ * whose lookup is cached opens on this thread (it closes on the Context's engine, like every
+ * handle: a last close can free an unlinked file's blocks or start a rewritten file's
+ * writeback). A FIFO, device or remote file opens through node:fs, as node opens it (a FIFO
+ * waits for its other end on libuv's pool, whose threads nothing joins), not on kaio's engine.
+ * `undefined`: the engine's open.
  */
-function openCached(path: unknown, flags: unknown, mode: unknown, ctx: Context, append: boolean): FileHandle | undefined {
+async function openCached(path: unknown, flags: unknown, mode: unknown, ctx: Context, append: boolean): Promise<FileHandle | undefined> {
   if (typeof path !== 'string' || typeof flags !== 'number' || !plainMode(mode)) return undefined
-  const fd = cachedOpen(path, flags)
-  if (fd === undefined) return undefined
-  const readOnly = (flags & O_ACCMODE) === O_RDONLY
-  return new FileHandle(fd, ctx, false, append ? 'kernel' : 'none', false, readOnly ? { close: closeCached } : {})
+  const allowed = fastAllowed()
+  let got = allowed ? cachedOpen(path, flags) : undefined
+  // A write open (or one past the turn's budget) still looks for a FIFO or device first.
+  if (got === undefined && (!allowed || (flags & O_ACCMODE) !== O_RDONLY)) got = cachedKind(path, flags)
+  if (got === undefined) return undefined
+  if (got === IRREGULAR) return handleFor(await nodeOpenFd(path, flags, mode), ctx, append)
+  return new FileHandle(got, ctx, false, append ? 'kernel' : 'none', false)
 }
 
 async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Context, direct: boolean, append: boolean): Promise<FileHandle> {
-  if (!direct) {
-    const t = turn()
-    if (t) await t
-    return openCached(path, flags, mode, ctx, append) ?? handleFor(await openFd(path, flags, mode, ctx), ctx, append)
-  }
+  if (!direct) return (await openCached(path, flags, mode, ctx, append)) ?? handleFor(await openFd(path, flags, mode, ctx), ctx, append)
   // With O_APPEND the kernel would ignore the aligned offsets of read-modify-write: emulate it.
   const f = ((flags as number) | O_DIRECT) & ~(append ? O_APPEND : 0)
   const appendMode: AppendMode = append ? 'emulated' : 'none'

@@ -9,7 +9,7 @@ import { CHUNK, DEPTH, FileHandle, handleFor, open, settleAll } from './filehand
 import type { OpenOptions, ReadFileOptions, WriteFileData, WriteFileOptions } from './filehandle'
 import { ReadStream, WriteStream } from './streams'
 import type { Opening, ReadStreamOptions, Source, WriteStreamOptions } from './streams'
-import { cachedReadFile, turn } from './cached'
+import { cachedKind, cachedReadFile, fastAllowed, IRREGULAR } from './cached'
 import { call, closeFd, defaultContext, fchmod, fstat, ftruncate, openFd } from './sys'
 import { DirectIO, FsIO, PlainIO } from './io'
 import type { BlockIO, FsCalls } from './io'
@@ -62,9 +62,7 @@ export async function readFile(path: unknown, optionsArg?: unknown): Promise<str
   if (path instanceof FileHandle) return path.readFileInternal(options)
   checkAborted(options.signal as AbortSignal | undefined)
   // The cached fast path: a small file read whole on this thread when nothing would wait.
-  if (typeof path === 'string' && (flag === 'r' || (flag as unknown) === O_RDONLY) && options.direct === undefined) {
-    const t = turn()
-    if (t) await t
+  if (typeof path === 'string' && (flag === 'r' || (flag as unknown) === O_RDONLY) && options.direct === undefined && fastAllowed()) {
     const buf = cachedReadFile(path)
     if (buf !== undefined) {
       const encoding = options.encoding as BufferEncoding | null | undefined
@@ -90,7 +88,9 @@ export async function writeFile(path: PathLike | FileHandle, data: WriteFileData
   // The whole write as one request on a worker (open, write, fsync if flushing, close: one
   // thread hop where node:fs takes three), for what that request can carry.
   const flags = flagsToNumber(flag)
-  if (typeof path === 'string' && flags !== undefined && plainMode(options.mode) && options.signal === undefined && options.direct === undefined && (typeof data === 'string' || ArrayBuffer.isView(data))) {
+  // Not for a FIFO or device (cachedKind): its open may wait for the other end, which node:fs
+  // does on libuv's pool, and a kaio worker must finish before its Context can be dropped.
+  if (typeof path === 'string' && flags !== undefined && plainMode(options.mode) && options.signal === undefined && options.direct === undefined && (typeof data === 'string' || ArrayBuffer.isView(data)) && cachedKind(path, flags) !== IRREGULAR) {
     const { context } = options
     if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
     const bytes = typeof data === 'string' ? Buffer.from(data, (options.encoding as BufferEncoding | null) || 'utf8') : data
@@ -155,7 +155,9 @@ export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOption
   const ctx = context ?? defaultContext()
   // One request on a worker: libuv's copy (FICLONE, copy_file_range), as node:fs's, with one
   // thread round trip and the bytes copied in the kernel.
-  if (!direct && typeof src === 'string' && typeof dest === 'string') return ctx.copyFile(src, dest, m)
+  if (!direct && typeof src === 'string' && typeof dest === 'string' && cachedKind(src, 0) !== IRREGULAR && cachedKind(dest, 0) !== IRREGULAR) {
+    return ctx.copyFile(src, dest, m)
+  }
   // A clone or nothing: only the kernel's FICLONE can do that.
   if (m & COPYFILE_FICLONE_FORCE) return node.copyFile(src, dest, m)
   const dflag = direct ? O_DIRECT : 0

@@ -10,7 +10,7 @@ import * as pathModule from 'node:path'
 import type { Context } from '../context'
 import { errnoError } from '../errors'
 import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW } from '../statx'
-import { cachedStat, toStats, turn } from './cached'
+import { cachedStat, fastAllowed, toStats } from './cached'
 import { open } from './filehandle'
 import { defaultContext, ftruncate } from './sys'
 import { plainMode } from './util'
@@ -60,9 +60,7 @@ function statCall(name: 'stat' | 'lstat', follow: boolean): typeof fs.promises.s
   return named(name, async (path: unknown, options?: unknown): Promise<fs.Stats> => {
     // null options: node's own TypeError, from node.
     if (!plain(path) || wantsBigint(options)) return fallback(path as string, options as { bigint: false })
-    const t = turn()
-    if (t) await t
-    const st = cachedStat(path, follow)
+    const st = fastAllowed() ? cachedStat(path, follow) : undefined
     if (st !== undefined) return st
     const out = new Uint8Array(STATX_SIZE)
     await ctx().statx(path, follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_MASK, out)

@@ -7,7 +7,7 @@ import * as fs from 'node:fs'
 
 import { Context } from '../context'
 import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE } from '../statx'
-import { cachedFstat, toStats } from './cached'
+import { cachedFstat, fastAllowed, toStats } from './cached'
 import { plainMode } from './util'
 
 /** A callback-style call as a promise; a synchronous throw becomes a rejection. */
@@ -29,6 +29,11 @@ export function openFd(path: unknown, flags: unknown, mode: unknown, ctx: Contex
   if (typeof path === 'string' && !path.includes('\u0000') && typeof flags === 'number' && plainMode(mode)) {
     return ctx.openat(path, flags, mode as number)
   }
+  return nodeOpenFd(path, flags, mode)
+}
+
+/** node:fs's own open (libuv's pool), as node opens what kaio's engine should not wait on. */
+export function nodeOpenFd(path: unknown, flags: unknown, mode: unknown): Promise<number> {
   return call<number>((cb) => fs.open(path as fs.PathLike, flags as fs.OpenMode, mode as fs.Mode, cb))
 }
 
@@ -44,7 +49,7 @@ export function closeFd(fd: number): Promise<void> {
  */
 export async function fstat(fd: number, bigint = false): Promise<fs.Stats | fs.BigIntStats> {
   if (bigint) return call((cb) => fs.fstat(fd, { bigint }, cb as (err: NodeJS.ErrnoException | null, s: fs.Stats | fs.BigIntStats) => void))
-  const st = cachedFstat(fd)
+  const st = fastAllowed() ? cachedFstat(fd) : undefined
   if (st !== undefined) return st
   const out = new Uint8Array(STATX_SIZE)
   await defaultContext().fstatx(fd, STATX_BASIC_STATS | STATX_BTIME, out)

@@ -53,7 +53,20 @@ pub fn cached_fstat(fd: i32, out: Uint8ArraySlice<'_>) -> i32 {
     }
 }
 
-/// Opens the regular file `path` with `flags`: the descriptor or `-errno`.
+/// Whether `path` is a local regular file, from the caches: 0, `-NOT_REGULAR` or `-errno`.
+#[napi]
+pub fn cached_kind(path: String, flags: i32) -> i32 {
+    let Some(p) = c_path(path) else {
+        return AGAIN;
+    };
+    match cached::kind(&p, flags) {
+        Ok(()) => 0,
+        Err(e) => -e,
+    }
+}
+
+/// Opens the regular file `path` with `flags`: the descriptor or `-errno` (`-NOT_REGULAR`
+/// for a file that is not a local regular file).
 #[napi]
 pub fn cached_open(path: String, flags: i32) -> i32 {
     let Some(p) = c_path(path) else {
@@ -61,14 +74,6 @@ pub fn cached_open(path: String, flags: i32) -> i32 {
     };
     let mut st = cached::empty_statx();
     cached::open(&p, flags, &mut st).unwrap_or_else(|e| -e)
-}
-
-/// Closes `fd` on this thread (for read-only regular files the fast path opened: their close
-/// writes nothing back). 0.
-#[napi]
-pub fn cached_close(fd: i32) -> i32 {
-    cached::close(fd);
-    0
 }
 
 /// The whole regular file `path` (opened with `flags`, read-only) as a new Buffer, if its

@@ -61,8 +61,20 @@ struct Shared {
 /// sleeps. A caller that awaits one request and then makes the next (depth 1) has it within
 /// tens of microseconds; a sleeping worker costs a futex wake-up, and on a virtual machine
 /// whose idle vCPUs halt, the wake of that vCPU: about 50 µs measured here. One worker at a
-/// time spins, for at most this long after its last job.
+/// time spins, for at most this long after its last job. `KAIO_POOL_SPIN_US` overrides it
+/// (0: never spin; the memory checker sets that, since valgrind runs one thread at a time).
 const SPIN: Duration = Duration::from_micros(100);
+
+/// [`SPIN`], or `KAIO_POOL_SPIN_US` (read once).
+fn spin_for() -> Duration {
+    static SPIN_FOR: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *SPIN_FOR.get_or_init(|| {
+        std::env::var("KAIO_POOL_SPIN_US")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(SPIN, Duration::from_micros)
+    })
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -199,6 +211,10 @@ impl Engine for Pool {
 
 /// After a job: spins up to [`SPIN`] for the next one, if no other worker is spinning.
 fn spin_for_next(s: &Shared) {
+    let spin = spin_for();
+    if spin.is_zero() {
+        return;
+    }
     if s.spinning
         .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
         .is_err()
@@ -208,7 +224,7 @@ fn spin_for_next(s: &Shared) {
     let start = Instant::now();
     while s.queued.load(Ordering::SeqCst) == 0
         && !s.stop.load(Ordering::Acquire)
-        && start.elapsed() < SPIN
+        && start.elapsed() < spin
     {
         std::hint::spin_loop();
     }

@@ -198,8 +198,8 @@ pub fn stat(path: &CStr, follow: bool, out: &mut libc::statx) -> Result<(), i32>
 /// Flags whose open writes the directory or the file, which `RESOLVE_CACHED` refuses.
 const WRITING: i32 = libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE;
 /// The status flags `F_SETFL` may set (the rest of an open's flags stay as opened).
-const STATUS: i32 =
-    libc::O_APPEND | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME | libc::O_NONBLOCK;
+/// (`O_ASYNC` is left out: open(2) ignores it, and `F_SETFL` would turn it on.)
+const STATUS: i32 = libc::O_APPEND | libc::O_DIRECT | libc::O_NOATIME | libc::O_NONBLOCK;
 
 /// Opens a regular file with `flags` (plus `O_CLOEXEC`, as libuv) if its lookup is cached;
 /// fills `out` with its stat. Anything but a regular file is closed again: `WOULD_BLOCK`.
@@ -213,19 +213,33 @@ pub fn open_to_read(path: &CStr, flags: i32, out: &mut libc::statx) -> Result<Ra
     open_regular(path, flags, out, false)
 }
 
+/// An `errno`-like answer of [`open`] and [`kind`] for "there is a file, and it is not a local
+/// regular file": the caller opens it the way node:fs does (a FIFO's open waits for its other
+/// end), not on an engine whose workers must finish before it can be dropped.
+pub const NOT_REGULAR: i32 = 1_000_010;
+
+/// Whether `path` (followed unless `O_NOFOLLOW` is in `flags`) is a local regular file, from
+/// the caches: `Ok(())`, `NOT_REGULAR`, `WOULD_BLOCK` or the lookup's errno.
+pub fn kind(path: &CStr, flags: i32) -> Result<(), i32> {
+    let mut probe = empty_statx();
+    match stat(path, flags & libc::O_NOFOLLOW == 0, &mut probe) {
+        Ok(()) if is_regular(&probe) => Ok(()),
+        Ok(()) => Err(NOT_REGULAR),
+        Err(e) => Err(e),
+    }
+}
+
 fn open_regular(path: &CStr, flags: i32, out: &mut libc::statx, clear: bool) -> Result<RawFd, i32> {
-    if flags & WRITING != 0 {
+    // Read-only only: a write open runs the file system's `->open` for writing, which can
+    // copy a whole file up (overlayfs) or read the quota file (ext4) first.
+    if flags & WRITING != 0 || flags & libc::O_ACCMODE != libc::O_RDONLY {
         return Err(WOULD_BLOCK);
     }
     // Look before opening: only a local regular file is opened here. Opening anything else
     // has effects of its own even with O_NONBLOCK (a FIFO's read side releases a writer
     // waiting in open(2), which would then meet EPIPE once this closes; a device's open may
     // rewind a tape or raise a modem line), and a remote file's `->open` waits for its server.
-    let mut probe = empty_statx();
-    stat(path, flags & libc::O_NOFOLLOW == 0, &mut probe)?;
-    if !is_regular(&probe) {
-        return Err(WOULD_BLOCK);
-    }
+    kind(path, flags)?;
     let fd = openat2(
         path,
         flags | libc::O_CLOEXEC | libc::O_NONBLOCK,
@@ -385,7 +399,7 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(cp.as_ptr(), 0o644) }, 0);
         let _ = std::fs::symlink_metadata(&p);
         // No writer: a blocking open would wait forever; this one returns at once.
-        assert_eq!(open(&cp, libc::O_RDONLY, &mut out), Err(WOULD_BLOCK));
+        assert_eq!(open(&cp, libc::O_RDONLY, &mut out), Err(NOT_REGULAR));
         // A writer waiting for a reader is not released (and then left without one) by it.
         let (tx, rx) = std::sync::mpsc::channel();
         let wp = p.clone();
@@ -395,7 +409,8 @@ mod tests {
             f.map(|_| ())
         });
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(open(&cp, libc::O_RDONLY, &mut out), Err(WOULD_BLOCK));
+        assert_eq!(open(&cp, libc::O_RDONLY, &mut out), Err(NOT_REGULAR));
+        assert_eq!(kind(&cp, 0), Err(NOT_REGULAR));
         assert!(
             rx.recv_timeout(std::time::Duration::from_millis(100))
                 .is_err(),
