@@ -104,6 +104,8 @@ fn copy_data(srcfd: RawFd, dstfd: RawFd, len: u64) -> Result<(), i32> {
                     kernel_copy = false;
                     continue;
                 }
+                // As libuv's uv__fs_sendfile: these go straight to the read/write copy.
+                Err(libc::EINVAL | libc::EIO) => read_write(srcfd, &mut off, dstfd, chunk)?,
                 Err(e) => return Err(e),
             }
         } else {
@@ -127,12 +129,21 @@ fn copy_data(srcfd: RawFd, dstfd: RawFd, len: u64) -> Result<(), i32> {
 /// The last resort: `pread` into a buffer and `write` it all.
 fn read_write(srcfd: RawFd, off: &mut i64, dstfd: RawFd, len: usize) -> Result<usize, i32> {
     let mut buf = vec![0u8; len.min(64 * 1024)];
-    // SAFETY: `buf` is ours, `buf.len()` bytes.
-    let n = unsafe { sys::pread(srcfd, buf.as_mut_ptr(), buf.len(), *off) }?;
+    let n = loop {
+        // SAFETY: `buf` is ours, `buf.len()` bytes.
+        match unsafe { sys::pread(srcfd, buf.as_mut_ptr(), buf.len(), *off) } {
+            Err(libc::EINTR) => {}
+            r => break r?,
+        }
+    };
     let mut done = 0;
     while done < n {
         // SAFETY: `buf[done..n]` is initialised and ours.
-        done += unsafe { sys::write(dstfd, buf.as_ptr().add(done), n - done) }?;
+        match unsafe { sys::write(dstfd, buf.as_ptr().add(done), n - done) } {
+            Ok(w) => done += w,
+            Err(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
     }
     *off += n as i64;
     Ok(n)

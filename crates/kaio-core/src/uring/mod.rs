@@ -751,9 +751,13 @@ impl Shared {
                 let r = cqe.result();
                 // A path op whose opcode is newer than parts of its SQE (flags a kernel does
                 // not know yet) answers EINVAL where the syscall would work: the pool decides.
-                // Such an answer changed nothing, so re-running a mutating op is safe.
-                let retry =
-                    r == -libc::EOPNOTSUPP || (r == -libc::EINVAL && slot.req.op.is_metadata());
+                // Such an answer changed nothing, so re-running a mutating op is safe, but for
+                // an open that creates: the kernel may create the file and then refuse a flag
+                // (O_DIRECT on a file system without it), and a re-run would say EEXIST.
+                let creates =
+                    matches!(&slot.req.op, Op::Openat { flags, .. } if flags & libc::O_CREAT != 0);
+                let retry = r == -libc::EOPNOTSUPP
+                    || (r == -libc::EINVAL && slot.req.op.is_metadata() && !creates);
                 if retry && !stopping {
                     to_pool.push(slot.req);
                 } else {
