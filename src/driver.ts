@@ -158,19 +158,12 @@ export class NativeDriver implements Driver {
       case 'ftruncate':
         this.#b.ctxFd(this.#handle, id, PATH_OPS[req.op], req.fd, req.len)
         break
-      case 'writefile':
-      case 'copyfile':
+      default:
+        // Path ops take strings, which the binding may refuse (a NUL byte): the id goes back.
         try {
           if (req.op === 'writefile') this.#b.ctxWriteFile(this.#handle, id, req.path, req.a, req.b, req.out, req.len === 1)
-          else this.#b.ctxCopyFile(this.#handle, id, req.path, req.path2!, req.a)
-        } catch (e) {
-          this.#free.push(id)
-          throw e
-        }
-        break
-      default:
-        try {
-          this.#b.ctxPath(this.#handle, id, PATH_OPS[req.op], req.fd, req.path, req.path2, req.a, req.b, req.out)
+          else if (req.op === 'copyfile') this.#b.ctxCopyFile(this.#handle, id, req.path, req.path2!, req.a)
+          else this.#b.ctxPath(this.#handle, id, PATH_OPS[req.op], req.fd, req.path, req.path2, req.a, req.b, req.out)
         } catch (e) {
           this.#free.push(id)
           throw e

@@ -9,6 +9,8 @@ export const STATX_SIZE = 256
 /** `statx` mask bits (linux/stat.h). */
 export const STATX_BASIC_STATS = 0x7ff
 export const STATX_BTIME = 0x800
+/** Everything fs.Stats has (what libuv asks for). */
+export const STATX_STATS = STATX_BASIC_STATS | STATX_BTIME
 /** `AT_*` flags (linux/fcntl.h): `ctx.statx()` as lstat, as fstat; `ctx.unlinkat()` as rmdir. */
 export const AT_SYMLINK_NOFOLLOW = 0x100
 export const AT_REMOVEDIR = 0x200
@@ -166,7 +168,7 @@ function putTime(v: DataView, at: number, ns: bigint): void {
 export function encodeStatx(st: BigIntStats, out: Uint8Array): void {
   out.fill(0, 0, STATX_SIZE)
   const v = view(out)
-  v.setUint32(MASK, STATX_BASIC_STATS | STATX_BTIME, true)
+  v.setUint32(MASK, STATX_STATS, true)
   v.setUint32(BLKSIZE, Number(st.blksize), true)
   v.setUint32(NLINK, Number(st.nlink), true)
   v.setUint32(UID, Number(st.uid), true)

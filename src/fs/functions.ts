@@ -126,10 +126,7 @@ export interface CopyFileOptions extends KaioOptions {
 function copyError(e: unknown, src: string | Buffer, dest: string | Buffer): unknown {
   const err = e as SystemError
   if (typeof err?.errno !== 'number' || typeof err.code !== 'string' || err.code.startsWith('ERR_')) return e
-  const out = errnoError(err.errno, 'copyfile', String(src)) as SystemError & { dest: string }
-  out.dest = String(dest)
-  out.message = `${out.code}: ${out.message.slice(out.code.length + 2).replace(/, copyfile .*$/, '')}, copyfile '${String(src)}' -> '${String(dest)}'`
-  return out
+  return errnoError(err.errno, 'copyfile', String(src), String(dest))
 }
 
 /**

@@ -9,7 +9,7 @@ import * as pathModule from 'node:path'
 
 import type { Context } from '../context'
 import { errnoError } from '../errors'
-import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW } from '../statx'
+import { decodeStatx, STATX_SIZE, STATX_STATS, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW } from '../statx'
 import { cachedStat, fastAllowed, toStats } from './cached'
 import { open } from './filehandle'
 import { defaultContext, ftruncate } from './sys'
@@ -49,8 +49,6 @@ function wantsBigint(options: unknown): boolean {
   return options === null || (options !== undefined && (options as { bigint?: unknown }).bigint === true)
 }
 
-const STATX_MASK = STATX_BASIC_STATS | STATX_BTIME
-
 /**
  * `stat` or `lstat`: the cached fast path on this thread, else the engine's statx (an
  * io_uring STATX, or a pool thread); BigIntStats and other paths go to node:fs.
@@ -63,7 +61,7 @@ function statCall(name: 'stat' | 'lstat', follow: boolean): typeof fs.promises.s
     const st = fastAllowed() ? cachedStat(path, follow) : undefined
     if (st !== undefined) return st
     const out = new Uint8Array(STATX_SIZE)
-    await ctx().statx(path, follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_MASK, out)
+    await ctx().statx(path, follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_STATS, out)
     return toStats(decodeStatx(out))
   }) as unknown as typeof fs.promises.stat
 }
@@ -143,7 +141,7 @@ async function mkdirp(c: Context, path: string, mode: number): Promise<string | 
 async function existing(c: Context, path: string, eexist: NodeJS.ErrnoException): Promise<undefined> {
   const out = new Uint8Array(STATX_SIZE)
   try {
-    await c.statx(path, 0, STATX_MASK, out)
+    await c.statx(path, 0, STATX_STATS, out)
   } catch (e) {
     throw errnoError((e as NodeJS.ErrnoException).errno ?? -2, 'mkdir', path)
   }

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs'
 
 import { Context } from '../context'
-import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE } from '../statx'
+import { decodeStatx, STATX_SIZE, STATX_STATS } from '../statx'
 import { cachedFstat, fastAllowed, toStats } from './cached'
 import { plainMode } from './util'
 
@@ -52,7 +52,7 @@ export async function fstat(fd: number, bigint = false): Promise<fs.Stats | fs.B
   const st = fastAllowed() ? cachedFstat(fd) : undefined
   if (st !== undefined) return st
   const out = new Uint8Array(STATX_SIZE)
-  await defaultContext().fstatx(fd, STATX_BASIC_STATS | STATX_BTIME, out)
+  await defaultContext().fstatx(fd, STATX_STATS, out)
   return toStats(decodeStatx(out))
 }
 

@@ -218,7 +218,7 @@ unsafe extern "C" fn ctx_write(
 }
 
 /// `ctxFlush(handle)`: submits what the context queued and returns how many completions it
-/// wrote to the completion array (as `crate::ctx_flush`, without napi-rs's per-call scope).
+/// wrote to the completion array (`crate::flush_handle`, without napi-rs's per-call scope).
 unsafe extern "C" fn ctx_flush(
     env: sys::napi_env,
     info: sys::napi_callback_info,

@@ -84,7 +84,7 @@ unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
 
 /// A native context: a kernel AIO context or a worker pool, plus how it wakes the JS thread.
 /// The calls made per request or per event-loop turn (`ctxRead`, `ctxWrite`, `ctxVectored`,
-/// `ctxSync`, `ctxPoll`, `ctxPath`, `ctxFd`, `ctxFlush`, `ctxDrain`, `ctxSetRef`) are free functions that name the
+/// `ctxSync`, `ctxPoll`, `ctxPath`, `ctxFd`, `ctxDrain`, `ctxSetRef`, and `fast`'s `ctxFlush`) are free functions that name the
 /// context by [`handle`](NativeContext::handle) (see [`Hot`]); the rest are methods.
 #[napi]
 pub struct NativeContext {
@@ -701,13 +701,7 @@ pub fn fast_calls(env: &Env) -> Result<Object<'_>> {
 
 /// Submits what context `handle` has queued; writes the completions available now into its
 /// completion array as `[id, res, res2]*` and returns their count (call again while it is
-/// full).
-#[napi]
-pub fn ctx_flush(env: Env, handle: u32) -> Result<u32> {
-    flush_handle(handle).ok_or_else(|| closed(env.raw()))
-}
-
-/// [`ctx_flush`]'s work (also `fast`'s `ctxFlush`): `None` once the context is destroyed.
+/// full): `fast`'s `ctxFlush`. `None` once the context is destroyed.
 pub(crate) fn flush_handle(handle: u32) -> Option<u32> {
     let hot = hot(handle)?;
     let cs = hot.with(Backend::flush)?;
@@ -773,12 +767,7 @@ pub fn ctx_vectored(
         )
     };
     options(&mut req, flags, priority);
-    hot.pin(id, &views)?;
-    if hot.with(|b| b.push(req)).is_none() {
-        hot.unpin(u64::from(id));
-        return Err(closed(env.raw()));
-    }
-    Ok(())
+    push_pinned(env, &hot, id, &views, req)
 }
 
 /// Queues `fsync` (`data_only = false`) or `fdatasync` on context `handle`.
@@ -802,6 +791,23 @@ fn push(env: Env, handle: u32, req: Request) -> Result<()> {
     hot(handle)
         .and_then(|h| h.with(|b| b.push(req)))
         .ok_or_else(|| closed(env.raw()))
+}
+
+/// Queues request `id`, which uses the memory of `views`: pinned first, released again if
+/// the context is closed (the request then never reaches an engine).
+fn push_pinned(
+    env: Env,
+    hot: &Hot,
+    id: u32,
+    views: &[napi::sys::napi_value],
+    req: Request,
+) -> Result<()> {
+    hot.pin(id, views)?;
+    if hot.with(|b| b.push(req)).is_none() {
+        hot.unpin(u64::from(id));
+        return Err(closed(env.raw()));
+    }
+    Ok(())
 }
 
 /// Queues a poll for `events` on context `handle`.
@@ -932,12 +938,7 @@ pub fn ctx_path(
             // its completion leaves native code, and a dropped backend waits for the kernel.
             let req = unsafe { Request::statx(user, fd, path, a, b, buf) };
             let hot = hot(handle).ok_or_else(|| closed(env.raw()))?;
-            hot.pin(id, &[view])?;
-            if hot.with(|be| be.push(req)).is_none() {
-                hot.unpin(user);
-                return Err(closed(env.raw()));
-            }
-            return Ok(());
+            return push_pinned(env, &hot, id, &[view], req);
         }
         _ => {
             return Err(throw_coded(
@@ -984,12 +985,7 @@ pub fn ctx_write_file(
     // a dropped backend waits for its workers.
     let req =
         unsafe { Request::write_file(u64::from(id), path, flags, mode, (ptr, u8a.len()), sync) };
-    hot.pin(id, &[view])?;
-    if hot.with(|b| b.push(req)).is_none() {
-        hot.unpin(u64::from(id));
-        return Err(closed(env.raw()));
-    }
-    Ok(())
+    push_pinned(env, &hot, id, &[view], req)
 }
 
 /// Queues a whole-file copy on context `handle` (`Op::CopyFile`: libuv's copyfile on a
