@@ -3,6 +3,7 @@
 
 use crate::request::{Op, Request};
 use crate::sys;
+use std::sync::OnceLock;
 
 /// The result a request gets without reaching the kernel, if any. Only files whose reads
 /// cannot block go to the kernel: regular files, block devices, directories (for the errors
@@ -37,5 +38,169 @@ fn check(req: &Request, want_direct: bool) -> Result<bool, i64> {
         Ok(t) if t == libc::S_IFDIR => Ok(true),
         Ok(t) if t == libc::S_IFCHR && !sys::is_tty(req.fd) => Ok(true),
         Ok(_) => Err(-i64::from(libc::ESPIPE)),
+    }
+}
+
+/// Whether kernel engines try cached reads on the spot ([`read_cached`]): yes unless
+/// `KAIO_READ_NOW=0` (read once; for measuring the difference).
+pub(crate) fn read_now_default() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("KAIO_READ_NOW").is_none_or(|v| v != "0"))
+}
+
+/// A buffered read whose data is all in the page cache, done on the caller's thread with
+/// one `preadv2(RWF_NOWAIT)`: what `io_uring`'s own inline issue does (a non-blocking
+/// attempt on the submitting thread), without the ring round trip, the descriptor check and
+/// the eventfd signal. `Some(result)` only when the attempt finished the request: every
+/// byte copied, or a short read that stopped at the end of a regular file. `None` leaves it
+/// to the engine, which gives its own result and errors (EAGAIN: not cached; a pipe's or a
+/// terminal's ESPIPE; a directory's EISDIR; a file that cannot honour NOWAIT; a read of a
+/// cached prefix). `O_DIRECT` descriptors are left alone (a NOWAIT direct read still waits
+/// for the device), as are empty reads, flags kaio does not know, and reads with an I/O
+/// priority (the kernel checks it at submission: EINVAL for a bad class, EPERM for RT
+/// without privileges; `preadv2` has no place for one).
+pub(crate) fn read_cached(req: &Request) -> Option<i64> {
+    let one;
+    let iov: &[libc::iovec] = match &req.op {
+        Op::Read { buf, len } => {
+            one = [libc::iovec {
+                iov_base: buf.cast(),
+                iov_len: *len,
+            }];
+            &one
+        }
+        Op::Readv { iov } => iov,
+        _ => return None,
+    };
+    let want: usize = iov.iter().map(|v| v.iov_len).sum();
+    if want == 0
+        || req.offset < 0
+        || req.rw_flags & !sys::RWF_SUPPORTED != 0
+        || req.priority.is_some()
+    {
+        return None;
+    }
+    if sys::is_direct(req.fd) {
+        return None;
+    }
+    // SAFETY: the Request contract keeps every iovec's memory valid and unused elsewhere
+    // until the request's completion, which has not been made yet.
+    let n =
+        unsafe { sys::preadv2(req.fd, iov, req.offset, req.rw_flags | sys::RWF_NOWAIT) }.ok()?;
+    if n < want && !ends_file(req.fd, req.offset, n) {
+        return None;
+    }
+    Some(n as i64)
+}
+
+/// Whether a read of `n` bytes at `offset` reached the end of the regular file `fd`.
+fn ends_file(fd: i32, offset: i64, n: usize) -> bool {
+    sys::fstat(fd).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_size <= offset + n as i64
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    fn read(fd: i32, offset: i64, buf: &mut [u8]) -> Request {
+        // SAFETY: `buf` outlives every use of the request in these tests.
+        unsafe { Request::read(1, fd, offset, buf.as_mut_ptr(), buf.len()) }
+    }
+
+    fn cached_file(len: usize) -> std::fs::File {
+        let mut f = tempfile();
+        f.write_all(&vec![7u8; len]).unwrap();
+        f.sync_all().unwrap();
+        f
+    }
+
+    fn tempfile() -> std::fs::File {
+        let dir = std::env::temp_dir();
+        let path = dir.join(format!(
+            "kaio-classify-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_cached_read_completes_on_the_spot() {
+        let f = cached_file(8192);
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(
+            read_cached(&read(f.as_raw_fd(), 4096, &mut buf)),
+            Some(4096)
+        );
+        assert!(buf.iter().all(|&b| b == 7));
+    }
+
+    #[test]
+    fn a_short_read_counts_only_at_the_end_of_the_file() {
+        let f = cached_file(6000);
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(
+            read_cached(&read(f.as_raw_fd(), 4096, &mut buf)),
+            Some(1904)
+        );
+        assert_eq!(read_cached(&read(f.as_raw_fd(), 9000, &mut buf)), Some(0));
+    }
+
+    #[test]
+    fn what_it_cannot_finish_is_left_to_the_engine() {
+        let mut buf = vec![0u8; 4096];
+        // Not cached: EAGAIN.
+        let f = cached_file(1 << 20);
+        let fd = f.as_raw_fd();
+        // The advice misses pages still in another CPU's LRU batch now and then (tests run
+        // in parallel): a few tries, one of which must find the page gone.
+        let left = (0..10).any(|_| {
+            // SAFETY: plain advice on a descriptor we own (written back, so pages can go).
+            unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) };
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            read_cached(&read(fd, 512 << 10, &mut buf)).is_none()
+        });
+        assert!(left, "every read of an evicted page completed on the spot");
+        // A pipe (ESPIPE), a bad descriptor, an empty read, a negative offset.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert_eq!(read_cached(&read(fds[0], 0, &mut buf)), None);
+        assert_eq!(read_cached(&read(-1, 0, &mut buf)), None);
+        let f = cached_file(100);
+        assert_eq!(read_cached(&read(f.as_raw_fd(), 0, &mut buf[..0])), None);
+        assert_eq!(read_cached(&read(f.as_raw_fd(), -1, &mut buf)), None);
+        let mut prio = read(f.as_raw_fd(), 0, &mut buf);
+        prio.priority = Some(7 << 13);
+        assert_eq!(read_cached(&prio), None);
+        // SAFETY: closing the pipe made above.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+
+    #[test]
+    fn o_direct_descriptors_are_left_alone() {
+        let f = cached_file(8192);
+        // SAFETY: F_SETFL with an integer flag set on a descriptor we own.
+        let ok = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, libc::O_DIRECT) } == 0;
+        if !ok {
+            return; // the temp directory's file system refuses O_DIRECT
+        }
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(read_cached(&read(f.as_raw_fd(), 0, &mut buf)), None);
     }
 }

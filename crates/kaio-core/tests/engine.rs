@@ -301,8 +301,11 @@ fn a_reused_descriptor_is_checked_again() {
         reuse(fds[0]);
         let c = h.run(vec![read(3, fd, 0, &mut buf)]);
         assert_eq!(c[0].res, -i64::from(libc::ESPIPE), "{name}: after submit");
-        // Withdrawn before submission, then the number refers to a pipe.
+        // Withdrawn before submission (queued behind a write, so not tried on the spot: see
+        // `a_cached_read_completes_at_push`), then the number refers to a pipe.
         reuse(f.as_raw_fd());
+        let data = [0u8; 8];
+        h.backend.push(write(40, f.as_raw_fd(), 64, &data));
         h.backend.push(read(4, fd, 0, &mut buf));
         assert_eq!(
             h.backend.cancel(4),
@@ -312,12 +315,47 @@ fn a_reused_descriptor_is_checked_again() {
         reuse(fds[0]);
         let c = h.run(vec![read(5, fd, 0, &mut buf)]);
         assert_eq!(c[0].res, -i64::from(libc::ESPIPE), "{name}: after cancel");
+        assert_eq!(h.wait_for(&[40])[0].res, 8, "{name}");
         drop(h);
         // SAFETY: closing our own descriptors after the backend is gone.
         unsafe {
             libc::close(fd);
             libc::close(fds[0]);
             libc::close(fds[1]);
+        }
+    }
+}
+
+/// On the kernel engines a buffered read of cached data, made while nothing is queued or
+/// waiting to be returned, is done at `push` (`preadv2(RWF_NOWAIT)`, no ring or `io_submit`):
+/// the data is there before `flush`, which returns it. Behind a queued request it is queued
+/// (never reordered), and the thread pool never reads on the caller's thread.
+#[test]
+fn a_cached_read_completes_at_push() {
+    for (name, make) in backends() {
+        let mut h = make(4);
+        let f = temp_file();
+        let data = [9u8; 64];
+        assert_eq!(h.run(vec![write(1, f.as_raw_fd(), 0, &data)])[0].res, 64);
+        let mut buf = [0u8; 64];
+        h.backend.push(read(2, f.as_raw_fd(), 0, &mut buf));
+        let on_the_spot = buf == data;
+        assert_eq!(on_the_spot, name != "thread", "{name}");
+        h.collect(h.backend.flush());
+        assert_eq!(h.wait_for(&[2])[0].res, 64, "{name}");
+        // Behind a queued write, the read is queued too. Kernel AIO and the pool then run
+        // them in order; io_uring does not order requests submitted together (the buffered
+        // write goes to an io-wq worker, the read completes inline), so neither does kaio.
+        let newer = [4u8; 64];
+        let mut buf = [0u8; 64];
+        h.backend.push(write(3, f.as_raw_fd(), 0, &newer));
+        h.backend.push(read(4, f.as_raw_fd(), 0, &mut buf));
+        assert_eq!(buf, [0u8; 64], "{name}: read before the queued write");
+        h.collect(h.backend.flush());
+        let c = h.wait_for(&[3, 4]);
+        assert_eq!((c[0].res, c[1].res), (64, 64), "{name}");
+        if !is_uring(name) {
+            assert_eq!(buf, newer, "{name}");
         }
     }
 }

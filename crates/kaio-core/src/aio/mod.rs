@@ -37,6 +37,11 @@
 //! Such a request, and one whose filesystem refuses NOWAIT (EOPNOTSUPP) or that read only a
 //! cached prefix, is not finished: it is run again, without NOWAIT, on a [`Pool`] the context
 //! owns, whose completion comes back through the same mailbox. The caller sees one result.
+//! A buffered read pushed while nothing is queued or waiting to be returned is first tried
+//! at `push` itself with one `preadv2(RWF_NOWAIT)` (`classify::read_cached`, shared with the
+//! `io_uring` engine): the same non-blocking page-cache copy `io_submit` would make, without
+//! `io_submit`, `io_getevents` and the descriptor check. Only a read it finishes completes
+//! there (its completion comes out of the next `flush`); anything else takes the path above.
 //! Path ops (open, close, stat, unlink, rename, mkdir, symlink, link, ftruncate), for which
 //! kernel AIO has no opcode, go straight to the same pool at `push` (its workers start them at
 //! the next `flush`); they are not counted in [`AioContext::handed_off`].
@@ -68,7 +73,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::arena::Arena;
-use crate::classify::classify;
+use crate::classify::{classify, read_cached, read_now_default};
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
@@ -162,6 +167,9 @@ struct Shared {
     resfd: u32,
     /// Whether the caller's event loop watches the mailbox's eventfd (see the module docs).
     loop_driven: bool,
+    /// Whether buffered reads are tried on the spot first (`classify::read_cached`): on
+    /// unless `KAIO_READ_NOW=0`.
+    read_now: bool,
     state: Mutex<State>,
     /// Serialises submitters (caller thread and completion thread) so the queue stays FIFO.
     submit_lock: Mutex<()>,
@@ -212,6 +220,7 @@ impl AioContext {
             efd,
             resfd,
             loop_driven: loop_fd.is_some(),
+            read_now: read_now_default(),
             state: Mutex::new(State {
                 inflight: Arena::with_capacity(capacity),
                 iocbs: IocbTable::new(capacity),
@@ -347,8 +356,16 @@ impl Engine for AioContext {
             st.queue.push_back((req, true));
             return;
         }
+        // A buffered read made while nothing waits to be submitted or returned is tried on
+        // the spot first (see `classify::read_cached`; the same rule as `io_uring`'s).
+        // Not where this context sends no NOWAIT reads (turned off, or refused).
+        let now = self.shared.read_now
+            && st.nowait
+            && !st.nowait_refused[0]
+            && st.queue.is_empty()
+            && st.ready.is_empty();
         if let Some((fd, t, notify)) = st.checked {
-            if fd == req.fd && t == taken {
+            if fd == req.fd && t == taken && !now {
                 st.queue.push_back((req, notify));
                 return;
             }
@@ -356,14 +373,15 @@ impl Engine for AioContext {
         // The check is a system call: it runs without the lock (fstat can be slow on network
         // filesystems) and its result is remembered for the next requests on this descriptor.
         drop(st);
-        let verdict = classify(&req);
+        let verdict = match now.then(|| read_cached(&req)).flatten() {
+            // Decided: the read's own result.
+            Some(n) => Err(n),
+            None => classify(&req),
+        };
         let mut st = lock(&self.shared.state);
-        if st.closed {
-            st.ready.push(Completion::new(req.user, res::CLOSED));
-            return;
-        }
         match verdict {
             Err(r) => st.ready.push(Completion::new(req.user, r)),
+            Ok(_) if st.closed => st.ready.push(Completion::new(req.user, res::CLOSED)),
             Ok(notify) => {
                 // Valid while nothing leaves the queue, so while this request is still queued
                 // (see `State::checked`); stale at once if something left it during the check.

@@ -11,6 +11,13 @@
 //!   from `flush` itself. A request that went to an io-wq worker or the device completes later;
 //!   its CQE signals the eventfd and the binding calls [`UringContext::collect`], which submits
 //!   what is queued and reaps.
+//! - A buffered read pushed while nothing is queued or waiting to be returned (a request at
+//!   depth 1, or the first of a batch) is first tried at `push` with one
+//!   `preadv2(RWF_NOWAIT)` ([`classify::read_cached`]): the non-blocking attempt `io_uring`
+//!   itself makes inline, minus the `io_uring_enter`, the descriptor check and the eventfd
+//!   signal every CQE raises (README, Performance: depth 1 page cache). Only a read it
+//!   finishes (every byte, or a short read that ended at end of file) completes there, from
+//!   the next `flush`; the rest of a batch goes to the ring in one `io_uring_enter` as before.
 //! - Callback mailbox ([`Mailbox::new`], hosts without libuv): the ring signals the context's
 //!   own eventfd; a completion thread sleeps on it, reaps, refills the SQ from the queue and
 //!   pushes batches into the mailbox. `flush` on the caller's thread still submits (and reaps
@@ -114,7 +121,7 @@ use std::thread::JoinHandle;
 use io_uring::{opcode, EnterFlags, IoUring};
 
 use crate::arena::Arena;
-use crate::classify::check_type;
+use crate::classify::{self, check_type};
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
@@ -191,6 +198,9 @@ struct Shared {
     efd: Option<OwnedFd>,
     /// Whether completions are posted only on `GETEVENTS` enters.
     defer: bool,
+    /// Whether buffered reads are tried on the spot first ([`classify::read_cached`]): on
+    /// unless `KAIO_READ_NOW=0` (for measuring the difference).
+    read_now: bool,
     stopping: AtomicBool,
     pool: Mutex<Option<Pool>>,
     fallbacks: AtomicU64,
@@ -332,6 +342,7 @@ impl UringContext {
             mailbox,
             efd,
             defer: flags.contains("DEFER_TASKRUN"),
+            read_now: classify::read_now_default(),
             stopping: AtomicBool::new(false),
             pool: Mutex::new(None),
             fallbacks: AtomicU64::new(0),
@@ -385,7 +396,10 @@ impl UringContext {
 impl Engine for UringContext {
     /// Queues a request; it reaches the ring at the next [`flush`](Self::flush) (or
     /// `collect`, or the completion thread, when a slot frees up). Positional requests on
-    /// descriptors that are not files get ESPIPE (see the module docs).
+    /// descriptors that are not files get ESPIPE (see the module docs). A buffered read made
+    /// while nothing waits to be submitted or returned is first tried on the spot (see
+    /// [`classify::read_cached`]); if the page cache held it all, its completion comes out
+    /// of the next `flush` without the ring.
     fn push(&self, req: Request) {
         let positional = req.op.is_positional();
         let mut g = lock(&self.shared.inner);
@@ -403,24 +417,34 @@ impl Engine for UringContext {
                 .push(Completion::new(req.user, -i64::from(libc::EINVAL)));
             return;
         }
-        if st.checked == Some((req.fd, st.taken)) {
+        // Nothing queued before it (so doing it now reorders nothing) and nothing decided
+        // and not yet returned (so at depth the rest of a batch still goes to the ring in
+        // one `io_uring_enter`).
+        // A read forced onto the fallback pool (tests) is not tried either.
+        let now = self.shared.read_now
+            && st.native[Kind::of(&req.op) as usize]
+            && st.queue.is_empty()
+            && st.ready.is_empty();
+        if !now && st.checked == Some((req.fd, st.taken)) {
             st.queue.push_back(req);
             return;
         }
-        // fstat runs without the lock (it can be slow on network filesystems).
+        // The system calls run without the lock (fstat can be slow on network filesystems).
         drop(g);
-        let verdict = check_type(&req);
+        let verdict = match now.then(|| classify::read_cached(&req)).flatten() {
+            // Decided: the read's own result.
+            Some(n) => Err(n),
+            None => check_type(&req),
+        };
         let mut g = lock(&self.shared.inner);
         let st = &mut g.st;
-        if st.closed {
-            st.ready.push(Completion::new(req.user, res::CLOSED));
-            return;
-        }
-        if let Err(r) = verdict {
-            st.ready.push(Completion::new(req.user, r));
-        } else {
-            st.checked = Some((req.fd, st.taken));
-            st.queue.push_back(req);
+        match verdict {
+            Err(r) => st.ready.push(Completion::new(req.user, r)),
+            Ok(_) if st.closed => st.ready.push(Completion::new(req.user, res::CLOSED)),
+            Ok(_) => {
+                st.checked = Some((req.fd, st.taken));
+                st.queue.push_back(req);
+            }
         }
     }
 
@@ -433,7 +457,9 @@ impl Engine for UringContext {
         g.watch_creds();
         let mut out = std::mem::take(&mut g.st.ready);
         s.pump(&mut g, &mut out);
-        g.submit(s.defer);
+        // With nothing in the ring there is no task work to run: no system call at all.
+        let getevents = s.defer && !g.st.inflight.is_empty();
+        g.submit(getevents);
         s.reap(&mut g, &mut out);
         let queued = !g.st.queue.is_empty();
         drop(g);
