@@ -37,7 +37,8 @@
 //! Such a request, and one whose filesystem refuses NOWAIT (EOPNOTSUPP) or that read only a
 //! cached prefix, is not finished: it is run again, without NOWAIT, on a [`Pool`] the context
 //! owns, whose completion comes back through the same mailbox. The caller sees one result.
-//! Path ops (open, close, stat, unlink, rename, mkdir, symlink, link, ftruncate), for which
+//! Path ops (open, close, stat, unlink, rename, mkdir, symlink, link, ftruncate, fallocate,
+//! fadvise), for which
 //! kernel AIO has no opcode, go straight to the same pool at `push` (its workers start them at
 //! the next `flush`); they are not counted in [`AioContext::handed_off`].
 //! Requests in flight together are not ordered among themselves (as with `O_DIRECT` and the
