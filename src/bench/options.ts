@@ -265,8 +265,8 @@ function fsOptions(opts: BenchOptions, raw: Map<string, string>): BenchOptions {
   }
   const workload = raw.get('--workload')
   if (workload !== undefined) opts.fsWorkloads = parseList(workload, '--workload', FS_WORKLOADS)
-  // Each stream run pays a drop_caches and a disk read: --quick leaves them out unless asked.
-  else if (opts.quick) opts.fsWorkloads = opts.fsWorkloads.filter((w) => !(STREAM_WORKLOADS as readonly string[]).includes(w))
+  // Each stream run pays a drop_caches (the whole machine's) and a disk read: only when named.
+  else opts.fsWorkloads = opts.fsWorkloads.filter((w) => !(STREAM_WORKLOADS as readonly string[]).includes(w))
   const impl = raw.get('--impl')
   if (impl !== undefined) opts.engines = parseList(impl, '--impl', FS_ENGINES)
   return opts
@@ -309,11 +309,11 @@ directory under --dir, at each concurrency; and stream: a 256M file read whole t
 open() + filehandle.createReadStream(), the page cache dropped before each stream (needs
 root), 3 streams per engine per half, concurrency 1 only, plain (stream) and after
 POSIX_FADV_SEQUENTIAL on the descriptor (stream-fadvise; kaio's ctx.fadvise, for node's
-descriptor too), alternating. Takes --dir, --duration (default 2), --workload
-readfile,writefile,stat,open,walk,stream,stream-fadvise, --impl kaio (kaio/promises, default
-backend),uring,linux,thread,js (kaio/promises on that backend),node,sync (default kaio,node,
-sync; sync skips the streams), --json, --plot, --quick (0.5 s runs, no stream cells unless
-named in --workload, then a 64M file and 1 stream per half; about 30 s) and:
+descriptor too), alternating; only when named in --workload. Takes --dir, --duration
+(default 2), --workload readfile,writefile,stat,open,walk,stream,stream-fadvise (default the
+first five), --impl kaio (kaio/promises, default backend),uring,linux,thread,js (kaio/promises
+on that backend),node,sync (default kaio,node,sync; sync skips the streams), --json, --plot,
+--quick (0.5 s runs, about 30 s; stream cells: a 64M file, 1 stream per half) and:
   --concurrency LIST    operations in flight (walk: entries statted at once) (default 1,64)
 
 Exit codes: 0 done (missed targets are reported, not fatal), 2 bad arguments or unusable
