@@ -39,7 +39,7 @@ export const EPOLLWRBAND = 0x200
 export const EPOLLMSG = 0x400
 export const EPOLLRDHUP = 0x2000
 
-/** fallocate(2) modes (`linux/falloc.h`); 0 allocates and grows the file. */
+// fallocate(2) modes (`linux/falloc.h`); 0 allocates and grows the file.
 /** `FALLOC_FL_KEEP_SIZE`: allocate past the end without changing the file size. */
 export const FALLOC_FL_KEEP_SIZE = 0x01
 /** `FALLOC_FL_PUNCH_HOLE`: free the range (reads back as zeros); needs `FALLOC_FL_KEEP_SIZE`. */

@@ -2,9 +2,9 @@
 // methods and the raw `Operation` batch API.
 import { fileURLToPath } from 'node:url'
 
+import { POSIX_FADV_NOREUSE, POSIX_FADV_NORMAL } from './constants'
 import type { PathOp, PathReq, Req, ReqOptions } from './driver'
 import { invalidArgType, invalidArgValue, outOfRange } from './errors'
-import { POSIX_FADV_NOREUSE, POSIX_FADV_NORMAL } from './constants'
 import { AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, STATX_SIZE } from './statx'
 import { asBytes, isDetached, MAX_LENGTH, toPayload, validateFd, validateInt, validateOffset } from './validate'
 
