@@ -259,6 +259,26 @@ test('--suite fs: a tiny run prints the fs cells, ×node and ×sync ratios, the 
   t.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('.kaio-bench')), [])
 })
 
+test('--suite fs: the stream cells run only when named, at concurrency 1, plain and after POSIX_FADV_SEQUENTIAL', async (t) => {
+  const dir = tmpDir(t)
+  const r = await kaio(['bench', '--suite', 'fs', '--dir', dir, '--files', '5', '--quick', '--workload', 'stream,stream-fadvise', '--concurrency', '1,4', '--impl', 'kaio,node,sync', '--json'], dir)
+  t.is(r.code, 0, r.stderr)
+  const doc = JSON.parse(r.stdout) as { results: { workload: string; depth: number; engine: string; bs: number; iops: number; vsNode: number | null; error?: string }[] }
+  for (const w of ['stream', 'stream-fadvise']) {
+    const cell = doc.results.filter((x) => x.workload === w)
+    t.deepEqual(cell.map((x) => `${x.engine} c${x.depth}`).sort(), ['kaio c1', 'node c1'], w)
+    for (const res of cell) {
+      t.is(res.bs, 64 << 20)
+      // Dropping the page cache needs root: without it the cells say why instead.
+      if (res.error !== undefined) t.regex(res.error, /not measured/)
+      else t.true(res.iops > 0 && typeof res.vsNode === 'number', `${w} ${res.engine}`)
+    }
+  }
+  t.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('.kaio-bench')), [])
+  const plain = await kaio(['bench', '--suite', 'fs', '--dir', dir, '--files', '5', '--duration', '0.05', '--concurrency', '1', '--impl', 'node', '--json'], dir)
+  t.false((JSON.parse(plain.stdout) as { results: { workload: string }[] }).results.some((x) => x.workload.startsWith('stream')))
+})
+
 test('--suite fs --plot writes a chart and the text table has ×sync', async (t) => {
   const dir = tmpDir(t)
   const svg = path.join(dir, 'fs.svg')

@@ -1,6 +1,7 @@
 // Path (metadata) ops through every backend, against node:fs: open, close, statx (stat, lstat,
 // fstat), unlink/rmdir, rename, mkdir, symlink, link, ftruncate; results and errors (code,
-// errno, syscall, path, dest, message) equal node:fs's.
+// errno, syscall, path, dest, message) equal node:fs's. fallocate and fadvise, which node:fs
+// lacks, against the kernel's answers.
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import * as fs from 'node:fs'
@@ -9,9 +10,25 @@ import { pathToFileURL } from 'node:url'
 import * as v8 from 'node:v8'
 import * as vm from 'node:vm'
 
-import { AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE } from '../index'
+import {
+  AT_REMOVEDIR,
+  AT_SYMLINK_NOFOLLOW,
+  decodeStatx,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  FALLOC_FL_ZERO_RANGE,
+  POSIX_FADV_DONTNEED,
+  POSIX_FADV_NOREUSE,
+  POSIX_FADV_NORMAL,
+  POSIX_FADV_RANDOM,
+  POSIX_FADV_SEQUENTIAL,
+  POSIX_FADV_WILLNEED,
+  STATX_BASIC_STATS,
+  STATX_BTIME,
+  STATX_SIZE,
+} from '../index'
 import { binding } from '../src/native'
-import { each, tempDir } from './helpers'
+import { each, heldFifo, isSystemError, tempDir } from './helpers'
 
 const MASK = STATX_BASIC_STATS | STATX_BTIME
 let n = 0
@@ -190,6 +207,62 @@ each('ftruncate grows and shrinks; bad descriptors fail as node:fs', async (t, c
   fs.closeSync(ro)
 })
 
+const MIB = 2 ** 20
+
+each('fallocate allocates, keeps the size, punches and zeroes; js refuses it (ENOTSUP)', async (t, ctx, impl) => {
+  const p = fresh()
+  const fd = fs.openSync(p, 'w+')
+  try {
+    if (impl === 'js') {
+      // node:fs has no fallocate: refused as poll is, whatever the descriptor.
+      isSystemError(t, await t.throwsAsync(ctx.fallocate(fd, 0, 0, MIB)), 'ENOTSUP', 'fallocate')
+      isSystemError(t, await t.throwsAsync(ctx.fallocate(BAD_FD, 0, 0, MIB)), 'ENOTSUP', 'fallocate')
+      return
+    }
+    await ctx.fallocate(fd, 0, 0, MIB)
+    let st = fs.fstatSync(fd)
+    t.is(st.size, MIB)
+    t.true(st.blocks * 512 >= MIB, `${st.blocks} blocks`)
+    await ctx.fallocate(fd, FALLOC_FL_KEEP_SIZE, MIB, MIB)
+    st = fs.fstatSync(fd)
+    t.is(st.size, MIB)
+    t.true(st.blocks * 512 >= 2 * MIB, `${st.blocks} blocks past the end`)
+    fs.writeSync(fd, Buffer.alloc(8192, 7), 0, 8192, 0)
+    await ctx.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096)
+    const back = Buffer.alloc(8192)
+    fs.readSync(fd, back, 0, 8192, 0)
+    t.true(back.subarray(0, 4096).every((b) => b === 0), 'the hole reads as zeros')
+    t.true(back.subarray(4096).every((b) => b === 7), 'past the hole')
+    await ctx.fallocate(fd, FALLOC_FL_ZERO_RANGE, 4096, 4096)
+    fs.readSync(fd, back, 0, 8192, 0)
+    t.true(back.every((b) => b === 0), 'the zeroed range')
+    isSystemError(t, await t.throwsAsync(ctx.fallocate(BAD_FD, 0, 0, 1)), 'EBADF', 'fallocate')
+    const ro = fs.openSync(p, 'r')
+    isSystemError(t, await t.throwsAsync(ctx.fallocate(ro, 0, 0, 1)), 'EBADF', 'fallocate')
+    fs.closeSync(ro)
+    // PUNCH_HOLE without KEEP_SIZE is refused by every file system.
+    isSystemError(t, await t.throwsAsync(ctx.fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 1)), 'ENOTSUP', 'fallocate')
+  } finally {
+    fs.closeSync(fd)
+  }
+})
+
+each('fadvise takes every advice; bad descriptors and pipes fail as posix_fadvise', async (t, ctx) => {
+  const p = fresh()
+  fs.writeFileSync(p, Buffer.alloc(65536, 1))
+  const fd = fs.openSync(p, 'r')
+  for (const advice of [POSIX_FADV_NORMAL, POSIX_FADV_SEQUENTIAL, POSIX_FADV_RANDOM, POSIX_FADV_NOREUSE, POSIX_FADV_WILLNEED, POSIX_FADV_DONTNEED]) {
+    await ctx.fadvise(fd, 0, 0, advice)
+  }
+  await ctx.fadvise(fd, 4096, 2 ** 33, POSIX_FADV_WILLNEED)
+  t.is(fs.readFileSync(p).length, 65536, 'advice changes no data')
+  fs.closeSync(fd)
+  isSystemError(t, await t.throwsAsync(ctx.fadvise(BAD_FD, 0, 0, POSIX_FADV_NORMAL)), 'EBADF', 'fadvise')
+  const { keeper } = heldFifo()
+  isSystemError(t, await t.throwsAsync(ctx.fadvise(keeper, 0, 0, POSIX_FADV_SEQUENTIAL)), 'ESPIPE', 'fadvise')
+  fs.closeSync(keeper)
+})
+
 each('many path ops at once each settle once, with their own buffers', async (t, ctx) => {
   const files = Array.from({ length: 64 }, (_, i) => {
     const p = fresh()
@@ -252,6 +325,30 @@ each('bad arguments reject with node codes and never reach the engine', async (t
   await t.throwsAsync(ctx.unlinkat(fresh(), 1), { code: 'ERR_OUT_OF_RANGE' })
   await t.throwsAsync(ctx.ftruncate(-1, 0), { code: 'ERR_OUT_OF_RANGE' })
   await t.throwsAsync(ctx.ftruncate(0, -1), { code: 'ERR_OUT_OF_RANGE' })
+  for (const [args, code] of [
+    [[-1, 0, 0, 1], 'ERR_OUT_OF_RANGE'],
+    [[0, -1, 0, 1], 'ERR_OUT_OF_RANGE'],
+    [[0, 0, -1, 1], 'ERR_OUT_OF_RANGE'],
+    [[0, 0, 0, 0], 'ERR_OUT_OF_RANGE'],
+    [[0, 0, 0, 0.5], 'ERR_OUT_OF_RANGE'],
+    [[0, '1', 0, 1], 'ERR_INVALID_ARG_TYPE'],
+    [[0, 0, 1n, 1], 'ERR_INVALID_ARG_TYPE'],
+  ] as const) {
+    const [fd, mode, offset, len] = args as unknown as number[]
+    await t.throwsAsync(ctx.fallocate(fd!, mode!, offset!, len!), { code }, `fallocate(${String(args)})`)
+  }
+  for (const [args, code] of [
+    [[-1, 0, 0, 0], 'ERR_OUT_OF_RANGE'],
+    [[0, -1, 0, 0], 'ERR_OUT_OF_RANGE'],
+    [[0, 0, -1, 0], 'ERR_OUT_OF_RANGE'],
+    [[0, 0, 0, 6], 'ERR_OUT_OF_RANGE'],
+    [[0, 0, 0, -1], 'ERR_OUT_OF_RANGE'],
+    [[0, 0, 0, '2'], 'ERR_INVALID_ARG_TYPE'],
+    [[0, null, 0, 0], 'ERR_INVALID_ARG_TYPE'],
+  ] as const) {
+    const [fd, offset, len, advice] = args as unknown as number[]
+    await t.throwsAsync(ctx.fadvise(fd!, offset!, len!, advice!), { code }, `fadvise(${String(args)})`)
+  }
   await t.throwsAsync(ctx.openat(fresh(), 0.5, 0), { code: 'ERR_OUT_OF_RANGE' })
   // The context still works.
   await ctx.statx(tempDir(), 0, MASK, out)
@@ -288,6 +385,6 @@ test('the binding refuses a path with a NUL byte with a coded error', (t) => {
   // A sound path on no context: the closed-context error, not a crash.
   t.throws(() => binding!.ctxPath(0, 0, 0, -1, 'a', undefined, 0, 0, undefined), { code: 'ERR_AIO_CLOSED' })
   t.throws(() => binding!.ctxPath(0, 0, 99, -1, 'a', undefined, 0, 0, undefined), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.throws(() => binding!.ctxFd(0, 0, 99, -1, 0), { code: 'ERR_INVALID_ARG_VALUE' })
-  t.throws(() => binding!.ctxFd(0, 0, 1, -1, 0), { code: 'ERR_AIO_CLOSED' })
+  t.throws(() => binding!.ctxFd(0, 0, 99, -1, 0, 0, 0), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => binding!.ctxFd(0, 0, 1, -1, 0, 0, 0), { code: 'ERR_AIO_CLOSED' })
 })

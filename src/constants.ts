@@ -1,4 +1,5 @@
-// Constants for operation options: RWF_* flags, POLL*/EPOLL* event bits, I/O priorities.
+// Constants for operation options: RWF_* flags, POLL*/EPOLL* event bits, fallocate modes,
+// fadvise advice, I/O priorities.
 
 /** `RWF_HIPRI`: high-priority (polled) request; kernel AIO accepts and ignores it for files. */
 export const RWF_HIPRI = 0x01
@@ -37,6 +38,22 @@ export const EPOLLWRNORM = 0x100
 export const EPOLLWRBAND = 0x200
 export const EPOLLMSG = 0x400
 export const EPOLLRDHUP = 0x2000
+
+// fallocate(2) modes (`linux/falloc.h`); 0 allocates and grows the file.
+/** `FALLOC_FL_KEEP_SIZE`: allocate past the end without changing the file size. */
+export const FALLOC_FL_KEEP_SIZE = 0x01
+/** `FALLOC_FL_PUNCH_HOLE`: free the range (reads back as zeros); needs `FALLOC_FL_KEEP_SIZE`. */
+export const FALLOC_FL_PUNCH_HOLE = 0x02
+/** `FALLOC_FL_ZERO_RANGE`: zero the range (allocated, without writing the data). */
+export const FALLOC_FL_ZERO_RANGE = 0x10
+
+/** posix_fadvise(2) advice (`<fcntl.h>` on Linux). */
+export const POSIX_FADV_NORMAL = 0
+export const POSIX_FADV_RANDOM = 1
+export const POSIX_FADV_SEQUENTIAL = 2
+export const POSIX_FADV_WILLNEED = 3
+export const POSIX_FADV_DONTNEED = 4
+export const POSIX_FADV_NOREUSE = 5
 
 /** I/O scheduling classes (`linux/ioprio.h`). RT needs CAP_SYS_ADMIN or CAP_SYS_NICE. */
 export const IOPRIO_CLASS_NONE = 0

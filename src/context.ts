@@ -11,6 +11,8 @@ import { readBuffer } from './aligned'
 import {
   buildClose,
   buildCopyFile,
+  buildFadvise,
+  buildFallocate,
   buildFtruncate,
   buildMkdir,
   buildOpen,
@@ -370,6 +372,23 @@ export class Context {
   /** `ftruncate(2)` of `fd` to `len` bytes. */
   ftruncate(fd: number, len: number): Promise<void> {
     return this.#call(() => buildFtruncate(fd, len), nothing)
+  }
+
+  /**
+   * `fallocate(2)` of `len` bytes at `offset` of `fd`: `mode` 0 allocates (growing the file),
+   * or `FALLOC_FL_KEEP_SIZE`, `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`,
+   * `FALLOC_FL_ZERO_RANGE`. The js backend rejects with ENOTSUP (node:fs has no fallocate).
+   */
+  fallocate(fd: number, mode: number, offset: number, len: number): Promise<void> {
+    return this.#call(() => buildFallocate(fd, mode, offset, len), nothing)
+  }
+
+  /**
+   * `posix_fadvise(2)`: `advice` (`POSIX_FADV_*`) for `len` bytes at `offset` of `fd` (`len` 0:
+   * to the end). The js backend checks the descriptor (EBADF, ESPIPE) and does nothing else.
+   */
+  fadvise(fd: number, offset: number, len: number, advice: number): Promise<void> {
+    return this.#call(() => buildFadvise(fd, offset, len, advice), nothing)
   }
 
   /**

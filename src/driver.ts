@@ -37,7 +37,8 @@ export type Req =
 /**
  * A path (metadata) op. `path2`: the destination of rename/link, the link made by symlink
  * (whose target is `path`). `a`: open/statx/unlink flags; `b`: open/mkdir mode, statx mask.
- * `out`: the struct statx buffer. `len`: ftruncate's length. Unused fields are 0/undefined.
+ * `out`: the struct statx buffer. `len`: the length of ftruncate, fallocate, fadvise; `start`:
+ * fallocate's and fadvise's offset (`a`: their mode, advice). Unused fields are 0/undefined.
  */
 export interface PathReq {
   op: PathOp
@@ -47,12 +48,13 @@ export interface PathReq {
   a: number
   b: number
   len: number
+  start: number
   out: Uint8Array | undefined
   opts: ReqOptions
 }
 
 /** Path op codes, as the binding's `ctxPath`/`ctxFd` take them (crates/kaio-node/src/lib.rs). */
-export const PATH_OPS = { open: 0, close: 1, statx: 2, unlink: 3, rename: 4, mkdir: 5, symlink: 6, link: 7, ftruncate: 8, writefile: 9, copyfile: 10 } as const
+export const PATH_OPS = { open: 0, close: 1, statx: 2, unlink: 3, rename: 4, mkdir: 5, symlink: 6, link: 7, ftruncate: 8, writefile: 9, copyfile: 10, fallocate: 11, fadvise: 12 } as const
 
 /** The steps of a whole-file write, as its failed completion names them in `res2` (kaio-core's `write_file`). */
 export const WRITE_FILE_STEPS = ['', 'open', 'write', 'fsync', 'close'] as const
@@ -156,7 +158,9 @@ export class NativeDriver implements Driver {
         break
       case 'close':
       case 'ftruncate':
-        this.#b.ctxFd(this.#handle, id, PATH_OPS[req.op], req.fd, req.len)
+      case 'fallocate':
+      case 'fadvise':
+        this.#b.ctxFd(this.#handle, id, PATH_OPS[req.op], req.fd, req.a, req.start, req.len)
         break
       default:
         // Path ops take strings, which the binding may refuse (a NUL byte): the id goes back.
@@ -347,6 +351,15 @@ function runPath(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: num
       break
     case 'ftruncate':
       fs.ftruncate(req.fd, req.len, unit)
+      break
+    case 'fallocate':
+      // node:fs has no fallocate: refused, as poll and RWF_* flags are (ENOTSUP).
+      queueMicrotask(() => unit({ errno: -95 } as NodeJS.ErrnoException))
+      break
+    case 'fadvise':
+      // Advice only: nothing to do, but the descriptor is checked as posix_fadvise checks it
+      // (EBADF; ESPIPE for a pipe or FIFO).
+      fs.fstat(req.fd, (e, st) => unit(e ?? (st.isFIFO() ? ({ errno: -29 } as NodeJS.ErrnoException) : null)))
       break
     case 'writefile':
       writeWhole(req, done)

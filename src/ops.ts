@@ -2,6 +2,7 @@
 // methods and the raw `Operation` batch API.
 import { fileURLToPath } from 'node:url'
 
+import { POSIX_FADV_NOREUSE, POSIX_FADV_NORMAL } from './constants'
 import type { PathOp, PathReq, Req, ReqOptions } from './driver'
 import { invalidArgType, invalidArgValue, outOfRange } from './errors'
 import { AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, STATX_SIZE } from './statx'
@@ -166,7 +167,7 @@ const INT32_MAX = 2 ** 31 - 1
 const UINT32_MAX = 2 ** 32 - 1
 
 function pathReq(op: PathOp, fields: Partial<Omit<PathReq, 'op' | 'opts'>>): PathReq {
-  return { op, fd: -1, path: '', path2: undefined, a: 0, b: 0, len: 0, out: undefined, ...fields, opts: NO_OPTS }
+  return { op, fd: -1, path: '', path2: undefined, a: 0, b: 0, len: 0, start: 0, out: undefined, ...fields, opts: NO_OPTS }
 }
 
 export function buildOpen(path: unknown, flags: unknown, mode: unknown): Built {
@@ -184,6 +185,24 @@ export function buildFtruncate(fd: unknown, len: unknown): Built {
   const f = validateFd(fd)
   const n = validateInt(len, 'len', 0, Number.MAX_SAFE_INTEGER)
   return { req: pathReq('ftruncate', { fd: f, len: n }), signal: undefined, syscall: 'ftruncate' }
+}
+
+/** fallocate(2): `mode` 0 or FALLOC_FL_* bits, `offset` >= 0, `len` >= 1 (the kernel refuses 0). */
+export function buildFallocate(fd: unknown, mode: unknown, offset: unknown, len: unknown): Built {
+  const f = validateFd(fd)
+  const a = validateInt(mode, 'mode', 0, INT32_MAX)
+  const start = validateInt(offset, 'offset', 0, Number.MAX_SAFE_INTEGER)
+  const n = validateInt(len, 'len', 1, Number.MAX_SAFE_INTEGER)
+  return { req: pathReq('fallocate', { fd: f, a, start, len: n }), signal: undefined, syscall: 'fallocate' }
+}
+
+/** posix_fadvise(2): `offset` >= 0, `len` >= 0 (0: to the end), `advice` a POSIX_FADV_* value. */
+export function buildFadvise(fd: unknown, offset: unknown, len: unknown, advice: unknown): Built {
+  const f = validateFd(fd)
+  const start = validateInt(offset, 'offset', 0, Number.MAX_SAFE_INTEGER)
+  const n = validateInt(len, 'len', 0, Number.MAX_SAFE_INTEGER)
+  const a = validateInt(advice, 'advice', POSIX_FADV_NORMAL, POSIX_FADV_NOREUSE)
+  return { req: pathReq('fadvise', { fd: f, a, start, len: n }), signal: undefined, syscall: 'fadvise' }
 }
 
 /**

@@ -119,6 +119,25 @@ check('poll on a regular file resolves POLLIN at once (js: ENOTSUP)', async (ctx
   }
 })
 
+check('fallocate grows a file and fadvise takes advice (js: fallocate ENOTSUP, fadvise checks the fd)', async (ctx, impl) => {
+  const fd = tempFd()
+  try {
+    if (impl === 'js') {
+      await assert.rejects(ctx.fallocate(fd, 0, 0, 65536), (e) => (systemError(e, 'ENOTSUP', 'fallocate'), true))
+    } else {
+      await ctx.fallocate(fd, 0, 0, 65536)
+      assert.strictEqual(fs.fstatSync(fd).size, 65536)
+      await ctx.fallocate(fd, kaio.FALLOC_FL_KEEP_SIZE, 65536, 65536)
+      assert.strictEqual(fs.fstatSync(fd).size, 65536)
+    }
+    await ctx.fadvise(fd, 0, 0, kaio.POSIX_FADV_SEQUENTIAL)
+    await assert.rejects(ctx.fadvise(2 ** 30, 0, 0, kaio.POSIX_FADV_NORMAL), (e) => (systemError(e, 'EBADF', 'fadvise'), true))
+    await assert.rejects(ctx.fadvise(fd, 0, 0, 6), (e) => e.code === 'ERR_OUT_OF_RANGE')
+  } finally {
+    fs.closeSync(fd)
+  }
+})
+
 check('close() in the same tick as writes: every write lands, later ones are refused', async (_ctx, impl) => {
   const fd = tempFd()
   const c = new Context({ implementation: impl, maxRequests: 4 })

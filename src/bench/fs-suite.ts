@@ -1,6 +1,7 @@
 // `kaio bench --suite fs`: kaio/promises against node:fs/promises and the *Sync calls on small
 // cached files: readFile / writeFile of 4 KiB, stat, open + close and a directory walk, each at
-// the concurrencies asked for. kaio/promises runs on the default backend (the thread's default
+// the concurrencies asked for; and createReadStream of one large file from a cold page cache,
+// with and without POSIX_FADV_SEQUENTIAL on its descriptor first. kaio/promises runs on the default backend (the thread's default
 // Context: AIO_IMPL, the default-implementation file, auto-detection) as `kaio`, and on one
 // backend as `uring`, `linux`, ... by passing it a Context of that implementation.
 import * as fs from 'node:fs'
@@ -9,27 +10,51 @@ import * as path from 'node:path'
 import { randomFillSync } from 'node:crypto'
 
 import { Context } from '../context'
+import { POSIX_FADV_SEQUENTIAL } from '../constants'
 import { promises as kaio } from '../fs-promises'
+import { defaultContext } from '../fs/sys'
 import type { Implementation } from '../driver'
 import { available } from '../select'
 import { combine, engineLabel, inFlight, isKaio, Meter, syncLoop } from './engines'
 import type { Measured } from './engines'
-import { FS_ENGINES, UsageError } from './options'
-import type { BenchOptions, EngineName, FsWorkload } from './options'
+import { FS_ENGINES, STREAM_WORKLOADS, UsageError } from './options'
+import type { BenchOptions, EngineName, FsWorkload, StreamWorkload } from './options'
 import { Progress } from './progress'
 import { addRatios, addSyncRatios, evaluateTargets, failedResult, FS_LABEL, fsTargetDefs } from './report'
 import type { CellResult, TargetResult } from './report'
-import { removeTestFile, testDirectory } from './testfile'
+import { dropCaches, removeTestFile, testDirectory } from './testfile'
 
 const FILE_SIZE = 4096
 /** The walk's tree holds this many times --files entries (10,000 by default). */
 const WALK_FACTOR = 5
+/** The streamed file: large enough that readahead, not the first read, decides (--quick: 64M). */
+const STREAM_SIZE = 256 << 20
+const QUICK_STREAM_SIZE = 64 << 20
+/** Streams per engine per half of the stream cell, per variant (each after a drop_caches). */
+const STREAMS_PER_HALF = 3
+
+type CachedWorkload = Exclude<FsWorkload, StreamWorkload>
+const isStream = (w: FsWorkload): w is StreamWorkload => (STREAM_WORKLOADS as readonly string[]).includes(w)
 
 /** The tree of one fs run: files to read (and stat, open), files to overwrite, the walk's directory. */
 export interface FsTree {
   read: string[]
   write: string[]
   walk: string
+}
+
+/** Writes the file the stream cells read: `size` random bytes, synced. */
+function makeStreamFile(root: string, size: number): string {
+  const p = path.join(root, 'stream')
+  const chunk = randomFillSync(Buffer.alloc(8 << 20))
+  const fd = fs.openSync(p, 'w')
+  try {
+    for (let at = 0; at < size; at += chunk.length) fs.writeSync(fd, chunk, 0, Math.min(chunk.length, size - at))
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  return p
 }
 
 /** Creates the tree under `root`: `n` 4 KiB files to read, `n` to write, `5n` empty files to walk. */
@@ -73,6 +98,14 @@ interface AsyncApi {
   stat: (p: string) => Promise<fs.Stats>
   openClose: (p: string) => Promise<void>
   readdir: (p: string) => Promise<string[]>
+  /** Opens `p`, gives its descriptor POSIX_FADV_SEQUENTIAL if `advise`, streams it whole with createReadStream; the bytes read. */
+  stream: (p: string, advise: boolean) => Promise<number>
+}
+
+async function consume(stream: AsyncIterable<Buffer>): Promise<number> {
+  let n = 0
+  for await (const chunk of stream) n += chunk.length
+  return n
 }
 
 function kaioApi(context: Context | undefined): AsyncApi {
@@ -83,6 +116,11 @@ function kaioApi(context: Context | undefined): AsyncApi {
     stat: (p) => kaio.stat(p),
     openClose: async (p) => (await kaio.open(p, 'r', 0o666, o)).close(),
     readdir: (p) => kaio.readdir(p),
+    stream: async (p, advise) => {
+      const fh = await kaio.open(p, 'r', 0o666, o)
+      if (advise) await (context ?? defaultContext()).fadvise(fh.fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+      return consume(fh.createReadStream())
+    },
   }
 }
 
@@ -92,14 +130,20 @@ const nodeApi: AsyncApi = {
   stat: (p) => fsp.stat(p),
   openClose: async (p) => (await fsp.open(p, 'r')).close(),
   readdir: (p) => fsp.readdir(p),
+  // The advice is the open file's, whoever gives it: kaio's call on node's descriptor.
+  stream: async (p, advise) => {
+    const fh = await fsp.open(p, 'r')
+    if (advise) await defaultContext().fadvise(fh.fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+    return consume(fh.createReadStream())
+  },
 }
 
 /** One async run of `workload`: `concurrency` operations (walk: stats) in flight. */
-function runAsync(api: AsyncApi, tree: FsTree, workload: FsWorkload, concurrency: number, seconds: number): Promise<Measured> {
+function runAsync(api: AsyncApi, tree: FsTree, workload: CachedWorkload, concurrency: number, seconds: number): Promise<Measured> {
   const meter = new Meter(null)
   const next = randomIndex(tree.read.length)
   const data = randomFillSync(Buffer.alloc(FILE_SIZE))
-  const steps: Record<FsWorkload, (start: number) => Promise<void>> = {
+  const steps: Record<CachedWorkload, (start: number) => Promise<void>> = {
     readfile: async (start) => meter.record(start, (await api.readFile(tree.read[next()]!)).length),
     writefile: async (start) => {
       await api.writeFile(tree.write[next()]!, data)
@@ -128,11 +172,11 @@ function runAsync(api: AsyncApi, tree: FsTree, workload: FsWorkload, concurrency
 }
 
 /** The *Sync loop: readFileSync, writeFileSync, statSync, openSync + closeSync, readdirSync + statSync. */
-function runSyncFs(tree: FsTree, workload: FsWorkload, seconds: number): Promise<Measured> {
+function runSyncFs(tree: FsTree, workload: CachedWorkload, seconds: number): Promise<Measured> {
   const meter = new Meter(null)
   const next = randomIndex(tree.read.length)
   const data = randomFillSync(Buffer.alloc(FILE_SIZE))
-  const steps: Record<FsWorkload, (start: number) => void> = {
+  const steps: Record<CachedWorkload, (start: number) => void> = {
     readfile: (start) => meter.record(start, fs.readFileSync(tree.read[next()]!).length),
     writefile: (start) => {
       fs.writeFileSync(tree.write[next()]!, data)
@@ -152,6 +196,17 @@ function runSyncFs(tree: FsTree, workload: FsWorkload, seconds: number): Promise
     },
   }
   return syncLoop(meter, seconds, steps[workload])
+}
+
+/** One stream of `file` from a cold page cache (dropped before it, outside the timing). */
+async function runStream(api: AsyncApi, file: string, workload: StreamWorkload): Promise<Measured> {
+  const problem = dropCaches()
+  if (problem !== '') throw new Error(`not measured: ${problem}`)
+  const meter = new Meter(null)
+  meter.begin()
+  const start = performance.now()
+  meter.record(start, await api.stream(file, workload === 'stream-fadvise'))
+  return meter.finish()
 }
 
 /** An engine's label in the fs suite (its sync engine is more than readSync). */
@@ -185,15 +240,24 @@ export interface FsRun {
 export async function runFsSuite(opts: BenchOptions, notes: string[]): Promise<FsRun> {
   const engines = resolveFsEngines(opts, notes)
   if (engines.length === 0) throw new UsageError(`none of the engines asked for can run here (${notes.join('; ')})`)
-  const cells: { workload: FsWorkload; concurrency: number; engines: EngineName[] }[] = []
-  for (const workload of opts.fsWorkloads) {
+  // A cell measures one or more workloads side by side: the stream workloads share one, so that
+  // with and without fadvise alternate run by run (this disk's speed drifts between cells).
+  const cells: { workloads: FsWorkload[]; concurrency: number; engines: EngineName[] }[] = []
+  const streams = opts.fsWorkloads.filter(isStream)
+  for (const workload of opts.fsWorkloads.filter((w) => !isStream(w))) {
     for (const concurrency of opts.concurrency) {
       const es = engines.filter((e) => e !== 'sync' || concurrency === 1)
-      if (es.length > 0) cells.push({ workload, concurrency, engines: es })
+      if (es.length > 0) cells.push({ workloads: [workload], concurrency, engines: es })
     }
   }
+  // A stream is one reader at concurrency 1 (a drop_caches before each); the sync loop has none.
+  const streamEngines = engines.filter((e) => e !== 'sync')
+  if (streams.length > 0 && !opts.concurrency.includes(1)) notes.push('the stream cells run at concurrency 1 only; no 1 in --concurrency')
+  else if (streams.length > 0 && streamEngines.length > 0) cells.push({ workloads: streams, concurrency: 1, engines: streamEngines })
+  const streamSize = opts.quick ? QUICK_STREAM_SIZE : STREAM_SIZE
+  const streamsPerHalf = opts.quick ? 1 : STREAMS_PER_HALF
   if (cells.length === 0) throw new UsageError('nothing to run: the sync loop runs at concurrency 1 only and --concurrency has no 1')
-  const runs = cells.reduce((n, c) => n + 2 * c.engines.length, 0)
+  const runs = cells.reduce((n, c) => n + 2 * c.engines.length * (isStream(c.workloads[0]!) ? streamsPerHalf * c.workloads.length : 1), 0)
   const progress = new Progress(runs, runs * (opts.duration / 2 + 0.1) + opts.files * 7e-5, false)
   for (const n of notes) progress.note(`note: ${n}`)
   const root = testDirectory(opts.dir)
@@ -201,37 +265,50 @@ export async function runFsSuite(opts: BenchOptions, notes: string[]): Promise<F
   try {
     progress.note(`kaio bench: creating ${opts.files} + ${opts.files} 4 KiB files and a tree of ${opts.files * WALK_FACTOR} files in ${root}`)
     const tree = makeTree(root, opts.files)
+    const streamFile = cells.some((c) => isStream(c.workloads[0]!)) ? makeStreamFile(root, streamSize) : ''
     for (const e of engines) if (isKaio(e)) contexts.set(e, new Context({ implementation: e as Implementation }))
     const results: CellResult[] = []
     for (const c of cells) {
-      warmTree(tree)
-      // A B C C B A, each half the duration, as the io suite.
-      const halves = new Map<EngineName, Measured[]>()
-      const errors = new Map<EngineName, string>()
-      for (const engine of [...c.engines, ...[...c.engines].reverse()]) {
-        progress.start(`${FS_LABEL[c.workload]} c${c.concurrency} ${fsLabel(engine)}`)
-        if (!errors.has(engine)) {
-          try {
-            const seconds = opts.duration / 2
-            const m =
-              engine === 'sync'
-                ? await runSyncFs(tree, c.workload, seconds)
-                : await runAsync(engine === 'node' ? nodeApi : kaioApi(contexts.get(engine)), tree, c.workload, c.concurrency, seconds)
-            halves.set(engine, [...(halves.get(engine) ?? []), m])
-          } catch (e) {
-            errors.set(engine, e instanceof Error ? e.message.split('\n')[0]!.slice(0, 200) : String(e))
+      const stream = isStream(c.workloads[0]!)
+      if (!stream) warmTree(tree)
+      // A B C C B A, each half the duration, as the io suite; stream variants alternate too.
+      const halves = new Map<string, Measured[]>()
+      const errors = new Map<string, string>()
+      const key = (w: FsWorkload, e: EngineName): string => `${w} ${e}`
+      const order = [...c.engines, ...[...c.engines].reverse()]
+      for (const [k, engine] of order.entries()) {
+        const api = engine === 'node' ? nodeApi : kaioApi(contexts.get(engine))
+        for (let i = 0; i < (stream ? streamsPerHalf : 1); i++) {
+          for (const w of (k + i) % 2 === 0 ? c.workloads : [...c.workloads].reverse()) {
+            progress.start(`${FS_LABEL[w]} c${c.concurrency} ${fsLabel(engine)}`)
+            if (!errors.has(key(w, engine))) {
+              try {
+                const seconds = opts.duration / 2
+                const m = isStream(w)
+                  ? await runStream(api, streamFile, w)
+                  : engine === 'sync'
+                    ? await runSyncFs(tree, w, seconds)
+                    : await runAsync(api, tree, w, c.concurrency, seconds)
+                halves.set(key(w, engine), [...(halves.get(key(w, engine)) ?? []), m])
+              } catch (e) {
+                errors.set(key(w, engine), e instanceof Error ? e.message.split('\n')[0]!.slice(0, 200) : String(e))
+              }
+            }
+            progress.step()
           }
         }
-        progress.step()
       }
-      const cell = c.engines.map((engine): CellResult => {
-        const base = { mode: 'files' as const, workload: c.workload, bs: c.workload.endsWith('file') ? FILE_SIZE : 0, depth: c.concurrency, engine, label: fsLabel(engine) }
-        const error = errors.get(engine)
-        if (error !== undefined) return failedResult(base, error)
-        return { ...base, ...combine(halves.get(engine)!), vsNode: null, vsFio: null, vsFioUring: null }
-      })
-      addRatios(cell)
-      results.push(...cell)
+      for (const w of c.workloads) {
+        const cell = c.engines.map((engine): CellResult => {
+          const bs = stream ? streamSize : w.endsWith('file') ? FILE_SIZE : 0
+          const base = { mode: 'files' as const, workload: w, bs, depth: c.concurrency, engine, label: fsLabel(engine) }
+          const error = errors.get(key(w, engine))
+          if (error !== undefined) return failedResult(base, error)
+          return { ...base, ...combine(halves.get(key(w, engine))!), vsNode: null, vsFio: null, vsFioUring: null }
+        })
+        addRatios(cell)
+        results.push(...cell)
+      }
     }
     addSyncRatios(results)
     progress.clear()

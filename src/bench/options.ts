@@ -22,9 +22,15 @@ export type EngineName = 'uring' | 'linux' | 'linux-poll' | 'thread' | 'js' | 'n
 /** `io`: the disk matrix above; `fs`: kaio/promises against node:fs/promises on small cached files. */
 export type Suite = 'io' | 'fs'
 export const SUITES: readonly Suite[] = ['io', 'fs']
-/** The fs suite's workloads: readFile / writeFile of 4 KiB, stat, open + close, a directory walk. */
-export type FsWorkload = 'readfile' | 'writefile' | 'stat' | 'open' | 'walk'
-export const FS_WORKLOADS: readonly FsWorkload[] = ['readfile', 'writefile', 'stat', 'open', 'walk']
+/**
+ * The fs suite's workloads: readFile / writeFile of 4 KiB, stat, open + close, a directory walk
+ * (on cached files), and one file streamed whole from a cold page cache, plain and after a
+ * POSIX_FADV_SEQUENTIAL on its descriptor (the measurement behind kaio's streams not issuing it).
+ */
+export type FsWorkload = 'readfile' | 'writefile' | 'stat' | 'open' | 'walk' | StreamWorkload
+export type StreamWorkload = 'stream' | 'stream-fadvise'
+export const STREAM_WORKLOADS: readonly StreamWorkload[] = ['stream', 'stream-fadvise']
+export const FS_WORKLOADS: readonly FsWorkload[] = ['readfile', 'writefile', 'stat', 'open', 'walk', ...STREAM_WORKLOADS]
 /**
  * The fs suite's engines: kaio/promises on the default backend (`kaio`) or on one backend
  * (a Context of that implementation passed to it), node:fs/promises and the *Sync loop.
@@ -259,6 +265,8 @@ function fsOptions(opts: BenchOptions, raw: Map<string, string>): BenchOptions {
   }
   const workload = raw.get('--workload')
   if (workload !== undefined) opts.fsWorkloads = parseList(workload, '--workload', FS_WORKLOADS)
+  // Each stream run pays a drop_caches (the whole machine's) and a disk read: only when named.
+  else opts.fsWorkloads = opts.fsWorkloads.filter((w) => !(STREAM_WORKLOADS as readonly string[]).includes(w))
   const impl = raw.get('--impl')
   if (impl !== undefined) opts.engines = parseList(impl, '--impl', FS_ENGINES)
   return opts
@@ -297,10 +305,15 @@ Options:
 
 fs suite (--suite fs): readFile and writeFile of 4 KiB files (2,000, random order), stat,
 open + close, and a walk of 10,000 files (readdir + stat of each entry), in a temporary
-directory under --dir, at each concurrency. Takes --dir, --duration (default 2), --workload
-readfile,writefile,stat,open,walk, --impl kaio (kaio/promises, default backend),uring,linux,
-thread,js (kaio/promises on that backend),node,sync (default kaio,node,sync), --json, --plot,
---quick (0.5 s runs, about 30 s) and:
+directory under --dir, at each concurrency; and stream: a 256M file read whole through
+open() + filehandle.createReadStream(), the page cache dropped before each stream (needs
+root), 3 streams per engine per half, concurrency 1 only, plain (stream) and after
+POSIX_FADV_SEQUENTIAL on the descriptor (stream-fadvise; kaio's ctx.fadvise, for node's
+descriptor too), alternating; only when named in --workload. Takes --dir, --duration
+(default 2), --workload readfile,writefile,stat,open,walk,stream,stream-fadvise (default the
+first five), --impl kaio (kaio/promises, default backend),uring,linux,thread,js (kaio/promises
+on that backend),node,sync (default kaio,node,sync; sync skips the streams), --json, --plot,
+--quick (0.5 s runs, about 30 s; stream cells: a 64M file, 1 stream per half) and:
   --concurrency LIST    operations in flight (walk: entries statted at once) (default 1,64)
 
 Exit codes: 0 done (missed targets are reported, not fatal), 2 bad arguments or unusable

@@ -157,7 +157,15 @@ export function fsTargetDefs(): TargetDef[] {
   return [t('readfile', 1, 5), t('readfile', 64, 2), t('writefile', 1, 2), t('stat', 64, 1.2), t('stat', 1, 1.0), t('open', 1, 2), t('walk', 1, 1.0), t('walk', 64, 1.0)]
 }
 
-export const FS_LABEL: Record<FsWorkload, string> = { readfile: 'readFile 4k', writefile: 'writeFile 4k', stat: 'stat', open: 'open + close', walk: 'walk (readdir + stat)' }
+export const FS_LABEL: Record<FsWorkload, string> = {
+  readfile: 'readFile 4k',
+  writefile: 'writeFile 4k',
+  stat: 'stat',
+  open: 'open + close',
+  walk: 'walk (readdir + stat)',
+  stream: 'createReadStream, cold cache',
+  'stream-fadvise': 'createReadStream after POSIX_FADV_SEQUENTIAL, cold cache',
+}
 
 const METRIC: Record<TargetDef['metric'], (r: CellResult) => number> = {
   iops: (r) => r.iops,
@@ -248,6 +256,8 @@ export function modeLabel(m: CellMode): string {
 
 /** A section's title: mode, workload and block size (fs suite: the workload alone). */
 export function sectionLabel(s: { mode: CellMode; workload: CellWorkload; bs: number }, sep = ' · '): string {
+  // (The stream cells read one large file, not the cached small ones: their size is shown.)
+  if (s.mode === 'files' && s.workload.startsWith('stream')) return ['one file', FS_LABEL[s.workload as FsWorkload], sizeLabel(s.bs)].join(sep)
   if (s.mode === 'files') return `${modeLabel(s.mode)}${sep}${FS_LABEL[s.workload as FsWorkload]}`
   return [modeLabel(s.mode), s.workload, sizeLabel(s.bs)].join(sep)
 }

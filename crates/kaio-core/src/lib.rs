@@ -15,7 +15,7 @@
 //!   request makes), `probe.rs` (always available).
 //! - Requests are positional transfers (read/write, vectored), syncs, polls, and path
 //!   (metadata) ops: open, close, statx, unlink, rename, mkdir, symlink, link, ftruncate,
-//!   with owned paths ([`Op::is_metadata`]). `io_uring` has opcodes for them; kernel AIO does
+//!   fallocate, fadvise, with owned paths ([`Op::is_metadata`]). `io_uring` has opcodes for them; kernel AIO does
 //!   not, so its context sends them to its own pool; the thread pool makes the syscalls.
 //! - Shared by the engines: [`request`] (requests, completions, result codes), [`mailbox`]
 //!   (the completion path to the consumer), `classify` (the descriptor check both kernel

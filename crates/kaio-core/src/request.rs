@@ -72,6 +72,13 @@ pub enum Op {
     Linkat { from: CString, to: CString },
     /// `ftruncate(req.fd, len)`.
     Ftruncate { len: i64 },
+    /// `fallocate(req.fd, mode, offset, len)`: allocates (or, with `FALLOC_FL_PUNCH_HOLE` /
+    /// `FALLOC_FL_ZERO_RANGE`, frees or zeroes) `len` bytes at `offset`. Changes the file, so
+    /// never cancelled once started.
+    Fallocate { mode: i32, offset: i64, len: i64 },
+    /// `posix_fadvise(req.fd, offset, len, advice)`: an access-pattern hint (`len` 0: to the
+    /// end of the file). Changes no data; the kernel answers ESPIPE for a pipe or FIFO.
+    Fadvise { offset: i64, len: i64, advice: i32 },
     /// A whole `writeFile` in one request, on a worker thread on every engine (its steps can
     /// all wait on the disk, and `close` of a rewritten file starts its writeback): `openat`
     /// `path` with `flags | O_CLOEXEC` and `mode`, `write(2)` all `len` bytes at `buf` from
@@ -121,12 +128,15 @@ impl Op {
             Op::Symlinkat { .. } => "symlink",
             Op::Linkat { .. } => "link",
             Op::Ftruncate { .. } => "ftruncate",
+            Op::Fallocate { .. } => "fallocate",
+            Op::Fadvise { .. } => "fadvise",
         }
     }
 
-    /// Whether the op is a path or descriptor-table op (open, close, stat, unlink, rename,
-    /// mkdir, symlink, link, ftruncate): no offset, no descriptor check, and kernel AIO has
-    /// no opcode for it.
+    /// Whether the op is a path or descriptor op (open, close, stat, unlink, rename, mkdir,
+    /// symlink, link, ftruncate, fallocate, fadvise): no `req.offset`, no descriptor check
+    /// (the syscall itself answers for pipes and the like), and kernel AIO has no opcode for
+    /// it.
     #[must_use]
     pub fn is_metadata(&self) -> bool {
         matches!(
@@ -140,6 +150,8 @@ impl Op {
                 | Op::Symlinkat { .. }
                 | Op::Linkat { .. }
                 | Op::Ftruncate { .. }
+                | Op::Fallocate { .. }
+                | Op::Fadvise { .. }
                 | Op::WriteFile { .. }
                 | Op::CopyFile { .. }
         )

@@ -1025,7 +1025,7 @@ fn mixed_hot_and_cold_reads_complete_exactly_once() {
 }
 
 // ---- Path (metadata) ops: open, close, statx, unlink, rename, mkdir, symlink, link,
-// ftruncate, on every engine (kernel AIO sends them to its pool; io_uring to its opcodes, or
+// ftruncate, fallocate, fadvise, on every engine (kernel AIO sends them to its pool; io_uring to its opcodes, or
 // to its pool when forced).
 #[cfg(target_os = "linux")]
 mod path_ops {
@@ -1048,6 +1048,8 @@ mod path_ops {
                         "symlink",
                         "link",
                         "ftruncate",
+                        "fallocate",
+                        "fadvise",
                     ]
                     .map(String::from)
                     .to_vec(),
@@ -1416,6 +1418,79 @@ mod path_ops {
             assert!(!at("h2").exists(), "{name}");
             assert_eq!(h.one(unlink_op(&at("empty"), rmdir), -1), 0, "{name}");
             assert!(!at("empty").exists(), "{name}");
+            assert_eq!(h.backend.outstanding(), 0, "{name}");
+        }
+    }
+
+    /// fallocate grows a file (blocks and size), keeps its size with `KEEP_SIZE`, punches a
+    /// hole that reads back as zeros; fadvise takes every advice; their errors are the
+    /// syscalls' (a pipe is ESPIPE from the kernel, not from a descriptor check).
+    #[test]
+    fn fallocate_and_fadvise() {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        const MIB: i64 = 1 << 20;
+        let fallocate = |mode, offset, len| Op::Fallocate { mode, offset, len };
+        let fadvise = |offset, len, advice| Op::Fadvise {
+            offset,
+            len,
+            advice,
+        };
+        for (name, make) in metadata_backends() {
+            let mut h = make(4);
+            let f = tempfile::tempfile().unwrap();
+            let fd = f.as_raw_fd();
+            assert_eq!(h.one(fallocate(0, 0, MIB), fd), 0, "{name}");
+            let m = f.metadata().unwrap();
+            assert_eq!((m.len(), m.blocks() >= 2048), (1 << 20, true), "{name}");
+            let keep = libc::FALLOC_FL_KEEP_SIZE;
+            assert_eq!(h.one(fallocate(keep, MIB, MIB), fd), 0, "{name}");
+            let m = f.metadata().unwrap();
+            assert_eq!((m.len(), m.blocks() >= 4096), (1 << 20, true), "{name}");
+            f.write_all_at(&[7; 8192], 0).unwrap();
+            let punch = libc::FALLOC_FL_PUNCH_HOLE | keep;
+            assert_eq!(h.one(fallocate(punch, 0, 4096), fd), 0, "{name}");
+            let mut back = [1u8; 8192];
+            f.read_exact_at(&mut back, 0).unwrap();
+            assert!(back[..4096].iter().all(|&b| b == 0), "{name}: hole");
+            assert!(
+                back[4096..].iter().all(|&b| b == 7),
+                "{name}: past the hole"
+            );
+            let zero = libc::FALLOC_FL_ZERO_RANGE;
+            assert_eq!(h.one(fallocate(zero, 4096, 4096), fd), 0, "{name}");
+            f.read_exact_at(&mut back, 0).unwrap();
+            assert!(back.iter().all(|&b| b == 0), "{name}: zeroed range");
+            assert_eq!(h.one(fallocate(0, 0, 0), fd), neg(libc::EINVAL), "{name}");
+            assert_eq!(h.one(fallocate(0, -1, 1), fd), neg(libc::EINVAL), "{name}");
+            assert_eq!(h.one(fallocate(0, 0, 1), -1), neg(libc::EBADF), "{name}");
+            for advice in [
+                libc::POSIX_FADV_NORMAL,
+                libc::POSIX_FADV_SEQUENTIAL,
+                libc::POSIX_FADV_RANDOM,
+                libc::POSIX_FADV_NOREUSE,
+                libc::POSIX_FADV_WILLNEED,
+                libc::POSIX_FADV_DONTNEED,
+            ] {
+                assert_eq!(h.one(fadvise(0, 0, advice), fd), 0, "{name}: {advice}");
+            }
+            // Past the SQE's 32-bit length (io_uring runs it on its pool) and negative.
+            let big = fadvise(0, 1 << 33, libc::POSIX_FADV_WILLNEED);
+            assert_eq!(h.one(big, fd), 0, "{name}");
+            let negative = fadvise(0, -1, libc::POSIX_FADV_NORMAL);
+            assert_eq!(h.one(negative, fd), neg(libc::EINVAL), "{name}");
+            assert_eq!(h.one(fadvise(0, 0, 999), fd), neg(libc::EINVAL), "{name}");
+            assert_eq!(h.one(fadvise(0, 0, 0), -1), neg(libc::EBADF), "{name}");
+            let mut fds = [0; 2];
+            // SAFETY: `fds` has room for the two descriptors.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            assert_eq!(h.one(fadvise(0, 0, 0), fds[0]), neg(libc::ESPIPE), "{name}");
+            assert_eq!(
+                h.one(fallocate(0, 0, 1), fds[1]),
+                neg(libc::ESPIPE),
+                "{name}"
+            );
+            // SAFETY: closing the pipe this test made.
+            unsafe { (libc::close(fds[0]), libc::close(fds[1])) };
             assert_eq!(h.backend.outstanding(), 0, "{name}");
         }
     }

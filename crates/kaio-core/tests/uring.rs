@@ -626,3 +626,41 @@ fn openat_of_a_fifo_waits_for_a_writer() {
     close_fds(&[fd as i32]);
     assert_eq!(c.outstanding(), 0);
 }
+
+/// FALLOCATE and FADVISE (both Linux 5.6) go through the ring, not the pool, but for an
+/// fadvise length past the SQE's 32 bits, which only the pool carries whole.
+#[test]
+fn fallocate_and_fadvise_use_their_opcodes() {
+    if !available() {
+        return;
+    }
+    let (c, mb) = looped(4, UringOptions::default());
+    let f = tempfile::tempfile().unwrap();
+    let fd = f.as_raw_fd();
+    let ops = [
+        Op::Fallocate {
+            mode: 0,
+            offset: 0,
+            len: 65536,
+        },
+        Op::Fadvise {
+            offset: 0,
+            len: 0,
+            advice: libc::POSIX_FADV_SEQUENTIAL,
+        },
+        Op::Fadvise {
+            offset: 0,
+            len: 1 << 32,
+            advice: libc::POSIX_FADV_DONTNEED,
+        },
+    ];
+    // One at a time: requests in the ring together are not ordered.
+    for (user, op) in (1..).zip(ops) {
+        c.push(Request::new(user, fd, 0, op));
+        let done = drive(&c, &mb, by_user(c.flush()), &[user]);
+        assert_eq!(done[&user].res, 0, "request {user}");
+    }
+    assert_eq!(f.metadata().unwrap().len(), 65536);
+    assert_eq!(c.fallbacks(), 1, "only the long fadvise ran on the pool");
+    assert_eq!(c.outstanding(), 0);
+}

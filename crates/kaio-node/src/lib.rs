@@ -828,6 +828,8 @@ const OP_MKDIR: u32 = 5;
 const OP_SYMLINK: u32 = 6;
 const OP_LINK: u32 = 7;
 const OP_FTRUNCATE: u32 = 8;
+const OP_FALLOCATE: u32 = 11;
+const OP_FADVISE: u32 = 12;
 
 /// `ERR_INVALID_ARG_VALUE` for a path the kernel cannot take (thrown; see [`throw_coded`]).
 fn bad_path(env: Env, name: &str) -> Error {
@@ -1008,13 +1010,34 @@ pub fn ctx_copy_file(
     )
 }
 
-/// Queues descriptor op `op` on context `handle`: `close` of `fd`, or `ftruncate` of `fd` to
-/// `len` bytes.
+/// Queues descriptor op `op` on context `handle`: `close` of `fd`; `ftruncate` of `fd` to
+/// `len` bytes; `fallocate` (`a` = mode) or `fadvise` (`a` = advice) of `len` bytes at
+/// `offset`.
 #[napi]
-pub fn ctx_fd(env: Env, handle: u32, id: u32, op: u32, fd: i32, len: i64) -> Result<()> {
+#[allow(clippy::too_many_arguments)] // one flat call per request, as the driver makes it
+pub fn ctx_fd(
+    env: Env,
+    handle: u32,
+    id: u32,
+    op: u32,
+    fd: i32,
+    a: i32,
+    offset: i64,
+    len: i64,
+) -> Result<()> {
     let op = match op {
         OP_CLOSE => Op::Close,
         OP_FTRUNCATE => Op::Ftruncate { len },
+        OP_FALLOCATE => Op::Fallocate {
+            mode: a,
+            offset,
+            len,
+        },
+        OP_FADVISE => Op::Fadvise {
+            offset,
+            len,
+            advice: a,
+        },
         _ => {
             return Err(throw_coded(
                 env.raw(),

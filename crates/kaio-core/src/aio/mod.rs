@@ -42,7 +42,8 @@
 //! `io_uring` engine): the same non-blocking page-cache copy `io_submit` would make, without
 //! `io_submit`, `io_getevents` and the descriptor check. Only a read it finishes completes
 //! there (its completion comes out of the next `flush`); anything else takes the path above.
-//! Path ops (open, close, stat, unlink, rename, mkdir, symlink, link, ftruncate), for which
+//! Path ops (open, close, stat, unlink, rename, mkdir, symlink, link, ftruncate, fallocate,
+//! fadvise), for which
 //! kernel AIO has no opcode, go straight to the same pool at `push` (its workers start them at
 //! the next `flush`); they are not counted in [`AioContext::handed_off`].
 //! Requests in flight together are not ordered among themselves (as with `O_DIRECT` and the

@@ -105,6 +105,14 @@ fn run(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
         Op::Symlinkat { target, path } => res(sys::symlinkat(target, path).map(|()| 0)),
         Op::Linkat { from, to } => res(sys::linkat(from, to).map(|()| 0)),
         Op::Ftruncate { len } => res(sys::ftruncate(fd, *len).map(|()| 0)),
+        Op::Fallocate { mode, offset, len } => {
+            res(sys::fallocate(fd, *mode, *offset, *len).map(|()| 0))
+        }
+        Op::Fadvise {
+            offset,
+            len,
+            advice,
+        } => res(sys::fadvise(fd, *offset, *len, *advice).map(|()| 0)),
         Op::WriteFile { .. } => unreachable!("execute runs whole writes itself"),
         #[cfg(target_os = "linux")]
         Op::CopyFile { src, dst, mode } => super::copy::copy_file(src, dst, *mode),

@@ -269,6 +269,39 @@ pub fn ftruncate(fd: RawFd, len: i64) -> Result<(), i32> {
     unit(unsafe { libc::ftruncate(fd, len as libc::off_t) })
 }
 
+/// `fallocate(2)` (Linux 2.6.23): `mode` 0 allocates `len` bytes at `offset` (growing the
+/// file); `FALLOC_FL_KEEP_SIZE`, `FALLOC_FL_PUNCH_HOLE`, `FALLOC_FL_ZERO_RANGE` as the man
+/// page. EOPNOTSUPP where the file system lacks the mode, EINVAL for `len` <= 0.
+#[cfg(target_os = "linux")]
+pub fn fallocate(fd: RawFd, mode: i32, offset: i64, len: i64) -> Result<(), i32> {
+    // SAFETY: plain syscall on a descriptor number.
+    unit(unsafe { libc::fallocate(fd, mode, offset as libc::off_t, len as libc::off_t) })
+}
+
+/// `fallocate(2)` is Linux-only: ENOSYS.
+#[cfg(not(target_os = "linux"))]
+pub fn fallocate(_fd: RawFd, _mode: i32, _offset: i64, _len: i64) -> Result<(), i32> {
+    Err(libc::ENOSYS)
+}
+
+/// `posix_fadvise(2)`: `advice` (`POSIX_FADV_*`) for `len` bytes at `offset` (`len` 0: to
+/// the end). It returns the error number itself (it leaves `errno` alone): EBADF, ESPIPE for
+/// a pipe or FIFO, EINVAL for an unknown advice or a negative `len`.
+#[cfg(target_os = "linux")]
+pub fn fadvise(fd: RawFd, offset: i64, len: i64, advice: i32) -> Result<(), i32> {
+    // SAFETY: plain syscall on a descriptor number.
+    match unsafe { libc::posix_fadvise(fd, offset as libc::off_t, len as libc::off_t, advice) } {
+        0 => Ok(()),
+        errno => Err(errno),
+    }
+}
+
+/// `posix_fadvise` has no Linux meaning elsewhere (macOS lacks it): ENOSYS.
+#[cfg(not(target_os = "linux"))]
+pub fn fadvise(_fd: RawFd, _offset: i64, _len: i64, _advice: i32) -> Result<(), i32> {
+    Err(libc::ENOSYS)
+}
+
 /// `write(2)` at the file position: up to `len` bytes from `buf`; the bytes written.
 ///
 /// # Safety
@@ -409,5 +442,43 @@ mod tests {
         assert_eq!(close(fd), Ok(()));
         // Not `fd` again: tests run on parallel threads, its number may be reused already.
         assert_eq!(close(-1), Err(libc::EBADF));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn fallocate_and_fadvise_and_their_errors() {
+        use std::os::unix::fs::MetadataExt;
+        let f = tempfile::tempfile().unwrap();
+        let fd = f.as_raw_fd();
+        assert_eq!(fallocate(fd, 0, 0, 1 << 20), Ok(()));
+        let m = f.metadata().unwrap();
+        assert_eq!(m.len(), 1 << 20);
+        assert!(m.blocks() >= 2048, "allocated: {} blocks", m.blocks());
+        // KEEP_SIZE allocates past the end without growing it.
+        assert_eq!(
+            fallocate(fd, libc::FALLOC_FL_KEEP_SIZE, 1 << 20, 1 << 20),
+            Ok(())
+        );
+        assert_eq!(f.metadata().unwrap().len(), 1 << 20);
+        assert_eq!(fallocate(fd, 0, 0, 0), Err(libc::EINVAL));
+        assert_eq!(fallocate(fd, 0, -1, 1), Err(libc::EINVAL));
+        assert_eq!(fallocate(-1, 0, 0, 1), Err(libc::EBADF));
+        assert_eq!(fadvise(fd, 0, 0, libc::POSIX_FADV_SEQUENTIAL), Ok(()));
+        assert_eq!(fadvise(fd, 0, 4096, libc::POSIX_FADV_DONTNEED), Ok(()));
+        assert_eq!(fadvise(fd, 0, 0, 12345), Err(libc::EINVAL));
+        assert_eq!(
+            fadvise(fd, 0, -1, libc::POSIX_FADV_NORMAL),
+            Err(libc::EINVAL)
+        );
+        assert_eq!(fadvise(-1, 0, 0, libc::POSIX_FADV_NORMAL), Err(libc::EBADF));
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        assert_eq!(
+            fadvise(fds[0], 0, 0, libc::POSIX_FADV_NORMAL),
+            Err(libc::ESPIPE)
+        );
+        assert_eq!(fallocate(fds[1], 0, 0, 1), Err(libc::ESPIPE));
+        assert_eq!((close(fds[0]), close(fds[1])), (Ok(()), Ok(())));
     }
 }

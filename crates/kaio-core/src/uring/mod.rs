@@ -60,13 +60,14 @@
 //! still waiting (queued in io-wq, or armed on a pipe/socket/poll-driven file); it cannot cancel
 //! a regular-file read or write already issued to the block layer or running in an io-wq
 //! worker, which completes normally. Path ops that change something (open, close, unlink,
-//! rename, mkdir, symlink, link, ftruncate) are treated like writes: never cancelled once in
-//! the ring (a cancelled open may have made a descriptor nobody closes, a cancelled rename
-//! may have happened anyway); a statx may be.
+//! rename, mkdir, symlink, link, ftruncate, fallocate) are treated like writes: never
+//! cancelled once in the ring (a cancelled open may have made a descriptor nobody closes, a
+//! cancelled rename may have happened anyway); a statx or an fadvise may be.
 //!
 //! # Fallback
 //! Opcodes are probed at setup (`IORING_REGISTER_PROBE`). A request whose opcode the kernel
-//! lacks (`FTRUNCATE` before 6.9, `MKDIRAT`/`SYMLINKAT`/`LINKAT` before 5.15, ...), or whose
+//! lacks (`FTRUNCATE` before 6.9, `MKDIRAT`/`SYMLINKAT`/`LINKAT` before 5.15, ...), or that
+//! the SQE cannot carry (an fadvise length past 32 bits), or whose
 //! CQE answers `-EOPNOTSUPP` (or `-EINVAL`, for a path op), is re-run on a small [`Pool`] owned by the
 //! context (created on first use, same mailbox); only the pool's own result reaches the
 //! caller. Tests force the path with [`UringOptions::force_fallback`] or
@@ -150,7 +151,7 @@ pub struct UringOptions {
     pub sqpoll_idle_ms: Option<u32>,
     /// Ops (by [`crate::Op::syscall`] name: `read`, `write`, `readv`, `writev`, `fsync`,
     /// `fdatasync`, `poll`, `open`, `close`, `stat`, `unlink`, `rename`, `mkdir`, `symlink`,
-    /// `link`, `ftruncate`) served by the fallback pool as if the kernel lacked their opcode:
+    /// `link`, `ftruncate`, `fallocate`, `fadvise`) served by the fallback pool as if the kernel lacked their opcode:
     /// for tests. Merged with `KAIO_URING_FORCE_FALLBACK`.
     pub force_fallback: Vec<String>,
 }
@@ -506,8 +507,9 @@ impl Engine for UringContext {
     /// Withdraws request `user`: a queued one is removed and returned as
     /// [`res::CANCELLED`]; an in-flight poll or read gets `IORING_OP_ASYNC_CANCEL` (its CQE
     /// arrives later with `-ECANCELED` or its real result; see the module docs); so does an
-    /// in-flight statx, which changes nothing. An in-flight write, sync or mutating path op
-    /// (open, close, unlink, rename, mkdir, symlink, link, ftruncate) is left to finish, as on kernel AIO: cancelling an io-wq worker in the
+    /// in-flight statx or fadvise, which change nothing. An in-flight write, sync or mutating
+    /// path op (open, close, unlink, rename, mkdir, symlink, link, ftruncate, fallocate) is
+    /// left to finish, as on kernel AIO: cancelling an io-wq worker in the
     /// middle of a blocking write can leave it short, a torn write the caller was told was
     /// aborted.
     fn cancel(&self, user: u64) -> Option<Completion> {
@@ -525,7 +527,11 @@ impl Engine for UringContext {
                 .filter(|(_, slot)| {
                     matches!(
                         slot.req.op,
-                        Op::Poll { .. } | Op::Read { .. } | Op::Readv { .. } | Op::Statx { .. }
+                        Op::Poll { .. }
+                            | Op::Read { .. }
+                            | Op::Readv { .. }
+                            | Op::Statx { .. }
+                            | Op::Fadvise { .. }
                     )
                 })
                 .map(|(k, _)| k);
@@ -691,7 +697,7 @@ impl Shared {
                     break;
                 };
                 st.taken += 1;
-                if !st.native[Kind::of(&req.op) as usize] {
+                if !st.native[Kind::of(&req.op) as usize] || !sqe::on_ring(&req.op) {
                     to_pool.push(req);
                     continue;
                 }

@@ -27,6 +27,8 @@ pub(super) enum Kind {
     Symlinkat,
     Linkat,
     Ftruncate,
+    Fallocate,
+    Fadvise,
     /// No opcode: a whole-file write always runs on the fallback pool (see `Op::WriteFile`).
     WriteFile,
     /// No opcode: a whole-file copy always runs on the fallback pool (see `Op::CopyFile`).
@@ -34,7 +36,7 @@ pub(super) enum Kind {
 }
 
 /// Number of [`Kind`]s.
-pub(super) const KINDS: usize = 17;
+pub(super) const KINDS: usize = 19;
 
 /// Every [`Kind`], in index order (for the opcode probe).
 pub(super) const ALL: [Kind; KINDS] = [
@@ -53,6 +55,8 @@ pub(super) const ALL: [Kind; KINDS] = [
     Kind::Symlinkat,
     Kind::Linkat,
     Kind::Ftruncate,
+    Kind::Fallocate,
+    Kind::Fadvise,
     Kind::WriteFile,
     Kind::CopyFile,
 ];
@@ -75,6 +79,8 @@ impl Kind {
             Op::Symlinkat { .. } => Kind::Symlinkat,
             Op::Linkat { .. } => Kind::Linkat,
             Op::Ftruncate { .. } => Kind::Ftruncate,
+            Op::Fallocate { .. } => Kind::Fallocate,
+            Op::Fadvise { .. } => Kind::Fadvise,
             Op::WriteFile { .. } => Kind::WriteFile,
             Op::CopyFile { .. } => Kind::CopyFile,
         }
@@ -99,6 +105,8 @@ impl Kind {
             Kind::Symlinkat => opcode::SymlinkAt::CODE,
             Kind::Linkat => opcode::LinkAt::CODE,
             Kind::Ftruncate => opcode::Ftruncate::CODE,
+            Kind::Fallocate => opcode::Fallocate::CODE,
+            Kind::Fadvise => opcode::Fadvise::CODE,
             Kind::WriteFile | Kind::CopyFile => return None,
         })
     }
@@ -121,8 +129,19 @@ impl Kind {
             "symlink" => Kind::Symlinkat,
             "link" => Kind::Linkat,
             "ftruncate" => Kind::Ftruncate,
+            "fallocate" => Kind::Fallocate,
+            "fadvise" => Kind::Fadvise,
             _ => return None,
         })
+    }
+}
+
+/// Whether the ring can carry `op` as the syscall means it: an fadvise length the 32-bit
+/// SQE `len` cannot hold (or a negative one, which `posix_fadvise` refuses) goes to the pool.
+pub(super) fn on_ring(op: &Op) -> bool {
+    match op {
+        Op::Fadvise { len, .. } => u32::try_from(*len).is_ok(),
+        _ => true,
     }
 }
 
@@ -214,6 +233,21 @@ pub(super) fn build(req: &Request, user_data: u64) -> squeue::Entry {
         // A negative length reaches the kernel as a huge one, which it refuses (EINVAL), as
         // ftruncate(2) refuses a negative one.
         Op::Ftruncate { len } => opcode::Ftruncate::new(fd, *len as u64).build(),
+        // As for ftruncate, negative numbers come back negative (the kernel reads both as
+        // loff_t) and are refused as fallocate(2) refuses them (EINVAL).
+        Op::Fallocate { mode, offset, len } => opcode::Fallocate::new(fd, *len as u64)
+            .offset(*offset as u64)
+            .mode(*mode)
+            .build(),
+        // The crate puts the length in the SQE's 32-bit `len`: only lengths that fit come
+        // here (`on_ring`); the rest run on the pool.
+        Op::Fadvise {
+            offset,
+            len,
+            advice,
+        } => opcode::Fadvise::new(fd, *len, *advice)
+            .offset(*offset as u64)
+            .build(),
         Op::WriteFile { .. } | Op::CopyFile { .. } => {
             unreachable!("whole-file writes and copies never reach the ring")
         }
@@ -261,6 +295,22 @@ mod tests {
                 "rmdir",
             ),
             (Op::Ftruncate { len: 0 }, "ftruncate"),
+            (
+                Op::Fallocate {
+                    mode: 0,
+                    offset: 0,
+                    len: 1,
+                },
+                "fallocate",
+            ),
+            (
+                Op::Fadvise {
+                    offset: 0,
+                    len: 0,
+                    advice: 0,
+                },
+                "fadvise",
+            ),
         ] {
             assert_eq!(op.syscall(), name);
             assert_eq!(Kind::from_name(name), Some(Kind::of(&op)));
@@ -275,5 +325,12 @@ mod tests {
         let e = build(&r, 42);
         assert_eq!(e.get_user_data(), 42);
         assert_eq!(e.get_opcode(), u32::from(opcode::Fsync::CODE));
+        let fadvise = |len| Op::Fadvise {
+            offset: 0,
+            len,
+            advice: 0,
+        };
+        assert!(on_ring(&fadvise(0)) && on_ring(&fadvise(i64::from(u32::MAX))));
+        assert!(!on_ring(&fadvise(1 << 32)) && !on_ring(&fadvise(-1)));
     }
 }
