@@ -16,7 +16,7 @@
 //! - `statx(2)` on an `O_PATH` descriptor reads the in-memory inode.
 //! - Only on local file systems: a network or FUSE file system may wait for its server even
 //!   when the lookup is cached (`->open`, attribute revalidation), so a descriptor on one of
-//!   those (told apart by its device number in `/proc/self/mountinfo`) is `EAGAIN` too, and
+//!   those (told apart by its mount ID, `stx_mnt_id`, in `/proc/self/mountinfo`) is `EAGAIN` too, and
 //!   the statx is `AT_STATX_DONT_SYNC` (which local file systems ignore) so that it never waits
 //!   before the check; `open`'s look-up finds a remote file before any `->open`.
 //!
@@ -25,8 +25,11 @@
 
 use std::collections::HashMap;
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::last_errno;
 
@@ -76,11 +79,11 @@ pub fn fstatx(fd: RawFd, out: &mut libc::statx) -> Result<(), i32> {
             fd,
             c"",
             libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
-            STATX_MASK,
+            STATX_MASK | libc::STATX_MNT_ID,
             out,
         )
     }?;
-    if is_local(makedev(out.stx_dev_major, out.stx_dev_minor)) {
+    if is_local(out) {
         Ok(())
     } else {
         Err(WOULD_BLOCK)
@@ -94,9 +97,13 @@ pub fn empty_statx() -> libc::statx {
     unsafe { std::mem::zeroed() }
 }
 
-/// File system types whose calls may wait for something other than the local disk.
+/// File system types whose calls may wait for something other than the local disk: those
+/// whose lookups and attributes are revalidated with a server or a daemon (network and
+/// cluster file systems, and every FUSE one, `virtiofs` included), where `statx` with
+/// `AT_STATX_DONT_SYNC` would answer from a stale inode that node's `stat` refreshes. An
+/// overlay (of local layers) or a bind mount is as local as what it shows.
 fn is_remote_type(fstype: &str) -> bool {
-    const REMOTE: [&str; 14] = [
+    const REMOTE: [&str; 20] = [
         "nfs",
         "nfs4",
         "cifs",
@@ -106,75 +113,125 @@ fn is_remote_type(fstype: &str) -> bool {
         "ceph",
         "glusterfs",
         "afs",
+        "coda",
         "lustre",
         "virtiofs",
         "gfs2",
         "ocfs2",
         "davfs",
+        "orangefs",
+        "gpfs",
+        "beegfs",
+        "vboxsf",
+        "ncpfs",
     ];
+    // "fuse", "fuseblk" and "fuse.<subtype>" (sshfs, s3fs, ntfs-3g: a daemon answers).
     fstype.starts_with("fuse") || REMOTE.contains(&fstype)
 }
 
-/// What `/proc/self/mountinfo` says: each mount's device and whether it is local.
-#[derive(Default)]
+/// One line of `/proc/self/mountinfo` (proc(5)): its mount ID (the first field, what
+/// `statx` reports as `stx_mnt_id`) and whether the mount is local, by the file system type
+/// after the ` - ` separator.
+fn mountinfo_line(line: &str) -> Option<(u64, bool)> {
+    let id = line.split(' ').next()?.parse().ok()?;
+    let fstype = line.split(" - ").nth(1)?.split(' ').next()?;
+    Some((id, !is_remote_type(fstype)))
+}
+
+/// How long a mount ID missing from the table waits before a miss reads the table again.
+const REREAD_AFTER: Duration = Duration::from_secs(1);
+
+/// Which mounts are local, by mount ID, from `/proc/self/mountinfo`.
+///
+/// Keyed by mount ID, not device number: anonymous devices (major 0: NFS, FUSE, tmpfs,
+/// overlay, btrfs subvolumes) are handed out again after an unmount, so a table keyed by
+/// device would call a newly mounted NFS export local if it got a tmpfs's old number, and
+/// the device `statx` reports need not be the mount's at all (a btrfs subvolume's, an
+/// overlay's file from a lower layer). Mount IDs are reused too (lowest free), so the table
+/// is read again whenever the namespace's mount table changed: `poll(2)` on the open
+/// mountinfo file says `POLLPRI` once after each mount, unmount or move (proc(5)), and one
+/// such poll runs before every answer. An ID still missing (a mount in another namespace,
+/// reached through `/proc/<pid>/root`, or one seen mid-mount) re-reads the table at most once
+/// per [`REREAD_AFTER`] and is never local.
 struct Mounts {
+    /// `/proc/self/mountinfo`, open; `None` without procfs (then nothing is local).
+    file: Option<File>,
     local: HashMap<u64, bool>,
+    read_at: Instant,
 }
 
 impl Mounts {
-    fn read() -> Self {
-        let mut m = Mounts::default();
-        let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            // Nothing known: every device counts as remote, so the fast path stays off.
-            return m;
+    fn open() -> Self {
+        let mut m = Mounts {
+            file: File::open("/proc/self/mountinfo").ok(),
+            local: HashMap::new(),
+            read_at: Instant::now(),
         };
-        for line in text.lines() {
-            let mut fields = line.split(' ');
-            let dev = fields.nth(2).and_then(|d| {
-                let (major, minor) = d.split_once(':')?;
-                Some(makedev(major.parse().ok()?, minor.parse().ok()?))
-            });
-            let fstype = line.split(" - ").nth(1).and_then(|t| t.split(' ').next());
-            if let (Some(dev), Some(fstype)) = (dev, fstype) {
-                let remote = is_remote_type(fstype);
-                // A device mounted twice is remote if either mount is.
-                *m.local.entry(dev).or_insert(true) &= !remote;
-            }
-        }
+        // The open took the namespace's event count: a change from now on polls as one.
+        m.read();
         m
+    }
+
+    fn read(&mut self) {
+        self.read_at = Instant::now();
+        self.local.clear();
+        let mut text = String::new();
+        let Some(file) = &mut self.file else { return };
+        if file
+            .rewind()
+            .and_then(|()| file.read_to_string(&mut text))
+            .is_err()
+        {
+            // Unreadable: nothing is known, so nothing is local.
+            return;
+        }
+        for (id, local) in text.lines().filter_map(mountinfo_line) {
+            self.local.insert(id, local);
+        }
+    }
+
+    /// Whether the mount table changed since the last poll (and so since the last read).
+    fn changed(&self) -> bool {
+        let Some(file) = &self.file else { return false };
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, timeout 0: the call only writes `revents`.
+        let n = unsafe { libc::poll(&raw mut pfd, 1, 0) };
+        // A failed poll cannot say "unchanged".
+        n < 0 || pfd.revents & (libc::POLLPRI | libc::POLLERR) != 0
+    }
+
+    fn is_local(&mut self, mnt_id: u64) -> bool {
+        if self.changed() {
+            self.read();
+        }
+        if let Some(&local) = self.local.get(&mnt_id) {
+            return local;
+        }
+        if self.read_at.elapsed() >= REREAD_AFTER {
+            self.read();
+        }
+        self.local.get(&mnt_id).copied().unwrap_or(false)
     }
 }
 
 static MOUNTS: Mutex<Option<Mounts>> = Mutex::new(None);
 
-fn with_mounts<T>(f: impl FnOnce(&mut Mounts) -> T) -> T {
+/// Whether the mount `statx` filled `st` from is a local file system's (`STATX_MNT_ID`, Linux
+/// 5.8; without it, as on older kernels, never: `RESOLVE_CACHED` needs 5.12 anyway).
+fn is_local(st: &libc::statx) -> bool {
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return false;
+    }
     let mut guard = MOUNTS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    f(guard.get_or_insert_with(Mounts::read))
-}
-
-/// Whether device `dev` is a local file system's; a device not seen yet re-reads the mount
-/// table once (a mount made since); one still unknown counts as remote.
-fn is_local(dev: u64) -> bool {
-    with_mounts(|m| {
-        if let Some(&local) = m.local.get(&dev) {
-            return local;
-        }
-        *m = Mounts::read();
-        // Still unknown (a btrfs subvolume's or an overlay layer's own number): remote, and
-        // remembered, so the table is read once per such device.
-        *m.local.entry(dev).or_insert(false)
-    })
-}
-
-/// glibc's `makedev`.
-fn makedev(major: u32, minor: u32) -> u64 {
-    let (major, minor) = (u64::from(major), u64::from(minor));
-    ((major & 0xffff_f000) << 32)
-        | ((major & 0xfff) << 8)
-        | ((minor & 0xffff_ff00) << 12)
-        | (minor & 0xff)
+    guard
+        .get_or_insert_with(Mounts::open)
+        .is_local(st.stx_mnt_id)
 }
 
 fn is_regular(st: &libc::statx) -> bool {
@@ -321,7 +378,7 @@ mod tests {
         let mut out = empty_statx();
         stat(&c(&f), true, &mut out).unwrap();
         let m = std::fs::metadata(&f).unwrap();
-        assert_eq!(makedev(out.stx_dev_major, out.stx_dev_minor), m.dev());
+        assert_eq!(libc::makedev(out.stx_dev_major, out.stx_dev_minor), m.dev());
         assert_eq!(u32::from(out.stx_mode), m.mode());
         assert_eq!(out.stx_ino, m.ino());
         assert_eq!(out.stx_size, 5);
@@ -466,17 +523,195 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
-    #[test]
-    fn mountinfo_knows_the_temp_dir() {
-        let m = std::fs::metadata(std::env::temp_dir()).unwrap();
-        assert!(is_local(m.dev()));
-        assert!(!is_local(u64::MAX));
-        assert!(is_remote_type("nfs4") && is_remote_type("fuse.sshfs") && !is_remote_type("ext4"));
+    fn statx_of(p: &std::path::Path) -> libc::statx {
+        let mut out = empty_statx();
+        // SAFETY: `out` is a valid, exclusive statx for the call.
+        unsafe {
+            crate::sys::statx(
+                libc::AT_FDCWD,
+                &c(p),
+                libc::AT_STATX_DONT_SYNC,
+                libc::STATX_MNT_ID,
+                &raw mut out,
+            )
+        }
+        .unwrap();
+        out
     }
 
     #[test]
-    fn makedev_matches_libc() {
-        assert_eq!(makedev(8, 1), libc::makedev(8, 1));
-        assert_eq!(makedev(259, 65536), libc::makedev(259, 65536));
+    fn mountinfo_knows_the_temp_dir() {
+        assert!(is_local(&statx_of(&std::env::temp_dir())));
+        let mut unknown = statx_of(&std::env::temp_dir());
+        unknown.stx_mnt_id = u64::MAX;
+        assert!(!is_local(&unknown));
+        // A kernel without STATX_MNT_ID (before 5.8) leaves it out of the mask: not local.
+        unknown.stx_mask &= !libc::STATX_MNT_ID;
+        assert!(!is_local(&unknown));
+    }
+
+    #[test]
+    fn remote_types_from_mountinfo_lines() {
+        let line = |id: u32, fstype: &str| {
+            format!("{id} 29 0:52 / /mnt/x\\040y rw,relatime shared:7 master:1 - {fstype} srv:/e rw,vers=4.2")
+        };
+        for fstype in [
+            "nfs",
+            "nfs4",
+            "cifs",
+            "smb3",
+            "fuse",
+            "fuseblk",
+            "fuse.sshfs",
+            "fuse.s3fs",
+            "9p",
+            "ceph",
+            "gfs2",
+            "ocfs2",
+            "afs",
+            "glusterfs",
+            "lustre",
+            "virtiofs",
+        ] {
+            assert_eq!(
+                mountinfo_line(&line(77, fstype)),
+                Some((77, false)),
+                "{fstype}"
+            );
+        }
+        for fstype in [
+            "ext4", "xfs", "btrfs", "tmpfs", "overlay", "proc", "sysfs", "devtmpfs", "zfs", "f2fs",
+        ] {
+            assert_eq!(
+                mountinfo_line(&line(78, fstype)),
+                Some((78, true)),
+                "{fstype}"
+            );
+        }
+        // No optional fields; a garbled line is skipped rather than guessed at.
+        assert_eq!(
+            mountinfo_line("25 1 8:1 / / rw - ext4 /dev/sda1 rw"),
+            Some((25, true))
+        );
+        assert_eq!(mountinfo_line("garbage"), None);
+        assert_eq!(mountinfo_line("x 1 8:1 / / rw - ext4 /dev/sda1 rw"), None);
+    }
+
+    /// `mount(2)` for the test; `false` where it cannot run (not root, no mount namespace).
+    fn mount(fstype: &str, source: &str, target: &std::path::Path, data: &str) -> bool {
+        let (fstype, source) = (CString::new(fstype).unwrap(), CString::new(source).unwrap());
+        let data = CString::new(data).unwrap();
+        // SAFETY: NUL-terminated strings, read during the call only.
+        let r = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                c(target).as_ptr(),
+                fstype.as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
+        r == 0
+    }
+
+    fn umount(target: &std::path::Path) {
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(
+            unsafe { libc::umount2(c(target).as_ptr(), libc::MNT_DETACH) },
+            0
+        );
+    }
+
+    /// `stat` from the caches, its lookup made cached first.
+    fn cached_stat(p: &std::path::Path) -> Result<libc::statx, i32> {
+        let _ = std::fs::symlink_metadata(p);
+        let mut out = empty_statx();
+        stat(&c(p), false, &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn a_file_of_an_overlay_is_local() {
+        // An overlay over two file systems gives a lower layer's files a device number of
+        // its own, in no mountinfo line; their mount is the overlay's.
+        let d = tmp("overlay");
+        let (l, u, m) = (d.join("l"), d.join("u"), d.join("m"));
+        for p in [&l, &u, &m] {
+            std::fs::create_dir(p).unwrap();
+        }
+        if !mount("tmpfs", "kaio-l", &l, "") {
+            eprintln!("skipped: mounting needs root");
+            return;
+        }
+        assert!(mount("tmpfs", "kaio-u", &u, ""));
+        std::fs::create_dir(u.join("up")).unwrap();
+        std::fs::create_dir(u.join("work")).unwrap();
+        std::fs::write(l.join("f"), b"x").unwrap();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            l.display(),
+            u.join("up").display(),
+            u.join("work").display()
+        );
+        let st = mount("overlay", "kaio-ov", &m, &opts).then(|| {
+            let st = cached_stat(&m.join("f"));
+            umount(&m);
+            st
+        });
+        umount(&u);
+        umount(&l);
+        std::fs::remove_dir_all(&d).unwrap();
+        match st {
+            Some(st) => assert!(st.is_ok(), "{st:?}"),
+            None => eprintln!("skipped: no overlayfs"),
+        }
+    }
+
+    #[test]
+    fn a_fuse_mount_where_a_tmpfs_was_is_remote() {
+        let d = tmp("reuse");
+        let m = d.join("m");
+        std::fs::create_dir(&m).unwrap();
+        if !mount("tmpfs", "kaio-t", &m, "") {
+            eprintln!("skipped: mounting needs root");
+            return;
+        }
+        let tmpfs = cached_stat(&m).unwrap();
+        umount(&m);
+        // A FUSE mount whose daemon never answers: a statx with AT_STATX_DONT_SYNC of its
+        // root sends it nothing, so nothing here waits. It likely gets the tmpfs's device
+        // number (and mount ID) again, the lowest free.
+        let Ok(fuse) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+        else {
+            eprintln!("skipped: no /dev/fuse");
+            return;
+        };
+        let opts = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0",
+            fuse.as_raw_fd()
+        );
+        if !mount("fuse", "kaio-fuse", &m, &opts) {
+            eprintln!("skipped: no FUSE");
+            return;
+        }
+        // Nothing that would ask the daemon (a plain stat would wait for it forever).
+        let st = statx_of(&m);
+        let mut out = empty_statx();
+        let cached = stat(&c(&m), false, &mut out);
+        drop(fuse); // aborts the connection
+        umount(&m);
+        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(cached, Err(WOULD_BLOCK), "FUSE counted as local");
+        eprintln!(
+            "tmpfs {}:{} mount {}, fuse {}:{} mount {}",
+            tmpfs.stx_dev_major,
+            tmpfs.stx_dev_minor,
+            tmpfs.stx_mnt_id,
+            st.stx_dev_major,
+            st.stx_dev_minor,
+            st.stx_mnt_id
+        );
     }
 }
