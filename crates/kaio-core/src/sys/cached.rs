@@ -16,7 +16,7 @@
 //! - `statx(2)` on an `O_PATH` descriptor reads the in-memory inode.
 //! - Only on local file systems: a network or FUSE file system may wait for its server even
 //!   when the lookup is cached (`->open`, attribute revalidation), so a descriptor on one of
-//!   those (told apart by its mount ID, `stx_mnt_id`, in `/proc/self/mountinfo`) is `EAGAIN` too, and
+//!   those (told apart by its mount ID, `stx_mnt_id`: see `is_local`) is `EAGAIN` too, and
 //!   the statx is `AT_STATX_DONT_SYNC` (which local file systems ignore) so that it never waits
 //!   before the check; `open`'s look-up finds a remote file before any `->open`.
 //!
@@ -28,7 +28,7 @@ use std::ffi::CStr;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::last_errno;
@@ -79,7 +79,7 @@ pub fn fstatx(fd: RawFd, out: &mut libc::statx) -> Result<(), i32> {
             fd,
             c"",
             libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
-            STATX_MASK | libc::STATX_MNT_ID,
+            STATX_MASK | mount_id_mask(),
             out,
         )
     }?;
@@ -141,7 +141,8 @@ fn mountinfo_line(line: &str) -> Option<(u64, bool)> {
 /// How long a mount ID missing from the table waits before a miss reads the table again.
 const REREAD_AFTER: Duration = Duration::from_secs(1);
 
-/// Which mounts are local, by mount ID, from `/proc/self/mountinfo`.
+/// Which mounts are local, by (old, `STATX_MNT_ID`) mount ID, from `/proc/self/mountinfo`:
+/// where the kernel has no unique mount IDs (before 6.8), or `statmount(2)` is refused.
 ///
 /// Keyed by mount ID, not device number: anonymous devices (major 0: NFS, FUSE, tmpfs,
 /// overlay, btrfs subvolumes) are handed out again after an unmount, so a table keyed by
@@ -220,9 +221,126 @@ impl Mounts {
 
 static MOUNTS: Mutex<Option<Mounts>> = Mutex::new(None);
 
-/// Whether the mount `statx` filled `st` from is a local file system's (`STATX_MNT_ID`, Linux
-/// 5.8; without it, as on older kernels, never: `RESOLVE_CACHED` needs 5.12 anyway).
+/// `statmount(2)` (Linux 6.8), by the number every architecture kaio ships for has for it
+/// (the shared table of new system calls).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SYS_STATMOUNT: libc::c_long = 457;
+/// `STATMOUNT_FS_TYPE`: the file system type, as a string after the struct.
+const STATMOUNT_FS_TYPE: u64 = 0x20;
+/// `sizeof(struct statmount)`, where its strings start (new fields come out of its spare
+/// words, so it stays this size).
+const STATMOUNT_SIZE: usize = 512;
+
+/// `struct mnt_id_req` as of 6.8 (`MNT_ID_REQ_SIZE_VER0`, 24 bytes).
+#[repr(C)]
+struct MntIdReq {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
+}
+
+/// A `struct statmount` and room for a type name after it.
+#[repr(C, align(8))]
+struct StatmountBuf([u8; STATMOUNT_SIZE + 256]);
+
+/// The file system type of the mount with unique ID `id` (`STATX_MNT_ID_UNIQUE`), from
+/// `statmount(2)`; `ENOENT` for a mount of another namespace.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn mount_type(id: u64) -> Result<String, i32> {
+    let req = MntIdReq {
+        size: std::mem::size_of::<MntIdReq>() as u32,
+        spare: 0,
+        mnt_id: id,
+        param: STATMOUNT_FS_TYPE,
+    };
+    let mut buf = StatmountBuf([0; STATMOUNT_SIZE + 256]);
+    // SAFETY: `req` is a valid mnt_id_req of the size it says, `buf` is writable for the
+    // length passed; the kernel uses both during the call only.
+    let r = unsafe {
+        libc::syscall(
+            SYS_STATMOUNT,
+            &raw const req,
+            buf.0.as_mut_ptr(),
+            buf.0.len(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    let b = &buf.0;
+    let mask = u64::from_ne_bytes(b[8..16].try_into().unwrap_or_default());
+    let offset = u32::from_ne_bytes(b[36..40].try_into().unwrap_or_default()) as usize;
+    if mask & STATMOUNT_FS_TYPE == 0 {
+        return Err(libc::EINVAL);
+    }
+    let name = b.get(STATMOUNT_SIZE + offset..).unwrap_or_default();
+    let name = CStr::from_bytes_until_nul(name).map_err(|_| libc::EOVERFLOW)?;
+    Ok(name.to_string_lossy().into_owned())
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn mount_type(_id: u64) -> Result<String, i32> {
+    Err(libc::ENOSYS)
+}
+
+/// Unique mount ID → local (`STATX_MNT_ID_UNIQUE`, Linux 6.8): such an ID is never handed out
+/// again while the system runs, and a mount keeps its file system, so an answer holds for
+/// good and no table needs watching. A mount `statmount` does not find (another namespace's)
+/// is not local.
+static UNIQUE: Mutex<Option<HashMap<u64, bool>>> = Mutex::new(None);
+
+/// The `statx` mask bit for the mount ID the fast path uses: `STATX_MNT_ID_UNIQUE` where the
+/// kernel (6.8) reports it and `statmount(2)` answers for it (a seccomp filter may refuse
+/// that call), else `STATX_MNT_ID` and the mountinfo table ([`Mounts`]). Decided once.
+fn mount_id_mask() -> u32 {
+    static MASK: OnceLock<u32> = OnceLock::new();
+    *MASK.get_or_init(|| {
+        let mut st = empty_statx();
+        // SAFETY: `st` is a valid, exclusive statx for the call.
+        let unique = unsafe {
+            super::statx(
+                libc::AT_FDCWD,
+                c"/",
+                libc::AT_STATX_DONT_SYNC,
+                libc::STATX_MNT_ID_UNIQUE,
+                &raw mut st,
+            )
+        }
+        .is_ok()
+            && st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0
+            && mount_type(st.stx_mnt_id).is_ok();
+        if unique {
+            libc::STATX_MNT_ID_UNIQUE
+        } else {
+            libc::STATX_MNT_ID
+        }
+    })
+}
+
+/// Whether the mount `statx` filled `st` from is a local file system's, by whichever mount ID
+/// it reported; with neither (a kernel before 5.8, which `RESOLVE_CACHED`, 5.12, rules out
+/// anyway), never.
 fn is_local(st: &libc::statx) -> bool {
+    if st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0 {
+        let mut guard = UNIQUE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = guard.get_or_insert_with(HashMap::new);
+        if let Some(&local) = known.get(&st.stx_mnt_id) {
+            return local;
+        }
+        let local = match mount_type(st.stx_mnt_id) {
+            Ok(fstype) => !is_remote_type(&fstype),
+            // Another namespace's mount, or one outside this process's root: for good.
+            Err(libc::ENOENT | libc::EPERM) => false,
+            // Anything else (ENOMEM) may pass: not local this time, asked again next time.
+            Err(_) => return false,
+        };
+        known.insert(st.stx_mnt_id, local);
+        return local;
+    }
     if st.stx_mask & libc::STATX_MNT_ID == 0 {
         return false;
     }
@@ -540,6 +658,43 @@ mod tests {
     }
 
     #[test]
+    fn mnt_id_req_is_the_kernels_size() {
+        assert_eq!(std::mem::size_of::<MntIdReq>(), 24);
+    }
+
+    #[test]
+    fn statmount_names_the_same_type_as_mountinfo() {
+        if mount_id_mask() != libc::STATX_MNT_ID_UNIQUE {
+            eprintln!("skipped: no STATX_MNT_ID_UNIQUE or statmount (Linux 6.8)");
+            return;
+        }
+        let t = std::env::temp_dir();
+        let old = statx_of(&t).stx_mnt_id;
+        let mut st = empty_statx();
+        // SAFETY: `st` is a valid, exclusive statx for the call.
+        unsafe {
+            crate::sys::statx(
+                libc::AT_FDCWD,
+                &c(&t),
+                0,
+                libc::STATX_MNT_ID_UNIQUE,
+                &raw mut st,
+            )
+        }
+        .unwrap();
+        assert_ne!(st.stx_mask & libc::STATX_MNT_ID_UNIQUE, 0);
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.split(' ').next() == Some(&old.to_string()))
+            .unwrap();
+        let fstype = line.split(" - ").nth(1).unwrap().split(' ').next().unwrap();
+        assert_eq!(mount_type(st.stx_mnt_id).unwrap(), fstype);
+        assert!(is_local(&st));
+        assert_eq!(mount_type(u64::MAX), Err(libc::ENOENT));
+    }
+
+    #[test]
     fn mountinfo_knows_the_temp_dir() {
         assert!(is_local(&statx_of(&std::env::temp_dir())));
         let mut unknown = statx_of(&std::env::temp_dir());
@@ -653,15 +808,17 @@ mod tests {
             u.join("work").display()
         );
         let st = mount("overlay", "kaio-ov", &m, &opts).then(|| {
+            // By the unique mount ID where there is one, and by the mountinfo table.
             let st = cached_stat(&m.join("f"));
+            let by_table = is_local(&statx_of(&m.join("f")));
             umount(&m);
-            st
+            st.map(|_| by_table)
         });
         umount(&u);
         umount(&l);
         std::fs::remove_dir_all(&d).unwrap();
         match st {
-            Some(st) => assert!(st.is_ok(), "{st:?}"),
+            Some(st) => assert_eq!(st, Ok(true)),
             None => eprintln!("skipped: no overlayfs"),
         }
     }
@@ -675,11 +832,13 @@ mod tests {
             eprintln!("skipped: mounting needs root");
             return;
         }
-        let tmpfs = cached_stat(&m).unwrap();
+        cached_stat(&m).unwrap();
+        let tmpfs = statx_of(&m);
+        assert!(is_local(&tmpfs));
         umount(&m);
         // A FUSE mount whose daemon never answers: a statx with AT_STATX_DONT_SYNC of its
         // root sends it nothing, so nothing here waits. It likely gets the tmpfs's device
-        // number (and mount ID) again, the lowest free.
+        // number and (old, mountinfo) mount ID again, the lowest free; never its unique ID.
         let Ok(fuse) = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -700,10 +859,12 @@ mod tests {
         let st = statx_of(&m);
         let mut out = empty_statx();
         let cached = stat(&c(&m), false, &mut out);
+        let by_table = is_local(&st);
         drop(fuse); // aborts the connection
         umount(&m);
         std::fs::remove_dir_all(&d).unwrap();
         assert_eq!(cached, Err(WOULD_BLOCK), "FUSE counted as local");
+        assert!(!by_table, "FUSE counted as local by the mountinfo table");
         eprintln!(
             "tmpfs {}:{} mount {}, fuse {}:{} mount {}",
             tmpfs.stx_dev_major,
