@@ -126,6 +126,88 @@ test('readFile of a FIFO waits for its writer, as node:fs does, on every backend
   }
 })
 
+/**
+ * Drops unused dentries and inodes (root only; their pages go with them): `false` where that
+ * is not allowed. The serial tests that call it run before the others, which expect this
+ * file's fixtures cached: `warm` brings them back.
+ */
+function dropDentries(): boolean {
+  try {
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '2')
+    return true
+  } catch {
+    return false
+  }
+}
+
+function warm(): void {
+  for (const p of [file, big]) fs.readFileSync(p)
+  fs.statSync(path.join(dir, 'sub'))
+  for (const l of ['link', 'dangling', 'loop']) fs.lstatSync(path.join(dir, l))
+  fs.statSync(path.join(dir, 'link'))
+}
+
+/** `p`, or 'timed out' after `ms` (a guard against a hang, not a measure of speed). */
+function within<T>(p: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  let timer: NodeJS.Timeout | undefined
+  const guard = new Promise<'timed out'>((resolve) => (timer = setTimeout(() => resolve('timed out'), ms)))
+  return Promise.race([p, guard]).finally(() => clearTimeout(timer))
+}
+
+test.serial('a FIFO whose lookup is not cached opens through node:fs on every backend: it waits for its writer, and ctx.close() does not wait for it', async (t) => {
+  if (!dropDentries()) {
+    t.log('skipped: dropping the dentry cache needs root')
+    t.pass()
+    return
+  }
+  for (const impl of backends) {
+    const fifo = path.join(dir, `uncached-${impl}`)
+    spawnSync('mkfifo', [fifo])
+    dropDentries()
+    if (cachedKind(fifo, fs.constants.O_RDONLY) !== undefined) t.log(`${impl}: the FIFO's lookup stayed cached`)
+    const context = new Context({ implementation: impl })
+    const opening = kp.open(fifo, 'r', 0o666, { context })
+    // Blocked in open(2) with no writer: a kaio worker in that call would hold up close().
+    t.not(await within(context.close(), 5000), 'timed out', `${impl}: ctx.close() waited for the FIFO's open`)
+    const writer = spawn('sh', ['-c', `printf 'from the writer' > '${fifo}'`])
+    const exited = once(writer, 'exit')
+    const fh = await within(
+      opening.catch((e: unknown) => e as Error),
+      5000,
+    )
+    if (fh === 'timed out' || fh instanceof Error) {
+      t.fail(`${impl}: the open gave ${String(fh)}`)
+      continue
+    }
+    const { bytesRead, buffer } = await fh.read(Buffer.alloc(64), 0, 64, null)
+    t.is(buffer.toString('utf8', 0, bytesRead), 'from the writer', impl)
+    await exited
+    await fh.close()
+  }
+  warm()
+})
+
+test.serial('a regular file whose lookup is not cached still opens and reads, on every backend', async (t) => {
+  const f = path.join(dir, 'uncached-regular')
+  fs.writeFileSync(f, 'cold file')
+  for (const impl of backends) {
+    dropDentries()
+    const context = new Context({ implementation: impl })
+    try {
+      t.is((await kp.readFile(f, { encoding: 'utf8', context } as never)) as unknown as string, 'cold file', impl)
+      dropDentries()
+      const fh = await kp.open(f, 'r', 0o666, { context })
+      t.true(fh.fd >= 0)
+      await fh.close()
+      dropDentries()
+      await t.throwsAsync(kp.open(path.join(dir, 'uncached-missing'), 'r', 0o666, { context }), { code: 'ENOENT' })
+    } finally {
+      await context.close()
+    }
+  }
+  warm()
+})
+
 test('open takes the fast path for a cached regular file; its handle reads, stats and closes as node', async (t) => {
   const got = cachedOpen(file, fs.constants.O_RDONLY)
   t.is(typeof got, 'number')

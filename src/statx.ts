@@ -7,6 +7,7 @@ import type { BigIntStats } from 'node:fs'
 export const STATX_SIZE = 256
 
 /** `statx` mask bits (linux/stat.h). */
+export const STATX_TYPE = 0x1
 export const STATX_BASIC_STATS = 0x7ff
 export const STATX_BTIME = 0x800
 /** Everything fs.Stats has (what libuv asks for). */

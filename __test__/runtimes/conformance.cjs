@@ -195,6 +195,31 @@ check('kaio/promises: stat, readFile, open and mkdir answer as node:fs/promises'
   assert.ok(fs.statSync(deep).isDirectory())
 })
 
+check("kaio/promises' Stats dates: Dates from the *Ms fields, as this runtime's node:fs gives them", async () => {
+  const kp = require(path.join(__dirname, '..', '..', 'src', 'promises.js'))
+  const f = path.join(dir, `t${n++}`)
+  fs.writeFileSync(f, 'dated')
+  const fh = await kp.open(f)
+  const stats = { stat: await kp.stat(f), lstat: await kp.lstat(f), fstat: await fh.stat() }
+  await fh.close()
+  const theirs = fs.statSync(f)
+  for (const [call, ours] of Object.entries(stats)) {
+    assert.strictEqual(Object.getPrototypeOf(ours), Object.getPrototypeOf(theirs), `${call}: prototype`)
+    for (const k of ['atime', 'mtime', 'ctime', 'birthtime']) {
+      const date = ours[k]
+      assert.ok(date instanceof Date, `${call}: ${k} is ${date}`)
+      // Node rounds the milliseconds (dateFromMs); Bun's getters truncate them.
+      const ms = ours[`${k}Ms`]
+      assert.ok(Math.abs(date.getTime() - ms) < 1, `${call}: ${k} ${date.getTime()} for ${k}Ms ${ms}`)
+      // This runtime's own stat of the same file: Deno's node:fs gives whole milliseconds,
+      // and its ctime whole seconds.
+      const own = theirs[k].getTime()
+      const slack = runtime === 'deno' && k === 'ctime' ? 1000 : 1
+      assert.ok(Math.abs(date.getTime() - own) <= slack, `${call}: ${k} ${date.getTime()}, node:fs ${own}`)
+    }
+  }
+})
+
 async function main() {
   let passed = 0
   let failed = 0

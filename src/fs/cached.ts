@@ -142,13 +142,17 @@ export function cachedOpen(path: string, flags: number): number | typeof IRREGUL
   return undefined
 }
 
+/** What cachedKind says of a local regular file. */
+export const REGULAR = 'regular' as const
+
 /**
- * Whether `path` is there and not a local regular file (IRREGULAR), from the caches; `undefined`
- * for a regular file, a missing one, or "not cached". Lookups only: it never throws.
+ * Whether `path` is a local regular file (REGULAR) or there and not one (IRREGULAR), from the
+ * caches; `undefined` for a missing one, or "not cached". Lookups only: it never throws.
  */
-export function cachedKind(path: string, flags: number): typeof IRREGULAR | undefined {
+export function cachedKind(path: string, flags: number): typeof REGULAR | typeof IRREGULAR | undefined {
   if (native === null) return undefined
-  return -native.cachedKind(path, flags) === NOT_REGULAR ? IRREGULAR : undefined
+  const r = native.cachedKind(path, flags)
+  return r === 0 ? REGULAR : -r === NOT_REGULAR ? IRREGULAR : undefined
 }
 
 /**

@@ -9,6 +9,7 @@ import { ReadableStream } from 'node:stream/web'
 
 import { Context } from '../context'
 import { codedError, errnoError, invalidArgType } from '../errors'
+import { AT_SYMLINK_NOFOLLOW, decodeStatx, STATX_SIZE, STATX_TYPE } from '../statx'
 import { ALIGN, CURRENT, DirectIO, FsIO, PlainIO, WriteOnlyIO } from './io'
 import type { BlockIO, FsCalls } from './io'
 import { kCore } from './internal'
@@ -46,7 +47,7 @@ import {
 } from './util'
 import type { PathLike } from './util'
 
-const { O_APPEND, O_DIRECT, O_RDONLY, O_RDWR, O_WRONLY } = fs.constants
+const { O_APPEND, O_DIRECT, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY, S_IFMT, S_IFREG } = fs.constants
 const O_ACCMODE = 3
 
 /** Options of `open()` beyond node's: which Context serves the handle, and O_DIRECT. */
@@ -850,18 +851,41 @@ export async function handleFor(fd: number, ctx: Context, append: boolean, setup
  * whose lookup is cached opens on this thread (it closes on the Context's engine, like every
  * handle: a last close can free an unlinked file's blocks or start a rewritten file's
  * writeback). A FIFO, device or remote file opens through node:fs, as node opens it (a FIFO
- * waits for its other end on libuv's pool, whose threads nothing joins), not on kaio's engine.
+ * waits for its other end on libuv's pool), not on kaio's engine: there a blocked open would
+ * hold up `ctx.close()`, and io_uring's inline OPENAT would open a FIFO non-blocking without
+ * waiting for its writer should its lookup be cached by the time it runs.
  * `undefined`: the engine's open.
  */
 async function openCached(path: unknown, flags: unknown, mode: unknown, ctx: Context, append: boolean): Promise<FileHandle | undefined> {
   if (typeof path !== 'string' || typeof flags !== 'number' || !plainMode(mode)) return undefined
-  const allowed = fastAllowed()
-  let got = allowed ? cachedOpen(path, flags) : undefined
-  // A write open (or one past the turn's budget) still looks for a FIFO or device first.
-  if (got === undefined && (!allowed || (flags & O_ACCMODE) !== O_RDONLY)) got = cachedKind(path, flags)
+  let got = fastAllowed() ? cachedOpen(path, flags) : undefined
+  if (got === undefined) {
+    // Not opened here: still look for a FIFO or device first. A read-only open whose lookup
+    // is not cached (or of a remote file) looks on the engine.
+    const kind = cachedKind(path, flags)
+    if (kind === IRREGULAR) got = IRREGULAR
+    else if (kind === undefined && (flags & O_ACCMODE) === O_RDONLY) got = await engineKind(path, flags, ctx)
+  }
   if (got === undefined) return undefined
   if (got === IRREGULAR) return handleFor(await nodeOpenFd(path, flags, mode), ctx, append)
   return new FileHandle(got, ctx, false, append ? 'kernel' : 'none', false)
+}
+
+/**
+ * The type of `path` from a statx on `ctx`'s engine, which also brings its lookup into the
+ * caches: IRREGULAR for anything but a regular file, else what the cached open now gives (a
+ * descriptor, or `undefined`: the engine's open). A failed statx is `undefined` too, so that
+ * the error is the open's own.
+ */
+async function engineKind(path: string, flags: number, ctx: Context): Promise<number | typeof IRREGULAR | undefined> {
+  const out = new Uint8Array(STATX_SIZE)
+  try {
+    await ctx.statx(path, flags & O_NOFOLLOW ? AT_SYMLINK_NOFOLLOW : 0, STATX_TYPE, out)
+  } catch {
+    return undefined
+  }
+  if ((decodeStatx(out).mode & S_IFMT) !== S_IFREG) return IRREGULAR
+  return fastAllowed() ? cachedOpen(path, flags) : undefined
 }
 
 async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Context, direct: boolean, append: boolean): Promise<FileHandle> {

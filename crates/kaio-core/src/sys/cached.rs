@@ -16,7 +16,7 @@
 //! - `statx(2)` on an `O_PATH` descriptor reads the in-memory inode.
 //! - Only on local file systems: a network or FUSE file system may wait for its server even
 //!   when the lookup is cached (`->open`, attribute revalidation), so a descriptor on one of
-//!   those (told apart by its device number in `/proc/self/mountinfo`) is `EAGAIN` too, and
+//!   those (told apart by its mount ID, `stx_mnt_id`: see `is_local`) is `EAGAIN` too, and
 //!   the statx is `AT_STATX_DONT_SYNC` (which local file systems ignore) so that it never waits
 //!   before the check; `open`'s look-up finds a remote file before any `->open`.
 //!
@@ -25,8 +25,11 @@
 
 use std::collections::HashMap;
 use std::ffi::CStr;
-use std::os::fd::RawFd;
-use std::sync::Mutex;
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use super::last_errno;
 
@@ -76,11 +79,11 @@ pub fn fstatx(fd: RawFd, out: &mut libc::statx) -> Result<(), i32> {
             fd,
             c"",
             libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
-            STATX_MASK,
+            STATX_MASK | mount_id_mask(),
             out,
         )
     }?;
-    if is_local(makedev(out.stx_dev_major, out.stx_dev_minor)) {
+    if is_local(out) {
         Ok(())
     } else {
         Err(WOULD_BLOCK)
@@ -94,9 +97,13 @@ pub fn empty_statx() -> libc::statx {
     unsafe { std::mem::zeroed() }
 }
 
-/// File system types whose calls may wait for something other than the local disk.
+/// File system types whose calls may wait for something other than the local disk: those
+/// whose lookups and attributes are revalidated with a server or a daemon (network and
+/// cluster file systems, and every FUSE one, `virtiofs` included), where `statx` with
+/// `AT_STATX_DONT_SYNC` would answer from a stale inode that node's `stat` refreshes. An
+/// overlay (of local layers) or a bind mount is as local as what it shows.
 fn is_remote_type(fstype: &str) -> bool {
-    const REMOTE: [&str; 14] = [
+    const REMOTE: [&str; 20] = [
         "nfs",
         "nfs4",
         "cifs",
@@ -106,75 +113,243 @@ fn is_remote_type(fstype: &str) -> bool {
         "ceph",
         "glusterfs",
         "afs",
+        "coda",
         "lustre",
         "virtiofs",
         "gfs2",
         "ocfs2",
         "davfs",
+        "orangefs",
+        "gpfs",
+        "beegfs",
+        "vboxsf",
+        "ncpfs",
     ];
+    // "fuse", "fuseblk" and "fuse.<subtype>" (sshfs, s3fs, ntfs-3g: a daemon answers).
     fstype.starts_with("fuse") || REMOTE.contains(&fstype)
 }
 
-/// What `/proc/self/mountinfo` says: each mount's device and whether it is local.
-#[derive(Default)]
+/// One line of `/proc/self/mountinfo` (proc(5)): its mount ID (the first field, what
+/// `statx` reports as `stx_mnt_id`) and whether the mount is local, by the file system type
+/// after the ` - ` separator.
+fn mountinfo_line(line: &str) -> Option<(u64, bool)> {
+    let id = line.split(' ').next()?.parse().ok()?;
+    let fstype = line.split(" - ").nth(1)?.split(' ').next()?;
+    Some((id, !is_remote_type(fstype)))
+}
+
+/// How long a mount ID missing from the table waits before a miss reads the table again.
+const REREAD_AFTER: Duration = Duration::from_secs(1);
+
+/// Which mounts are local, by (old, `STATX_MNT_ID`) mount ID, from `/proc/self/mountinfo`:
+/// where the kernel has no unique mount IDs (before 6.8), or `statmount(2)` is refused.
+///
+/// Keyed by mount ID, not device number: anonymous devices (major 0: NFS, FUSE, tmpfs,
+/// overlay, btrfs subvolumes) are handed out again after an unmount, so a table keyed by
+/// device would call a newly mounted NFS export local if it got a tmpfs's old number, and
+/// the device `statx` reports need not be the mount's at all (a btrfs subvolume's, an
+/// overlay's file from a lower layer). Mount IDs are reused too (lowest free), so the table
+/// is read again whenever the namespace's mount table changed: `poll(2)` on the open
+/// mountinfo file says `POLLPRI` once after each mount, unmount or move (proc(5)), and one
+/// such poll runs before every answer. An ID still missing (a mount in another namespace,
+/// reached through `/proc/<pid>/root`, or one seen mid-mount) re-reads the table at most once
+/// per [`REREAD_AFTER`] and is never local.
 struct Mounts {
+    /// `/proc/self/mountinfo`, open; `None` without procfs (then nothing is local).
+    file: Option<File>,
     local: HashMap<u64, bool>,
+    read_at: Instant,
 }
 
 impl Mounts {
-    fn read() -> Self {
-        let mut m = Mounts::default();
-        let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-            // Nothing known: every device counts as remote, so the fast path stays off.
-            return m;
+    fn open() -> Self {
+        let mut m = Mounts {
+            file: File::open("/proc/self/mountinfo").ok(),
+            local: HashMap::new(),
+            read_at: Instant::now(),
         };
-        for line in text.lines() {
-            let mut fields = line.split(' ');
-            let dev = fields.nth(2).and_then(|d| {
-                let (major, minor) = d.split_once(':')?;
-                Some(makedev(major.parse().ok()?, minor.parse().ok()?))
-            });
-            let fstype = line.split(" - ").nth(1).and_then(|t| t.split(' ').next());
-            if let (Some(dev), Some(fstype)) = (dev, fstype) {
-                let remote = is_remote_type(fstype);
-                // A device mounted twice is remote if either mount is.
-                *m.local.entry(dev).or_insert(true) &= !remote;
-            }
-        }
+        // The open took the namespace's event count: a change from now on polls as one.
+        m.read();
         m
+    }
+
+    fn read(&mut self) {
+        self.read_at = Instant::now();
+        self.local.clear();
+        let mut text = String::new();
+        let Some(file) = &mut self.file else { return };
+        if file
+            .rewind()
+            .and_then(|()| file.read_to_string(&mut text))
+            .is_err()
+        {
+            // Unreadable: nothing is known, so nothing is local.
+            return;
+        }
+        for (id, local) in text.lines().filter_map(mountinfo_line) {
+            self.local.insert(id, local);
+        }
+    }
+
+    /// Whether the mount table changed since the last poll (and so since the last read).
+    fn changed(&self) -> bool {
+        let Some(file) = &self.file else { return false };
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, timeout 0: the call only writes `revents`.
+        let n = unsafe { libc::poll(&raw mut pfd, 1, 0) };
+        // A failed poll cannot say "unchanged".
+        n < 0 || pfd.revents & (libc::POLLPRI | libc::POLLERR) != 0
+    }
+
+    fn is_local(&mut self, mnt_id: u64) -> bool {
+        if self.changed() {
+            self.read();
+        }
+        if let Some(&local) = self.local.get(&mnt_id) {
+            return local;
+        }
+        if self.read_at.elapsed() >= REREAD_AFTER {
+            self.read();
+        }
+        self.local.get(&mnt_id).copied().unwrap_or(false)
     }
 }
 
 static MOUNTS: Mutex<Option<Mounts>> = Mutex::new(None);
 
-fn with_mounts<T>(f: impl FnOnce(&mut Mounts) -> T) -> T {
-    let mut guard = MOUNTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    f(guard.get_or_insert_with(Mounts::read))
+/// `statmount(2)` (Linux 6.8), by the number every architecture kaio ships for has for it
+/// (the shared table of new system calls).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SYS_STATMOUNT: libc::c_long = 457;
+/// `STATMOUNT_FS_TYPE`: the file system type, as a string after the struct.
+const STATMOUNT_FS_TYPE: u64 = 0x20;
+/// `sizeof(struct statmount)`, where its strings start (new fields come out of its spare
+/// words, so it stays this size).
+const STATMOUNT_SIZE: usize = 512;
+
+/// `struct mnt_id_req` as of 6.8 (`MNT_ID_REQ_SIZE_VER0`, 24 bytes).
+#[repr(C)]
+struct MntIdReq {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
 }
 
-/// Whether device `dev` is a local file system's; a device not seen yet re-reads the mount
-/// table once (a mount made since); one still unknown counts as remote.
-fn is_local(dev: u64) -> bool {
-    with_mounts(|m| {
-        if let Some(&local) = m.local.get(&dev) {
-            return local;
+/// A `struct statmount` and room for a type name after it.
+#[repr(C, align(8))]
+struct StatmountBuf([u8; STATMOUNT_SIZE + 256]);
+
+/// The file system type of the mount with unique ID `id` (`STATX_MNT_ID_UNIQUE`), from
+/// `statmount(2)`; `ENOENT` for a mount of another namespace.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn mount_type(id: u64) -> Result<String, i32> {
+    let req = MntIdReq {
+        size: std::mem::size_of::<MntIdReq>() as u32,
+        spare: 0,
+        mnt_id: id,
+        param: STATMOUNT_FS_TYPE,
+    };
+    let mut buf = StatmountBuf([0; STATMOUNT_SIZE + 256]);
+    // SAFETY: `req` is a valid mnt_id_req of the size it says, `buf` is writable for the
+    // length passed; the kernel uses both during the call only.
+    let r = unsafe {
+        libc::syscall(
+            SYS_STATMOUNT,
+            &raw const req,
+            buf.0.as_mut_ptr(),
+            buf.0.len(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    let b = &buf.0;
+    let mask = u64::from_ne_bytes(b[8..16].try_into().unwrap_or_default());
+    let offset = u32::from_ne_bytes(b[36..40].try_into().unwrap_or_default()) as usize;
+    if mask & STATMOUNT_FS_TYPE == 0 {
+        return Err(libc::EINVAL);
+    }
+    let name = b.get(STATMOUNT_SIZE + offset..).unwrap_or_default();
+    let name = CStr::from_bytes_until_nul(name).map_err(|_| libc::EOVERFLOW)?;
+    Ok(name.to_string_lossy().into_owned())
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn mount_type(_id: u64) -> Result<String, i32> {
+    Err(libc::ENOSYS)
+}
+
+/// Unique mount ID → local (`STATX_MNT_ID_UNIQUE`, Linux 6.8): such an ID is never handed out
+/// again while the system runs, and a mount keeps its file system, so an answer holds for
+/// good and no table needs watching. A mount `statmount` does not find (another namespace's)
+/// is not local.
+static UNIQUE: Mutex<Option<HashMap<u64, bool>>> = Mutex::new(None);
+
+/// The `statx` mask bit for the mount ID the fast path uses: `STATX_MNT_ID_UNIQUE` where the
+/// kernel (6.8) reports it and `statmount(2)` answers for it (a seccomp filter may refuse
+/// that call), else `STATX_MNT_ID` and the mountinfo table ([`Mounts`]). Decided once.
+fn mount_id_mask() -> u32 {
+    static MASK: OnceLock<u32> = OnceLock::new();
+    *MASK.get_or_init(|| {
+        let mut st = empty_statx();
+        // SAFETY: `st` is a valid, exclusive statx for the call.
+        let unique = unsafe {
+            super::statx(
+                libc::AT_FDCWD,
+                c"/",
+                libc::AT_STATX_DONT_SYNC,
+                libc::STATX_MNT_ID_UNIQUE,
+                &raw mut st,
+            )
         }
-        *m = Mounts::read();
-        // Still unknown (a btrfs subvolume's or an overlay layer's own number): remote, and
-        // remembered, so the table is read once per such device.
-        *m.local.entry(dev).or_insert(false)
+        .is_ok()
+            && st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0
+            && mount_type(st.stx_mnt_id).is_ok();
+        if unique {
+            libc::STATX_MNT_ID_UNIQUE
+        } else {
+            libc::STATX_MNT_ID
+        }
     })
 }
 
-/// glibc's `makedev`.
-fn makedev(major: u32, minor: u32) -> u64 {
-    let (major, minor) = (u64::from(major), u64::from(minor));
-    ((major & 0xffff_f000) << 32)
-        | ((major & 0xfff) << 8)
-        | ((minor & 0xffff_ff00) << 12)
-        | (minor & 0xff)
+/// Whether the mount `statx` filled `st` from is a local file system's, by whichever mount ID
+/// it reported; with neither (a kernel before 5.8, which `RESOLVE_CACHED`, 5.12, rules out
+/// anyway), never.
+fn is_local(st: &libc::statx) -> bool {
+    if st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0 {
+        let mut guard = UNIQUE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = guard.get_or_insert_with(HashMap::new);
+        if let Some(&local) = known.get(&st.stx_mnt_id) {
+            return local;
+        }
+        let local = match mount_type(st.stx_mnt_id) {
+            Ok(fstype) => !is_remote_type(&fstype),
+            // Another namespace's mount, or one outside this process's root: for good.
+            Err(libc::ENOENT | libc::EPERM) => false,
+            // Anything else (ENOMEM) may pass: not local this time, asked again next time.
+            Err(_) => return false,
+        };
+        known.insert(st.stx_mnt_id, local);
+        return local;
+    }
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return false;
+    }
+    let mut guard = MOUNTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    guard
+        .get_or_insert_with(Mounts::open)
+        .is_local(st.stx_mnt_id)
 }
 
 fn is_regular(st: &libc::statx) -> bool {
@@ -321,7 +496,7 @@ mod tests {
         let mut out = empty_statx();
         stat(&c(&f), true, &mut out).unwrap();
         let m = std::fs::metadata(&f).unwrap();
-        assert_eq!(makedev(out.stx_dev_major, out.stx_dev_minor), m.dev());
+        assert_eq!(libc::makedev(out.stx_dev_major, out.stx_dev_minor), m.dev());
         assert_eq!(u32::from(out.stx_mode), m.mode());
         assert_eq!(out.stx_ino, m.ino());
         assert_eq!(out.stx_size, 5);
@@ -466,17 +641,238 @@ mod tests {
         std::fs::remove_dir_all(&d).unwrap();
     }
 
-    #[test]
-    fn mountinfo_knows_the_temp_dir() {
-        let m = std::fs::metadata(std::env::temp_dir()).unwrap();
-        assert!(is_local(m.dev()));
-        assert!(!is_local(u64::MAX));
-        assert!(is_remote_type("nfs4") && is_remote_type("fuse.sshfs") && !is_remote_type("ext4"));
+    fn statx_of(p: &std::path::Path) -> libc::statx {
+        let mut out = empty_statx();
+        // SAFETY: `out` is a valid, exclusive statx for the call.
+        unsafe {
+            crate::sys::statx(
+                libc::AT_FDCWD,
+                &c(p),
+                libc::AT_STATX_DONT_SYNC,
+                libc::STATX_MNT_ID,
+                &raw mut out,
+            )
+        }
+        .unwrap();
+        out
     }
 
     #[test]
-    fn makedev_matches_libc() {
-        assert_eq!(makedev(8, 1), libc::makedev(8, 1));
-        assert_eq!(makedev(259, 65536), libc::makedev(259, 65536));
+    fn mnt_id_req_is_the_kernels_size() {
+        assert_eq!(std::mem::size_of::<MntIdReq>(), 24);
+    }
+
+    #[test]
+    fn statmount_names_the_same_type_as_mountinfo() {
+        if mount_id_mask() != libc::STATX_MNT_ID_UNIQUE {
+            eprintln!("skipped: no STATX_MNT_ID_UNIQUE or statmount (Linux 6.8)");
+            return;
+        }
+        let t = std::env::temp_dir();
+        let old = statx_of(&t).stx_mnt_id;
+        let mut st = empty_statx();
+        // SAFETY: `st` is a valid, exclusive statx for the call.
+        unsafe {
+            crate::sys::statx(
+                libc::AT_FDCWD,
+                &c(&t),
+                0,
+                libc::STATX_MNT_ID_UNIQUE,
+                &raw mut st,
+            )
+        }
+        .unwrap();
+        assert_ne!(st.stx_mask & libc::STATX_MNT_ID_UNIQUE, 0);
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.split(' ').next() == Some(&old.to_string()))
+            .unwrap();
+        let fstype = line.split(" - ").nth(1).unwrap().split(' ').next().unwrap();
+        assert_eq!(mount_type(st.stx_mnt_id).unwrap(), fstype);
+        assert!(is_local(&st));
+        assert_eq!(mount_type(u64::MAX), Err(libc::ENOENT));
+    }
+
+    #[test]
+    fn mountinfo_knows_the_temp_dir() {
+        assert!(is_local(&statx_of(&std::env::temp_dir())));
+        let mut unknown = statx_of(&std::env::temp_dir());
+        unknown.stx_mnt_id = u64::MAX;
+        assert!(!is_local(&unknown));
+        // A kernel without STATX_MNT_ID (before 5.8) leaves it out of the mask: not local.
+        unknown.stx_mask &= !libc::STATX_MNT_ID;
+        assert!(!is_local(&unknown));
+    }
+
+    #[test]
+    fn remote_types_from_mountinfo_lines() {
+        let line = |id: u32, fstype: &str| {
+            format!("{id} 29 0:52 / /mnt/x\\040y rw,relatime shared:7 master:1 - {fstype} srv:/e rw,vers=4.2")
+        };
+        for fstype in [
+            "nfs",
+            "nfs4",
+            "cifs",
+            "smb3",
+            "fuse",
+            "fuseblk",
+            "fuse.sshfs",
+            "fuse.s3fs",
+            "9p",
+            "ceph",
+            "gfs2",
+            "ocfs2",
+            "afs",
+            "glusterfs",
+            "lustre",
+            "virtiofs",
+        ] {
+            assert_eq!(
+                mountinfo_line(&line(77, fstype)),
+                Some((77, false)),
+                "{fstype}"
+            );
+        }
+        for fstype in [
+            "ext4", "xfs", "btrfs", "tmpfs", "overlay", "proc", "sysfs", "devtmpfs", "zfs", "f2fs",
+        ] {
+            assert_eq!(
+                mountinfo_line(&line(78, fstype)),
+                Some((78, true)),
+                "{fstype}"
+            );
+        }
+        // No optional fields; a garbled line is skipped rather than guessed at.
+        assert_eq!(
+            mountinfo_line("25 1 8:1 / / rw - ext4 /dev/sda1 rw"),
+            Some((25, true))
+        );
+        assert_eq!(mountinfo_line("garbage"), None);
+        assert_eq!(mountinfo_line("x 1 8:1 / / rw - ext4 /dev/sda1 rw"), None);
+    }
+
+    /// `mount(2)` for the test; `false` where it cannot run (not root, no mount namespace).
+    fn mount(fstype: &str, source: &str, target: &std::path::Path, data: &str) -> bool {
+        let (fstype, source) = (CString::new(fstype).unwrap(), CString::new(source).unwrap());
+        let data = CString::new(data).unwrap();
+        // SAFETY: NUL-terminated strings, read during the call only.
+        let r = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                c(target).as_ptr(),
+                fstype.as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
+        r == 0
+    }
+
+    fn umount(target: &std::path::Path) {
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(
+            unsafe { libc::umount2(c(target).as_ptr(), libc::MNT_DETACH) },
+            0
+        );
+    }
+
+    /// `stat` from the caches, its lookup made cached first.
+    fn cached_stat(p: &std::path::Path) -> Result<libc::statx, i32> {
+        let _ = std::fs::symlink_metadata(p);
+        let mut out = empty_statx();
+        stat(&c(p), false, &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn a_file_of_an_overlay_is_local() {
+        // An overlay over two file systems gives a lower layer's files a device number of
+        // its own, in no mountinfo line; their mount is the overlay's.
+        let d = tmp("overlay");
+        let (l, u, m) = (d.join("l"), d.join("u"), d.join("m"));
+        for p in [&l, &u, &m] {
+            std::fs::create_dir(p).unwrap();
+        }
+        if !mount("tmpfs", "kaio-l", &l, "") {
+            eprintln!("skipped: mounting needs root");
+            return;
+        }
+        assert!(mount("tmpfs", "kaio-u", &u, ""));
+        std::fs::create_dir(u.join("up")).unwrap();
+        std::fs::create_dir(u.join("work")).unwrap();
+        std::fs::write(l.join("f"), b"x").unwrap();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            l.display(),
+            u.join("up").display(),
+            u.join("work").display()
+        );
+        let st = mount("overlay", "kaio-ov", &m, &opts).then(|| {
+            // By the unique mount ID where there is one, and by the mountinfo table.
+            let st = cached_stat(&m.join("f"));
+            let by_table = is_local(&statx_of(&m.join("f")));
+            umount(&m);
+            st.map(|_| by_table)
+        });
+        umount(&u);
+        umount(&l);
+        std::fs::remove_dir_all(&d).unwrap();
+        match st {
+            Some(st) => assert_eq!(st, Ok(true)),
+            None => eprintln!("skipped: no overlayfs"),
+        }
+    }
+
+    #[test]
+    fn a_fuse_mount_where_a_tmpfs_was_is_remote() {
+        let d = tmp("reuse");
+        let m = d.join("m");
+        std::fs::create_dir(&m).unwrap();
+        if !mount("tmpfs", "kaio-t", &m, "") {
+            eprintln!("skipped: mounting needs root");
+            return;
+        }
+        cached_stat(&m).unwrap();
+        let tmpfs = statx_of(&m);
+        assert!(is_local(&tmpfs));
+        umount(&m);
+        // A FUSE mount whose daemon never answers: a statx with AT_STATX_DONT_SYNC of its
+        // root sends it nothing, so nothing here waits. It likely gets the tmpfs's device
+        // number and (old, mountinfo) mount ID again, the lowest free; never its unique ID.
+        let Ok(fuse) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+        else {
+            eprintln!("skipped: no /dev/fuse");
+            return;
+        };
+        let opts = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0",
+            fuse.as_raw_fd()
+        );
+        if !mount("fuse", "kaio-fuse", &m, &opts) {
+            eprintln!("skipped: no FUSE");
+            return;
+        }
+        // Nothing that would ask the daemon (a plain stat would wait for it forever).
+        let st = statx_of(&m);
+        let mut out = empty_statx();
+        let cached = stat(&c(&m), false, &mut out);
+        let by_table = is_local(&st);
+        drop(fuse); // aborts the connection
+        umount(&m);
+        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(cached, Err(WOULD_BLOCK), "FUSE counted as local");
+        assert!(!by_table, "FUSE counted as local by the mountinfo table");
+        eprintln!(
+            "tmpfs {}:{} mount {}, fuse {}:{} mount {}",
+            tmpfs.stx_dev_major,
+            tmpfs.stx_dev_minor,
+            tmpfs.stx_mnt_id,
+            st.stx_dev_major,
+            st.stx_dev_minor,
+            st.stx_mnt_id
+        );
     }
 }
