@@ -48,18 +48,32 @@ pub(crate) fn read_now_default() -> bool {
     *ON.get_or_init(|| std::env::var_os("KAIO_READ_NOW").is_none_or(|v| v != "0"))
 }
 
+/// What [`read_cached`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Finished: the read's result.
+    Done(i64),
+    /// Not finished (or not tried): the engine runs the request.
+    Engine,
+    /// The file cannot honour `RWF_NOWAIT` (EOPNOTSUPP: tmpfs, procfs, sysfs): the engine
+    /// runs it, and the caller may stop trying this descriptor.
+    Refused,
+}
+
 /// A buffered read whose data is all in the page cache, done on the caller's thread with
 /// one `preadv2(RWF_NOWAIT)`: what `io_uring`'s own inline issue does (a non-blocking
 /// attempt on the submitting thread), without the ring round trip, the descriptor check and
-/// the eventfd signal. `Some(result)` only when the attempt finished the request: every
-/// byte copied, or a short read that stopped at the end of a regular file. `None` leaves it
-/// to the engine, which gives its own result and errors (EAGAIN: not cached; a pipe's or a
+/// the eventfd signal. [`Attempt::Done`] only when the attempt finished the request: every
+/// byte copied, or a short read that stopped at the end of a regular file. Otherwise it is
+/// left to the engine, which gives its own result and errors (EAGAIN: not cached; a pipe's or a
 /// terminal's ESPIPE; a directory's EISDIR; a file that cannot honour NOWAIT; a read of a
 /// cached prefix). `O_DIRECT` descriptors are left alone (a NOWAIT direct read still waits
 /// for the device), as are empty reads, flags kaio does not know, and reads with an I/O
 /// priority (the kernel checks it at submission: EINVAL for a bad class, EPERM for RT
-/// without privileges; `preadv2` has no place for one).
-pub(crate) fn read_cached(req: &Request) -> Option<i64> {
+/// without privileges; `preadv2` has no place for one). A short read of a character device
+/// is final (its data may be consumed: reading again could lose it), as the ring's would be;
+/// of a block device it goes to the engine.
+pub(crate) fn read_cached(req: &Request) -> Attempt {
     let one;
     let iov: &[libc::iovec] = match &req.op {
         Op::Read { buf, len } => {
@@ -70,33 +84,34 @@ pub(crate) fn read_cached(req: &Request) -> Option<i64> {
             &one
         }
         Op::Readv { iov } => iov,
-        _ => return None,
+        _ => return Attempt::Engine,
     };
     let want: usize = iov.iter().map(|v| v.iov_len).sum();
     if want == 0
         || req.offset < 0
         || req.rw_flags & !sys::RWF_SUPPORTED != 0
         || req.priority.is_some()
+        || sys::is_direct(req.fd)
     {
-        return None;
-    }
-    if sys::is_direct(req.fd) {
-        return None;
+        return Attempt::Engine;
     }
     // SAFETY: the Request contract keeps every iovec's memory valid and unused elsewhere
     // until the request's completion, which has not been made yet.
-    let n =
-        unsafe { sys::preadv2(req.fd, iov, req.offset, req.rw_flags | sys::RWF_NOWAIT) }.ok()?;
-    if n < want && !ends_file(req.fd, req.offset, n) {
-        return None;
+    match unsafe { sys::preadv2(req.fd, iov, req.offset, req.rw_flags | sys::RWF_NOWAIT) } {
+        Ok(n) if n == want || short_is_final(req.fd, req.offset, n) => Attempt::Done(n as i64),
+        Err(e) if e == libc::EOPNOTSUPP => Attempt::Refused,
+        _ => Attempt::Engine,
     }
-    Some(n as i64)
 }
 
-/// Whether a read of `n` bytes at `offset` reached the end of the regular file `fd`.
-fn ends_file(fd: i32, offset: i64, n: usize) -> bool {
-    sys::fstat(fd).is_ok_and(|st| {
-        st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_size <= offset + n as i64
+/// Whether a short read of `n` bytes at `offset` stands: a regular file's that reached the
+/// end of the file, or any character device's; not a block device's (or a regular file's
+/// cached prefix), which the engine reads again whole.
+fn short_is_final(fd: i32, offset: i64, n: usize) -> bool {
+    sys::fstat(fd).is_ok_and(|st| match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => st.st_size <= offset + n as i64,
+        libc::S_IFCHR => true,
+        _ => false,
     })
 }
 
@@ -142,7 +157,7 @@ mod tests {
         let mut buf = vec![0u8; 4096];
         assert_eq!(
             read_cached(&read(f.as_raw_fd(), 4096, &mut buf)),
-            Some(4096)
+            Attempt::Done(4096)
         );
         assert!(buf.iter().all(|&b| b == 7));
     }
@@ -153,9 +168,12 @@ mod tests {
         let mut buf = vec![0u8; 4096];
         assert_eq!(
             read_cached(&read(f.as_raw_fd(), 4096, &mut buf)),
-            Some(1904)
+            Attempt::Done(1904)
         );
-        assert_eq!(read_cached(&read(f.as_raw_fd(), 9000, &mut buf)), Some(0));
+        assert_eq!(
+            read_cached(&read(f.as_raw_fd(), 9000, &mut buf)),
+            Attempt::Done(0)
+        );
     }
 
     #[test]
@@ -170,25 +188,55 @@ mod tests {
             // SAFETY: plain advice on a descriptor we own (written back, so pages can go).
             unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) };
             std::thread::sleep(std::time::Duration::from_millis(5));
-            read_cached(&read(fd, 512 << 10, &mut buf)).is_none()
+            read_cached(&read(fd, 512 << 10, &mut buf)) == Attempt::Engine
         });
         assert!(left, "every read of an evicted page completed on the spot");
         // A pipe (ESPIPE), a bad descriptor, an empty read, a negative offset.
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors.
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        assert_eq!(read_cached(&read(fds[0], 0, &mut buf)), None);
-        assert_eq!(read_cached(&read(-1, 0, &mut buf)), None);
+        assert_eq!(read_cached(&read(fds[0], 0, &mut buf)), Attempt::Engine);
+        assert_eq!(read_cached(&read(-1, 0, &mut buf)), Attempt::Engine);
         let f = cached_file(100);
-        assert_eq!(read_cached(&read(f.as_raw_fd(), 0, &mut buf[..0])), None);
-        assert_eq!(read_cached(&read(f.as_raw_fd(), -1, &mut buf)), None);
+        assert_eq!(
+            read_cached(&read(f.as_raw_fd(), 0, &mut buf[..0])),
+            Attempt::Engine
+        );
+        assert_eq!(
+            read_cached(&read(f.as_raw_fd(), -1, &mut buf)),
+            Attempt::Engine
+        );
         let mut prio = read(f.as_raw_fd(), 0, &mut buf);
         prio.priority = Some(7 << 13);
-        assert_eq!(read_cached(&prio), None);
+        assert_eq!(read_cached(&prio), Attempt::Engine);
         // SAFETY: closing the pipe made above.
         unsafe {
             libc::close(fds[0]);
             libc::close(fds[1]);
+        }
+    }
+
+    #[test]
+    fn a_character_device_read_is_final_and_tmpfs_refuses() {
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let mut buf = vec![1u8; 4096];
+        assert_eq!(
+            read_cached(&read(zero.as_raw_fd(), 0, &mut buf)),
+            Attempt::Done(4096)
+        );
+        assert!(buf.iter().all(|&b| b == 0));
+        // /dev/null reads 0 bytes, short and final (not read again by the engine).
+        let null = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(
+            read_cached(&read(null.as_raw_fd(), 0, &mut buf)),
+            Attempt::Done(0)
+        );
+        // tmpfs cannot honour RWF_NOWAIT here (6.18); if it can, the read simply completes.
+        if let Ok(f) = tempfile::tempfile_in("/dev/shm") {
+            let mut f = f;
+            f.write_all(&[3u8; 4096]).unwrap();
+            let r = read_cached(&read(f.as_raw_fd(), 0, &mut buf));
+            assert!(r == Attempt::Refused || r == Attempt::Done(4096), "{r:?}");
         }
     }
 
@@ -201,6 +249,9 @@ mod tests {
             return; // the temp directory's file system refuses O_DIRECT
         }
         let mut buf = vec![0u8; 4096];
-        assert_eq!(read_cached(&read(f.as_raw_fd(), 0, &mut buf)), None);
+        assert_eq!(
+            read_cached(&read(f.as_raw_fd(), 0, &mut buf)),
+            Attempt::Engine
+        );
     }
 }

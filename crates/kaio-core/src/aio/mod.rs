@@ -74,7 +74,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::arena::Arena;
-use crate::classify::{classify, read_cached, read_now_default};
+use crate::classify::{classify, read_cached, read_now_default, Attempt};
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
@@ -374,10 +374,13 @@ impl Engine for AioContext {
         // The check is a system call: it runs without the lock (fstat can be slow on network
         // filesystems) and its result is remembered for the next requests on this descriptor.
         drop(st);
-        let verdict = match now.then(|| read_cached(&req)).flatten() {
+        // A refusal (EOPNOTSUPP) needs no memory here: the NOWAIT submission that follows gets
+        // it too and sets `nowait_refused`.
+        let done = now.then(|| read_cached(&req));
+        let verdict = match done {
             // Decided: the read's own result.
-            Some(n) => Err(n),
-            None => classify(&req),
+            Some(Attempt::Done(n)) => Err(n),
+            _ => classify(&req),
         };
         let mut st = lock(&self.shared.state);
         match verdict {

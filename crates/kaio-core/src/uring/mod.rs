@@ -122,7 +122,7 @@ use std::thread::JoinHandle;
 use io_uring::{opcode, EnterFlags, IoUring};
 
 use crate::arena::Arena;
-use crate::classify::{self, check_type};
+use crate::classify::{self, check_type, Attempt};
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
@@ -173,6 +173,9 @@ struct State {
     /// The descriptor whose check last passed, with `taken` then: while `taken` is unchanged
     /// that request is still queued, so the same number still names a checked file.
     checked: Option<(i32, u64)>,
+    /// The descriptor whose on-the-spot read last answered EOPNOTSUPP (its file cannot
+    /// honour `RWF_NOWAIT`), not tried again.
+    nowait_refused: Option<i32>,
     /// Polls handed to the fallback pool (cancelled on close).
     fallback_polls: Vec<u64>,
     /// Whether each [`Kind`] goes to the ring (probed, minus forced fallbacks).
@@ -335,6 +338,7 @@ impl UringContext {
                     closed: false,
                     taken: 0,
                     checked: None,
+                    nowait_refused: None,
                     fallback_polls: Vec::new(),
                     native,
                 },
@@ -422,23 +426,34 @@ impl Engine for UringContext {
         // and not yet returned (so at depth the rest of a batch still goes to the ring in
         // one `io_uring_enter`).
         // A read forced onto the fallback pool (tests) is not tried either.
+        // Nor one on the descriptor whose file last refused NOWAIT (tmpfs): a reused number
+        // costs only the attempt, never a result.
         let now = self.shared.read_now
             && st.native[Kind::of(&req.op) as usize]
             && st.queue.is_empty()
-            && st.ready.is_empty();
+            && st.ready.is_empty()
+            && st.nowait_refused != Some(req.fd);
         if !now && st.checked == Some((req.fd, st.taken)) {
             st.queue.push_back(req);
             return;
         }
         // The system calls run without the lock (fstat can be slow on network filesystems).
         drop(g);
-        let verdict = match now.then(|| classify::read_cached(&req)).flatten() {
+        let attempt = if now {
+            classify::read_cached(&req)
+        } else {
+            Attempt::Engine
+        };
+        let verdict = match attempt {
             // Decided: the read's own result.
-            Some(n) => Err(n),
-            None => check_type(&req),
+            Attempt::Done(n) => Err(n),
+            _ => check_type(&req),
         };
         let mut g = lock(&self.shared.inner);
         let st = &mut g.st;
+        if attempt == Attempt::Refused {
+            st.nowait_refused = Some(req.fd);
+        }
         match verdict {
             Err(r) => st.ready.push(Completion::new(req.user, r)),
             Ok(_) if st.closed => st.ready.push(Completion::new(req.user, res::CLOSED)),
