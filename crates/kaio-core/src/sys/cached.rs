@@ -101,7 +101,8 @@ pub fn empty_statx() -> libc::statx {
 /// whose lookups and attributes are revalidated with a server or a daemon (network and
 /// cluster file systems, and every FUSE one, `virtiofs` included), where `statx` with
 /// `AT_STATX_DONT_SYNC` would answer from a stale inode that node's `stat` refreshes. An
-/// overlay (of local layers) or a bind mount is as local as what it shows.
+/// overlay is local for the files that carry its own device (see [`Locality::Stacked`]); a bind
+/// mount is as local as what it shows.
 fn is_remote_type(fstype: &str) -> bool {
     const REMOTE: [&str; 20] = [
         "nfs",
@@ -129,13 +130,56 @@ fn is_remote_type(fstype: &str) -> bool {
     fstype.starts_with("fuse") || REMOTE.contains(&fstype)
 }
 
+/// What a mount says of the files `statx` finds on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Locality {
+    Local,
+    Remote,
+    /// A stacking file system (overlay, aufs, ecryptfs, shiftfs) with this device: its own
+    /// files are as local as the mount, but a file shown from a layer on another file system
+    /// reports that layer's device (an overlay without `xino`: a lower layer that may be NFS),
+    /// and the mount ID cannot tell that layer's type, so such a file is not local.
+    Stacked {
+        major: u32,
+        minor: u32,
+    },
+}
+
+impl Locality {
+    fn of(fstype: &str, major: u32, minor: u32) -> Self {
+        if is_remote_type(fstype) {
+            Locality::Remote
+        } else if matches!(fstype, "overlay" | "aufs" | "ecryptfs" | "shiftfs") {
+            Locality::Stacked { major, minor }
+        } else {
+            Locality::Local
+        }
+    }
+
+    /// Whether the file `st` describes, found on a mount of this locality, is local.
+    fn holds(self, st: &libc::statx) -> bool {
+        match self {
+            Locality::Local => true,
+            Locality::Remote => false,
+            Locality::Stacked { major, minor } => {
+                st.stx_dev_major == major && st.stx_dev_minor == minor
+            }
+        }
+    }
+}
+
 /// One line of `/proc/self/mountinfo` (proc(5)): its mount ID (the first field, what
-/// `statx` reports as `stx_mnt_id`) and whether the mount is local, by the file system type
-/// after the ` - ` separator.
-fn mountinfo_line(line: &str) -> Option<(u64, bool)> {
-    let id = line.split(' ').next()?.parse().ok()?;
+/// `statx` reports as `stx_mnt_id`) and its locality, by the file system type after the
+/// ` - ` separator and the device (the third field, `major:minor`).
+fn mountinfo_line(line: &str) -> Option<(u64, Locality)> {
+    let mut fields = line.split(' ');
+    let id = fields.next()?.parse().ok()?;
+    let (major, minor) = fields.nth(1)?.split_once(':')?;
     let fstype = line.split(" - ").nth(1)?.split(' ').next()?;
-    Some((id, !is_remote_type(fstype)))
+    Some((
+        id,
+        Locality::of(fstype, major.parse().ok()?, minor.parse().ok()?),
+    ))
 }
 
 /// How long a mount ID missing from the table waits before a miss reads the table again.
@@ -157,7 +201,7 @@ const REREAD_AFTER: Duration = Duration::from_secs(1);
 struct Mounts {
     /// `/proc/self/mountinfo`, open; `None` without procfs (then nothing is local).
     file: Option<File>,
-    local: HashMap<u64, bool>,
+    local: HashMap<u64, Locality>,
     read_at: Instant,
 }
 
@@ -205,17 +249,17 @@ impl Mounts {
         n < 0 || pfd.revents & (libc::POLLPRI | libc::POLLERR) != 0
     }
 
-    fn is_local(&mut self, mnt_id: u64) -> bool {
+    fn locality(&mut self, mnt_id: u64) -> Locality {
         if self.changed() {
             self.read();
         }
-        if let Some(&local) = self.local.get(&mnt_id) {
-            return local;
+        if let Some(&l) = self.local.get(&mnt_id) {
+            return l;
         }
         if self.read_at.elapsed() >= REREAD_AFTER {
             self.read();
         }
-        self.local.get(&mnt_id).copied().unwrap_or(false)
+        self.local.get(&mnt_id).copied().unwrap_or(Locality::Remote)
     }
 }
 
@@ -244,15 +288,18 @@ struct MntIdReq {
 #[repr(C, align(8))]
 struct StatmountBuf([u8; STATMOUNT_SIZE + 256]);
 
-/// The file system type of the mount with unique ID `id` (`STATX_MNT_ID_UNIQUE`), from
-/// `statmount(2)`; `ENOENT` for a mount of another namespace.
+/// `STATMOUNT_SB_BASIC`: the superblock's device (and magic and flags).
+const STATMOUNT_SB_BASIC: u64 = 0x1;
+
+/// The file system type and device of the mount with unique ID `id`
+/// (`STATX_MNT_ID_UNIQUE`), from `statmount(2)`; `ENOENT` for a mount of another namespace.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn mount_type(id: u64) -> Result<String, i32> {
+fn mount_info(id: u64) -> Result<(String, u32, u32), i32> {
     let req = MntIdReq {
         size: std::mem::size_of::<MntIdReq>() as u32,
         spare: 0,
         mnt_id: id,
-        param: STATMOUNT_FS_TYPE,
+        param: STATMOUNT_FS_TYPE | STATMOUNT_SB_BASIC,
     };
     let mut buf = StatmountBuf([0; STATMOUNT_SIZE + 256]);
     // SAFETY: `req` is a valid mnt_id_req of the size it says, `buf` is writable for the
@@ -270,18 +317,22 @@ fn mount_type(id: u64) -> Result<String, i32> {
         return Err(last_errno());
     }
     let b = &buf.0;
+    let word = |at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().unwrap_or_default());
+    // struct statmount: mask at 8, sb_dev_major at 16, sb_dev_minor at 20, fs_type at 36.
     let mask = u64::from_ne_bytes(b[8..16].try_into().unwrap_or_default());
-    let offset = u32::from_ne_bytes(b[36..40].try_into().unwrap_or_default()) as usize;
-    if mask & STATMOUNT_FS_TYPE == 0 {
+    let want = STATMOUNT_FS_TYPE | STATMOUNT_SB_BASIC;
+    if mask & want != want {
         return Err(libc::EINVAL);
     }
-    let name = b.get(STATMOUNT_SIZE + offset..).unwrap_or_default();
+    let name = b
+        .get(STATMOUNT_SIZE + word(36) as usize..)
+        .unwrap_or_default();
     let name = CStr::from_bytes_until_nul(name).map_err(|_| libc::EOVERFLOW)?;
-    Ok(name.to_string_lossy().into_owned())
+    Ok((name.to_string_lossy().into_owned(), word(16), word(20)))
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn mount_type(_id: u64) -> Result<String, i32> {
+fn mount_info(_id: u64) -> Result<(String, u32, u32), i32> {
     Err(libc::ENOSYS)
 }
 
@@ -289,7 +340,7 @@ fn mount_type(_id: u64) -> Result<String, i32> {
 /// again while the system runs, and a mount keeps its file system, so an answer holds for
 /// good and no table needs watching. A mount `statmount` does not find (another namespace's)
 /// is not local.
-static UNIQUE: Mutex<Option<HashMap<u64, bool>>> = Mutex::new(None);
+static UNIQUE: Mutex<Option<HashMap<u64, Locality>>> = Mutex::new(None);
 
 /// The `statx` mask bit for the mount ID the fast path uses: `STATX_MNT_ID_UNIQUE` where the
 /// kernel (6.8) reports it and `statmount(2)` answers for it (a seccomp filter may refuse
@@ -310,7 +361,7 @@ fn mount_id_mask() -> u32 {
         }
         .is_ok()
             && st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0
-            && mount_type(st.stx_mnt_id).is_ok();
+            && mount_info(st.stx_mnt_id).is_ok();
         if unique {
             libc::STATX_MNT_ID_UNIQUE
         } else {
@@ -328,18 +379,18 @@ fn is_local(st: &libc::statx) -> bool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let known = guard.get_or_insert_with(HashMap::new);
-        if let Some(&local) = known.get(&st.stx_mnt_id) {
-            return local;
+        if let Some(&l) = known.get(&st.stx_mnt_id) {
+            return l.holds(st);
         }
-        let local = match mount_type(st.stx_mnt_id) {
-            Ok(fstype) => !is_remote_type(&fstype),
+        let l = match mount_info(st.stx_mnt_id) {
+            Ok((fstype, major, minor)) => Locality::of(&fstype, major, minor),
             // Another namespace's mount, or one outside this process's root: for good.
-            Err(libc::ENOENT | libc::EPERM) => false,
+            Err(libc::ENOENT | libc::EPERM) => Locality::Remote,
             // Anything else (ENOMEM) may pass: not local this time, asked again next time.
             Err(_) => return false,
         };
-        known.insert(st.stx_mnt_id, local);
-        return local;
+        known.insert(st.stx_mnt_id, l);
+        return l.holds(st);
     }
     if st.stx_mask & libc::STATX_MNT_ID == 0 {
         return false;
@@ -349,7 +400,8 @@ fn is_local(st: &libc::statx) -> bool {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     guard
         .get_or_insert_with(Mounts::open)
-        .is_local(st.stx_mnt_id)
+        .locality(st.stx_mnt_id)
+        .holds(st)
 }
 
 fn is_regular(st: &libc::statx) -> bool {
@@ -689,9 +741,14 @@ mod tests {
             .find(|l| l.split(' ').next() == Some(&old.to_string()))
             .unwrap();
         let fstype = line.split(" - ").nth(1).unwrap().split(' ').next().unwrap();
-        assert_eq!(mount_type(st.stx_mnt_id).unwrap(), fstype);
+        let dev = line.split(' ').nth(2).unwrap();
+        let (name, major, minor) = mount_info(st.stx_mnt_id).unwrap();
+        assert_eq!(
+            (name.as_str(), format!("{major}:{minor}")),
+            (fstype, dev.to_string())
+        );
         assert!(is_local(&st));
-        assert_eq!(mount_type(u64::MAX), Err(libc::ENOENT));
+        assert_eq!(mount_info(u64::MAX), Err(libc::ENOENT));
     }
 
     #[test]
@@ -730,24 +787,36 @@ mod tests {
         ] {
             assert_eq!(
                 mountinfo_line(&line(77, fstype)),
-                Some((77, false)),
+                Some((77, Locality::Remote)),
                 "{fstype}"
             );
         }
         for fstype in [
-            "ext4", "xfs", "btrfs", "tmpfs", "overlay", "proc", "sysfs", "devtmpfs", "zfs", "f2fs",
+            "ext4", "xfs", "btrfs", "tmpfs", "proc", "sysfs", "devtmpfs", "zfs", "f2fs",
         ] {
             assert_eq!(
                 mountinfo_line(&line(78, fstype)),
-                Some((78, true)),
+                Some((78, Locality::Local)),
                 "{fstype}"
             );
         }
+        // A stacking file system keeps its device: only its own files are local.
+        let overlay = Locality::Stacked {
+            major: 0,
+            minor: 52,
+        };
+        assert_eq!(mountinfo_line(&line(79, "overlay")), Some((79, overlay)));
+        let mut st = empty_statx();
+        st.stx_dev_minor = 52;
+        assert!(overlay.holds(&st));
+        st.stx_dev_minor = 53;
+        assert!(!overlay.holds(&st));
         // No optional fields; a garbled line is skipped rather than guessed at.
         assert_eq!(
             mountinfo_line("25 1 8:1 / / rw - ext4 /dev/sda1 rw"),
-            Some((25, true))
+            Some((25, Locality::Local))
         );
+        assert_eq!(mountinfo_line("26 1 8 / / rw - ext4 /dev/sda1 rw"), None);
         assert_eq!(mountinfo_line("garbage"), None);
         assert_eq!(mountinfo_line("x 1 8:1 / / rw - ext4 /dev/sda1 rw"), None);
     }
@@ -785,9 +854,11 @@ mod tests {
     }
 
     #[test]
-    fn a_file_of_an_overlay_is_local() {
-        // An overlay over two file systems gives a lower layer's files a device number of
-        // its own, in no mountinfo line; their mount is the overlay's.
+    fn an_overlay_file_from_another_file_system_is_not_local() {
+        // An overlay over two file systems (without xino) gives a lower layer's files that
+        // layer's device, or one of its own, not the overlay's; their mount is the overlay's,
+        // whose type says nothing of the layer (which could be NFS): not local. Its own
+        // directories carry its device: local.
         let d = tmp("overlay");
         let (l, u, m) = (d.join("l"), d.join("u"), d.join("m"));
         for p in [&l, &u, &m] {
@@ -809,16 +880,20 @@ mod tests {
         );
         let st = mount("overlay", "kaio-ov", &m, &opts).then(|| {
             // By the unique mount ID where there is one, and by the mountinfo table.
-            let st = cached_stat(&m.join("f"));
-            let by_table = is_local(&statx_of(&m.join("f")));
+            let file = (cached_stat(&m.join("f")), is_local(&statx_of(&m.join("f"))));
+            let root = (cached_stat(&m).is_ok(), is_local(&statx_of(&m)));
             umount(&m);
-            st.map(|_| by_table)
+            (file, root)
         });
         umount(&u);
         umount(&l);
         std::fs::remove_dir_all(&d).unwrap();
         match st {
-            Some(st) => assert_eq!(st, Ok(true)),
+            Some(((file, file_by_table), root)) => {
+                assert_eq!(file.map(|_| ()), Err(WOULD_BLOCK));
+                assert!(!file_by_table);
+                assert_eq!(root, (true, true));
+            }
             None => eprintln!("skipped: no overlayfs"),
         }
     }
