@@ -187,6 +187,46 @@ test.serial('a FIFO whose lookup is not cached opens through node:fs on every ba
   warm()
 })
 
+test.serial('a FIFO whose lookup is not cached, opened for writing or given to writeFile, goes through node:fs on every backend: it waits for its reader, and ctx.close() does not wait for it', async (t) => {
+  if (!dropDentries()) {
+    t.log('skipped: dropping the dentry cache needs root')
+    t.pass()
+    return
+  }
+  for (const impl of backends) {
+    for (const how of ['open', 'writeFile'] as const) {
+      const fifo = path.join(dir, `uncached-w-${how}-${impl}`)
+      spawnSync('mkfifo', [fifo])
+      dropDentries()
+      const context = new Context({ implementation: impl })
+      const writing =
+        how === 'open'
+          ? kp.open(fifo, 'w', 0o666, { context }).then(async (fh) => {
+              await fh.write('to the reader')
+              await fh.close()
+            })
+          : kp.writeFile(fifo, 'to the reader', { context } as never)
+      // Blocked in open(2) with no reader: a kaio worker in that call would hold up close().
+      t.not(await within(context.close(), 5000), 'timed out', `${impl} ${how}: ctx.close() waited for the FIFO's open`)
+      const reader = spawn('cat', [fifo])
+      let got = ''
+      reader.stdout.on('data', (d: Buffer) => (got += d.toString()))
+      const exited = once(reader, 'exit')
+      const r = await within(
+        writing.then(
+          () => 'ok',
+          (e: unknown) => String(e),
+        ),
+        5000,
+      )
+      t.is(r, 'ok', `${impl} ${how}`)
+      await within(exited, 5000)
+      t.is(got, 'to the reader', `${impl} ${how}`)
+    }
+  }
+  warm()
+})
+
 test.serial('a regular file whose lookup is not cached still opens and reads, on every backend', async (t) => {
   const f = path.join(dir, 'uncached-regular')
   fs.writeFileSync(f, 'cold file')

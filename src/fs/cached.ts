@@ -11,6 +11,7 @@ import { decodeStatx, STATX_SIZE } from '../statx'
 import type { StatxNumbers } from '../statx'
 
 const ENOSYS = 38
+const EAGAIN = 11
 const EPERM = 1
 const EINVAL = 22
 
@@ -144,15 +145,24 @@ export function cachedOpen(path: string, flags: number): number | typeof IRREGUL
 
 /** What cachedKind says of a local regular file. */
 export const REGULAR = 'regular' as const
+/**
+ * What cachedKind says when its lookup answered without finding a FIFO or device to fear: no
+ * file there (the open creates a regular one or fails), a lookup error the open will report
+ * itself, or no fast path in this process.
+ */
+export const OTHER = 'other' as const
 
 /**
- * Whether `path` is a local regular file (REGULAR) or there and not one (IRREGULAR), from the
- * caches; `undefined` for a missing one, or "not cached". Lookups only: it never throws.
+ * Whether `path` is a local regular file (REGULAR), there and not one (IRREGULAR), or neither
+ * (OTHER), from the caches; `undefined` only when the lookup is not cached (the engine can
+ * look: see engineType in filehandle.ts). Lookups only: it never throws.
  */
-export function cachedKind(path: string, flags: number): typeof REGULAR | typeof IRREGULAR | undefined {
-  if (native === null) return undefined
+export function cachedKind(path: string, flags: number): typeof REGULAR | typeof IRREGULAR | typeof OTHER | undefined {
+  if (native === null) return OTHER
   const r = native.cachedKind(path, flags)
-  return r === 0 ? REGULAR : -r === NOT_REGULAR ? IRREGULAR : undefined
+  if (r === 0) return REGULAR
+  if (-r === NOT_REGULAR) return IRREGULAR
+  return -r === EAGAIN ? undefined : OTHER
 }
 
 /**

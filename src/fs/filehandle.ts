@@ -16,7 +16,7 @@ import { kCore } from './internal'
 import type { AppendMode, Core } from './internal'
 import { ReadStream, WriteStream } from './streams'
 import type { ReadStreamOptions, WriteStreamOptions } from './streams'
-import { cachedKind, cachedOpen, fastAllowed, IRREGULAR } from './cached'
+import { cachedKind, cachedOpen, fastAllowed, IRREGULAR, OTHER, REGULAR } from './cached'
 import { closeFd, defaultContext, nodeOpenFd, fchmod, fchown, fstat, ftruncate, futimes, openFd } from './sys'
 import {
   alignUp,
@@ -47,7 +47,7 @@ import {
 } from './util'
 import type { PathLike } from './util'
 
-const { O_APPEND, O_DIRECT, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY, S_IFMT, S_IFREG } = fs.constants
+const { O_APPEND, O_CREAT, O_DIRECT, O_EXCL, O_NOFOLLOW, O_RDWR, O_WRONLY, S_IFMT, S_IFREG } = fs.constants
 const O_ACCMODE = 3
 
 /** Options of `open()` beyond node's: which Context serves the handle, and O_DIRECT. */
@@ -860,11 +860,15 @@ async function openCached(path: unknown, flags: unknown, mode: unknown, ctx: Con
   if (typeof path !== 'string' || typeof flags !== 'number' || !plainMode(mode)) return undefined
   let got = fastAllowed() ? cachedOpen(path, flags) : undefined
   if (got === undefined) {
-    // Not opened here: still look for a FIFO or device first. A read-only open whose lookup
-    // is not cached (or of a remote file) looks on the engine.
-    const kind = cachedKind(path, flags)
+    // Not opened here: still look for a FIFO or device first, on the engine when the lookup
+    // is not cached (for any access mode: a write open of a FIFO waits for a reader too).
+    // An exclusive create cannot open one (EEXIST).
+    let kind = cachedKind(path, flags)
+    const look = kind === undefined && !exclusive(flags)
+    if (look) kind = await engineType(path, flags, ctx)
     if (kind === IRREGULAR) got = IRREGULAR
-    else if (kind === undefined && (flags & O_ACCMODE) === O_RDONLY) got = await engineKind(path, flags, ctx)
+    // Looked up now, a read-only open of a regular file may open from the caches.
+    else if (look && kind === REGULAR && fastAllowed()) got = cachedOpen(path, flags)
   }
   if (got === undefined) return undefined
   if (got === IRREGULAR) return handleFor(await nodeOpenFd(path, flags, mode), ctx, append)
@@ -873,19 +877,22 @@ async function openCached(path: unknown, flags: unknown, mode: unknown, ctx: Con
 
 /**
  * The type of `path` from a statx on `ctx`'s engine, which also brings its lookup into the
- * caches: IRREGULAR for anything but a regular file, else what the cached open now gives (a
- * descriptor, or `undefined`: the engine's open). A failed statx is `undefined` too, so that
- * the error is the open's own.
+ * caches: REGULAR, IRREGULAR (anything but a regular file), or OTHER when the statx fails
+ * (the open then reports its own error, or creates the file).
  */
-async function engineKind(path: string, flags: number, ctx: Context): Promise<number | typeof IRREGULAR | undefined> {
+export async function engineType(path: string, flags: number, ctx: Context): Promise<typeof REGULAR | typeof IRREGULAR | typeof OTHER> {
   const out = new Uint8Array(STATX_SIZE)
   try {
     await ctx.statx(path, flags & O_NOFOLLOW ? AT_SYMLINK_NOFOLLOW : 0, STATX_TYPE, out)
   } catch {
-    return undefined
+    return OTHER
   }
-  if ((decodeStatx(out).mode & S_IFMT) !== S_IFREG) return IRREGULAR
-  return fastAllowed() ? cachedOpen(path, flags) : undefined
+  return (decodeStatx(out).mode & S_IFMT) === S_IFREG ? REGULAR : IRREGULAR
+}
+
+/** Whether `flags` create exclusively (`O_CREAT | O_EXCL`: an existing FIFO is EEXIST). */
+export function exclusive(flags: number): boolean {
+  return (flags & (O_CREAT | O_EXCL)) === (O_CREAT | O_EXCL)
 }
 
 async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Context, direct: boolean, append: boolean): Promise<FileHandle> {
