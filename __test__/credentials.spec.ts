@@ -5,6 +5,7 @@
 // must fail exactly as fs.promises.writeFile does (EACCES, syscall open), the file must keep
 // its bytes, and the contexts must still work on a file nobody may write.
 import test from 'ava'
+import type { ExecutionContext } from 'ava'
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -15,13 +16,7 @@ import { unmet } from './helpers'
 
 test('after process.setuid() to nobody, kaio writes to a root-only file fail with EACCES like fs.writeFile, on every backend', (t) => {
   if (unmet(t, 'setpriv')) return // root, needed to drop privileges
-  // Not under tempDir(): that one is 0700, and nobody must be able to reach the files.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaio-creds-'))
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  fs.chmodSync(dir, 0o755)
-  const secret = path.join(dir, 'root-only')
-  fs.writeFileSync(secret, 'root data')
-  fs.chmodSync(secret, 0o600)
+  const { dir, secret } = rootOnlyFile(t)
   const open = path.join(dir, 'world-writable')
   fs.writeFileSync(open, '')
   fs.chmodSync(open, 0o666)
@@ -64,12 +59,7 @@ test('after process.setuid() to nobody, kaio writes to a root-only file fail wit
 
 test('after process.setuid() to nobody, kaio path ops (open, mkdir, unlink) are refused like node:fs, on every backend', (t) => {
   if (unmet(t, 'setpriv')) return
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaio-creds-'))
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  fs.chmodSync(dir, 0o755)
-  const secret = path.join(dir, 'root-only')
-  fs.writeFileSync(secret, 'root data')
-  fs.chmodSync(secret, 0o600)
+  const { dir, secret } = rootOnlyFile(t)
   const script = `
     const fs = require('node:fs')
     const kaio = require(${JSON.stringify(process.cwd())})
@@ -103,3 +93,17 @@ test('after process.setuid() to nobody, kaio path ops (open, mkdir, unlink) are 
   t.is(fs.readFileSync(secret, 'utf8'), 'root data')
   t.false(fs.existsSync(path.join(dir, 'sub')))
 })
+
+/**
+ * A 0755 directory (not under tempDir(): that one is 0700, and nobody must be able to reach
+ * the files) holding `root-only`, 0600 with 'root data'; removed after the test.
+ */
+function rootOnlyFile(t: ExecutionContext): { dir: string; secret: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kaio-creds-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  fs.chmodSync(dir, 0o755)
+  const secret = path.join(dir, 'root-only')
+  fs.writeFileSync(secret, 'root data')
+  fs.chmodSync(secret, 0o600)
+  return { dir, secret }
+}

@@ -863,12 +863,10 @@ async function openCached(path: unknown, flags: unknown, mode: unknown, ctx: Con
     // Not opened here: still look for a FIFO or device first, on the engine when the lookup
     // is not cached (for any access mode: a write open of a FIFO waits for a reader too).
     // An exclusive create cannot open one (EEXIST).
-    let kind = cachedKind(path, flags)
-    const look = kind === undefined && !exclusive(flags)
-    if (look) kind = await engineType(path, flags, ctx)
+    const { kind, looked } = await kindOf(path, flags, ctx)
     if (kind === IRREGULAR) got = IRREGULAR
     // Looked up now, a read-only open of a regular file may open from the caches.
-    else if (look && kind === REGULAR && fastAllowed()) got = cachedOpen(path, flags)
+    else if (looked && kind === REGULAR && fastAllowed()) got = cachedOpen(path, flags)
   }
   if (got === undefined) return undefined
   if (got === IRREGULAR) return handleFor(await nodeOpenFd(path, flags, mode), ctx, append)
@@ -880,7 +878,7 @@ async function openCached(path: unknown, flags: unknown, mode: unknown, ctx: Con
  * caches: REGULAR, IRREGULAR (anything but a regular file), or OTHER when the statx fails
  * (the open then reports its own error, or creates the file).
  */
-export async function engineType(path: string, flags: number, ctx: Context): Promise<typeof REGULAR | typeof IRREGULAR | typeof OTHER> {
+async function engineType(path: string, flags: number, ctx: Context): Promise<typeof REGULAR | typeof IRREGULAR | typeof OTHER> {
   const out = new Uint8Array(STATX_SIZE)
   try {
     await ctx.statx(path, flags & O_NOFOLLOW ? AT_SYMLINK_NOFOLLOW : 0, STATX_TYPE, out)
@@ -890,9 +888,15 @@ export async function engineType(path: string, flags: number, ctx: Context): Pro
   return (decodeStatx(out).mode & S_IFMT) === S_IFREG ? REGULAR : IRREGULAR
 }
 
-/** Whether `flags` create exclusively (`O_CREAT | O_EXCL`: an existing FIFO is EEXIST). */
-export function exclusive(flags: number): boolean {
-  return (flags & (O_CREAT | O_EXCL)) === (O_CREAT | O_EXCL)
+/**
+ * What an open of `path` with `flags` would meet: cachedKind, or when the lookup is not
+ * cached, the engine's look (engineType; `looked`), except for an exclusive create
+ * (`O_CREAT | O_EXCL`: an existing FIFO is EEXIST, so there is nothing to fear).
+ */
+export async function kindOf(path: string, flags: number, ctx: Context): Promise<{ kind: ReturnType<typeof cachedKind>; looked: boolean }> {
+  const kind = cachedKind(path, flags)
+  if (kind !== undefined || (flags & (O_CREAT | O_EXCL)) === (O_CREAT | O_EXCL)) return { kind, looked: false }
+  return { kind: await engineType(path, flags, ctx), looked: true }
 }
 
 async function openWith(path: unknown, flags: unknown, mode: unknown, ctx: Context, direct: boolean, append: boolean): Promise<FileHandle> {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs'
 import { Context } from '../context'
 import { codedError, errnoError, invalidArgType, outOfRange } from '../errors'
 import type { SystemError } from '../errors'
-import { CHUNK, DEPTH, engineType, exclusive, FileHandle, handleFor, open, settleAll } from './filehandle'
+import { CHUNK, DEPTH, FileHandle, handleFor, kindOf, open, settleAll } from './filehandle'
 import type { OpenOptions, ReadFileOptions, WriteFileData, WriteFileOptions } from './filehandle'
 import { ReadStream, WriteStream } from './streams'
 import type { Opening, ReadStreamOptions, Source, WriteStreamOptions } from './streams'
@@ -91,11 +91,13 @@ export async function writeFile(path: PathLike | FileHandle, data: WriteFileData
   // Not for a FIFO or device (cachedKind, or the engine's statx when the lookup is not
   // cached): its open may wait for the other end, which node:fs does on libuv's pool, and a
   // kaio worker must finish before its Context can be dropped.
-  if (typeof path === 'string' && flags !== undefined && plainMode(options.mode) && options.signal === undefined && options.direct === undefined && (typeof data === 'string' || ArrayBuffer.isView(data)) && (await kindOf(path, flags, options.context)) !== IRREGULAR) {
-    const { context } = options
-    const bytes = typeof data === 'string' ? Buffer.from(data, (options.encoding as BufferEncoding | null) || 'utf8') : data
-    await ((context as Context | undefined) ?? defaultContext()).writeFile(path, bytes, { flags, mode: options.mode as number, flush })
-    return
+  if (typeof path === 'string' && flags !== undefined && plainMode(options.mode) && options.signal === undefined && options.direct === undefined && (typeof data === 'string' || ArrayBuffer.isView(data)) ) {
+    const context = contextOf(options.context)
+    if ((await kindOf(path, flags, context)).kind !== IRREGULAR) {
+      const bytes = typeof data === 'string' ? Buffer.from(data, (options.encoding as BufferEncoding | null) || 'utf8') : data
+      await context.writeFile(path, bytes, { flags, mode: options.mode as number, flush })
+      return
+    }
   }
   const handle = await open(path as PathLike, flag as string, options.mode as fs.Mode, kaioOptions(options))
   const op = (async () => {
@@ -105,12 +107,10 @@ export async function writeFile(path: PathLike | FileHandle, data: WriteFileData
   return withClose(handle, op)
 }
 
-/** cachedKind, or the engine's look when the lookup is not cached (see openCached). */
-async function kindOf(path: string, flags: number, context: unknown): Promise<ReturnType<typeof cachedKind>> {
+/** `options.context`, checked, or the default Context. */
+function contextOf(context: unknown): Context {
   if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
-  const kind = cachedKind(path, flags)
-  if (kind !== undefined || exclusive(flags)) return kind
-  return engineType(path, flags, (context as Context | undefined) ?? defaultContext())
+  return (context as Context | undefined) ?? defaultContext()
 }
 
 function isIterable(obj: unknown): boolean {

@@ -185,6 +185,16 @@ pub struct Request {
 unsafe impl Send for Request {}
 
 impl Request {
+    /// The directory descriptor a [`Op::Statx`] resolves against: the request's own
+    /// descriptor with `AT_EMPTY_PATH` (fstat), else the current directory.
+    #[must_use]
+    pub fn statx_dirfd(&self) -> i32 {
+        match &self.op {
+            Op::Statx { flags, .. } if flags & crate::sys::AT_EMPTY_PATH != 0 => self.fd,
+            _ => libc::AT_FDCWD,
+        }
+    }
+
     /// A request without buffers.
     #[must_use]
     pub fn new(user: u64, fd: i32, offset: i64, op: Op) -> Self {

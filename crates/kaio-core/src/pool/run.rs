@@ -90,14 +90,9 @@ fn run(req: &Request, cancel: &AtomicBool, stop: &AtomicBool) -> i64 {
             mask,
             buf,
         } => {
-            let dirfd = if flags & sys::AT_EMPTY_PATH != 0 {
-                fd
-            } else {
-                libc::AT_FDCWD
-            };
             // SAFETY: the Request contract (`Request::statx`) keeps `buf` valid and unused
             // elsewhere while this call runs.
-            res(unsafe { sys::statx(dirfd, path, *flags, *mask, *buf) }.map(|()| 0))
+            res(unsafe { sys::statx(req.statx_dirfd(), path, *flags, *mask, *buf) }.map(|()| 0))
         }
         Op::Unlinkat { path, flags } => res(sys::unlinkat(path, *flags).map(|()| 0)),
         Op::Renameat { from, to } => res(sys::renameat(from, to).map(|()| 0)),

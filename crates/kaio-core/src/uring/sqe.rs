@@ -206,11 +206,7 @@ pub(super) fn build(req: &Request, user_data: u64) -> squeue::Entry {
             buf,
         } => {
             // fstat names the descriptor itself (with an empty path).
-            let dirfd = if flags & crate::sys::AT_EMPTY_PATH != 0 {
-                fd
-            } else {
-                CWD
-            };
+            let dirfd = types::Fd(req.statx_dirfd());
             // `types::statx` is the crate's opaque stand-in for `struct statx`.
             opcode::Statx::new(dirfd, path.as_ptr(), buf.cast::<types::statx>())
                 .flags(*flags)
