@@ -343,9 +343,10 @@ fn a_cached_read_completes_at_push() {
         assert_eq!(on_the_spot, name != "thread", "{name}");
         h.collect(h.backend.flush());
         assert_eq!(h.wait_for(&[2])[0].res, 64, "{name}");
-        // Behind a queued write, the read is queued too. Kernel AIO and the pool then run
-        // them in order; io_uring does not order requests submitted together (the buffered
-        // write goes to an io-wq worker, the read completes inline), so neither does kaio.
+        // Behind a queued write, the read is queued too, not done at push. Which of the two
+        // then runs first is not promised on any engine (requests in flight together are not
+        // ordered: io_uring sends the buffered write to an io-wq worker and completes the read
+        // inline; the pool's workers run them side by side), so only that is checked.
         let newer = [4u8; 64];
         let mut buf = [0u8; 64];
         h.backend.push(write(3, f.as_raw_fd(), 0, &newer));
@@ -354,9 +355,7 @@ fn a_cached_read_completes_at_push() {
         h.collect(h.backend.flush());
         let c = h.wait_for(&[3, 4]);
         assert_eq!((c[0].res, c[1].res), (64, 64), "{name}");
-        if !is_uring(name) {
-            assert_eq!(buf, newer, "{name}");
-        }
+        assert!(buf == data || buf == newer, "{name}: {buf:?}");
     }
 }
 
