@@ -6,7 +6,9 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { combine } from '../src/bench/engines'
+import { adviseLikeFio, combine } from '../src/bench/engines'
+import type { RunSpec } from '../src/bench/engines'
+import { defaultContext } from '../src/fs/sys'
 
 // ava runs specs with the package root as the working directory.
 const ROOT = process.cwd()
@@ -44,6 +46,19 @@ function assertUsageError(t: import('ava').ExecutionContext, r: Ran): void {
 
 test.before(() => {
   if (!fs.existsSync(path.join(ROOT, 'src', 'cli.js'))) throw new Error('src/cli.js is missing: run `npm run build` first')
+})
+
+test('every in-process engine gets fio\'s access hint, except under O_DIRECT', async (t) => {
+  const file = path.join(tmpDir(t), 'f')
+  fs.writeFileSync(file, 'x')
+  const fd = fs.openSync(file, 'r')
+  t.teardown(() => fs.closeSync(fd))
+  const spec = (mode: RunSpec['mode'], workload: RunSpec['workload']): RunSpec => ({ path: file, mode, workload, bs: 4096, depth: 1, duration: 1, size: 4096 })
+  // The js backend has no posix_fadvise: the bench then runs without the hint.
+  const native = defaultContext().implementation !== 'js'
+  t.is(await adviseLikeFio(fd, spec('buffered', 'randread')), native)
+  t.is(await adviseLikeFio(fd, spec('cold', 'read')), native)
+  t.false(await adviseLikeFio(fd, spec('direct', 'randread')))
 })
 
 test('kaio --help and kaio bench --help exit 0', async (t) => {

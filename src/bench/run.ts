@@ -295,6 +295,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         `engines: ${engines.map(engineLabel).join(', ')}`,
         'CPU µs/op: process user+system time / ops (fio: its usr_cpu+sys_cpu × runtime / ops); loop p99 ms: event-loop delay p99 (monitorEventLoopDelay, 1 ms resolution; in-process engines)',
         '×node, ×fio, ×fio-uring: IOPS ratios to node:fs/promises, fio libaio, fio io_uring in the same cell',
+        'page cache and cold cells: every engine\'s descriptor gets fio\'s default access hint (POSIX_FADV_RANDOM for random workloads, SEQUENTIAL for sequential ones; through kaio\'s fadvise for node:fs and the sync loop)',
       ]
       for (const n of notes) head.push(`note: ${n}`)
       const text = [head.join('\n'), formatTables(results), formatMemory(memory), formatTargets(targets)]
