@@ -209,11 +209,14 @@ fn close_cancels_polls_and_lets_transfers_finish() {
     let data = [9u8; 512];
     c.push(poll_req(1, fds[0]));
     assert!(c.flush().is_empty());
-    c.push(poll_req(2, fds[0]));
-    c.push(poll_req(3, fds[0]));
+    // The writes first: with poll 1 in the ring, the 8th queued request is submitted early,
+    // which fills the ring's one free slot (slots free only when a flush reaps), so the
+    // polls pushed after them stay queued.
     for i in 0..20 {
         c.push(write(10 + i, f.as_raw_fd(), i as i64 * 512, &data));
     }
+    c.push(poll_req(2, fds[0]));
+    c.push(poll_req(3, fds[0]));
     let (now, remaining) = c.close();
     let mut done = by_user(now);
     // Polls 2 and 3 were still queued (pushed after the flush).
@@ -663,4 +666,58 @@ fn fallocate_and_fadvise_use_their_opcodes() {
     assert_eq!(f.metadata().unwrap().len(), 65536);
     assert_eq!(c.fallbacks(), 1, "only the long fadvise ran on the pool");
     assert_eq!(c.outstanding(), 0);
+}
+
+/// While what the last flush submitted still waits in the ring (here a poll on an empty
+/// pipe, standing for reads on the device), the `EARLY_SUBMIT_AT`-th request queued behind
+/// it is submitted by `push` itself: polls on a ready pipe then complete, and signal the
+/// eventfd, before any flush. While nothing waits in the ring (page-cache hits, or a fresh
+/// ring), requests stay queued until the flush.
+#[test]
+fn push_submits_early_while_requests_wait_in_the_ring() {
+    if !available() {
+        return;
+    }
+    if std::env::var_os("KAIO_EARLY_SUBMIT").is_some_and(|v| v == "0") {
+        eprintln!("skipped: KAIO_EARLY_SUBMIT=0 turns early submission off");
+        return;
+    }
+    let n = uring::EARLY_SUBMIT_AT as u64;
+    let (c, mb) = looped(64, UringOptions::default());
+    let (empty, ready) = (pipe(), pipe());
+    // SAFETY: one byte from a live buffer into our own pipe.
+    assert_eq!(unsafe { libc::write(ready[1], b"x".as_ptr().cast(), 1) }, 1);
+
+    // Nothing in the ring yet: the polls wait for the flush.
+    mb.clear_signal();
+    for user in 10..10 + n {
+        c.push(poll_req(user, ready[0]));
+    }
+    assert!(!wait_readable(&mb, 100), "submitted before the flush");
+    let mut done = by_user(c.flush());
+    done = drive(&c, &mb, done, &(10..10 + n).collect::<Vec<_>>());
+
+    // A poll that stays in the ring, then the same polls again.
+    c.push(poll_req(1, empty[0]));
+    done.extend(by_user(c.flush()));
+    mb.clear_signal();
+    for user in 20..19 + n {
+        c.push(poll_req(user, ready[0]));
+    }
+    assert!(!wait_readable(&mb, 100), "submitted before {n} were queued");
+    c.push(poll_req(19 + n, ready[0]));
+    assert!(wait_readable(&mb, 5000), "not submitted at the {n}th push");
+    let users: Vec<u64> = (20..20 + n).collect();
+    done = drive(&c, &mb, done, &users);
+    for u in &users {
+        assert_eq!(done[u].res, i64::from(libc::POLLIN), "{:?}", done[u]);
+    }
+
+    // The poll in the ring completes as usual.
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::write(empty[1], b"x".as_ptr().cast(), 1) }, 1);
+    let done = drive(&c, &mb, done, &[1]);
+    assert_eq!(done[&1].res, i64::from(libc::POLLIN));
+    drop(c);
+    close_fds(&[empty[0], empty[1], ready[0], ready[1]]);
 }
