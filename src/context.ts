@@ -392,7 +392,8 @@ export class Context {
   }
 
   /**
-   * Submits prepared operations together (one `io_submit` when they fit) and resolves their
+   * Submits prepared operations together (one `io_submit` or `io_uring_enter` when they fit; on
+   * `uring` in groups of 8 while earlier requests wait on the device) and resolves their
    * raw results in order: a negative `res` is a result (-errno), not a rejection. Throws
    * ERR_AIO_IN_FLIGHT, submitting nothing, if any operation is still in flight.
    */

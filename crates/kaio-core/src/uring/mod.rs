@@ -164,6 +164,8 @@ struct Slot {
     /// The request, kept whole: its iovec array and path strings must outlive the CQE, and an `-EOPNOTSUPP`
     /// answer re-runs it on the pool.
     req: Request,
+    /// `State::tick` when it was submitted.
+    tick: u64,
 }
 
 struct State {
@@ -184,10 +186,18 @@ struct State {
     fallback_polls: Vec<u64>,
     /// Whether each [`Kind`] goes to the ring (probed, minus forced fallbacks).
     native: [bool; KINDS],
-    /// Whether the requests the last `flush` submitted were still in the ring after its reap
-    /// (waiting on the device or io-wq, not page-cache hits): then `push` submits early (see
-    /// [`EARLY_SUBMIT_AT`]).
+    /// Whether some of what was submitted up to the last `flush` (since the one before) was
+    /// still in the ring after its reap, waiting on the device or io-wq, not page-cache hits
+    /// (polls aside): then `push` submits early (see [`EARLY_SUBMIT_AT`]; `State::note_tick`).
     device_bound: bool,
+    /// Counts `flush`es that submitted something: a slot's `tick` tells which one it
+    /// belongs to (see `device_bound`).
+    tick: u64,
+    /// Requests submitted since the last `flush` evaluated `device_bound` (early or not).
+    sent: usize,
+    /// Whether `push` submitted early since the last `flush`: the on-the-spot read is then
+    /// not tried (it is for the first read of a tick, not for the first after each group).
+    early: bool,
 }
 
 /// The SQPOLL credential watch (see the module docs).
@@ -372,6 +382,9 @@ impl UringContext {
                     fallback_polls: Vec::new(),
                     native,
                     device_bound: false,
+                    tick: 0,
+                    sent: 0,
+                    early: false,
                 },
                 sqpoll,
             }),
@@ -433,7 +446,9 @@ impl UringContext {
 
 impl Engine for UringContext {
     /// Queues a request; it reaches the ring at the next [`flush`](Self::flush) (or
-    /// `collect`, or the completion thread, when a slot frees up). Positional requests on
+    /// `collect`, or the completion thread, when a slot frees up), or at this push when it
+    /// makes a group of [`EARLY_SUBMIT_AT`] while earlier requests wait on the device (its
+    /// completion still comes out of `flush` or `collect`). Positional requests on
     /// descriptors that are not files get ESPIPE (see the module docs). A buffered read made
     /// while nothing waits to be submitted or returned is first tried on the spot (see
     /// [`classify::read_cached`]); if the page cache held it all, its completion comes out
@@ -463,6 +478,7 @@ impl Engine for UringContext {
         // Nor one on the descriptor whose file last refused NOWAIT (tmpfs): a reused number
         // costs only the attempt, never a result.
         let now = self.shared.read_now
+            && !st.early
             && st.native[Kind::of(&req.op) as usize]
             && st.queue.is_empty()
             && st.ready.is_empty()
@@ -508,16 +524,12 @@ impl Engine for UringContext {
         let mut g = lock(&s.inner);
         g.watch_creds();
         let mut out = std::mem::take(&mut g.st.ready);
-        let pumped = s.pump(&mut g, &mut out);
+        s.pump(&mut g, &mut out);
         // With nothing in the ring there is no task work to run: no system call at all.
         let getevents = s.defer && !g.st.inflight.is_empty();
         g.submit(getevents);
         s.reap(&mut g, &mut out);
-        if pumped > 0 {
-            // Whether what this tick submitted went to the device (or io-wq) rather than
-            // completing inside the enter: the next tick's pushes then submit early.
-            g.st.device_bound = !g.st.inflight.is_empty();
-        }
+        g.st.note_tick();
         let queued = !g.st.queue.is_empty();
         drop(g);
         if queued {
@@ -658,6 +670,26 @@ impl Engine for UringContext {
     }
 }
 
+impl State {
+    /// At the end of a `flush` (after its reap): if anything was submitted since the last
+    /// one, `device_bound` says whether some of it is still in the ring, waiting on the
+    /// device or an io-wq worker. Polls do not count: one may wait for a socket for hours,
+    /// and says nothing of where reads go.
+    fn note_tick(&mut self) {
+        self.early = false;
+        if self.sent == 0 {
+            return;
+        }
+        let tick = self.tick;
+        self.device_bound = self
+            .inflight
+            .iter()
+            .any(|(_, slot)| slot.tick == tick && !matches!(slot.req.op, Op::Poll { .. }));
+        self.sent = 0;
+        self.tick += 1;
+    }
+}
+
 impl Inner {
     /// Queues `IORING_OP_ASYNC_CANCEL` for each key and submits.
     fn cancel_keys(&mut self, keys: &[u64]) {
@@ -745,6 +777,7 @@ impl Shared {
         self.pump(g, &mut out);
         g.submit(false);
         g.st.ready.append(&mut out);
+        g.st.early = true;
     }
 
     /// Wakes whoever reaps: the event loop (mailbox eventfd) or the completion thread.
@@ -774,7 +807,7 @@ impl Shared {
                     to_pool.push(req);
                     continue;
                 }
-                let Ok(key) = st.inflight.insert(Slot { req }) else {
+                let Ok(key) = st.inflight.insert(Slot { req, tick: st.tick }) else {
                     unreachable!("checked is_full above")
                 };
                 let slot = st.inflight.get(key).expect("just inserted");
@@ -790,6 +823,7 @@ impl Shared {
                 added += 1;
             }
         }
+        st.sent += added;
         self.to_pool(st, to_pool, out);
         added
     }
