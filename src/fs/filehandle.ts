@@ -806,9 +806,15 @@ function validateOpenOptions(options: unknown): { ctx: Context; direct: boolean 
   if (options === undefined || options === null) return { ctx: defaultContext(), direct: false }
   if (typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
   const { context, direct = false } = options as OpenOptions
-  if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
+  const ctx = contextOf(context)
   validateBoolean(direct, 'options.direct')
-  return { ctx: context ?? defaultContext(), direct }
+  return { ctx, direct }
+}
+
+/** `options.context`, checked, or the default Context. */
+export function contextOf(context: unknown): Context {
+  if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
+  return (context as Context | undefined) ?? defaultContext()
 }
 
 /**

@@ -5,7 +5,7 @@ import * as fs from 'node:fs'
 import { Context } from '../context'
 import { codedError, errnoError, invalidArgType, outOfRange } from '../errors'
 import type { SystemError } from '../errors'
-import { CHUNK, DEPTH, FileHandle, handleFor, kindOf, open, settleAll } from './filehandle'
+import { CHUNK, contextOf, DEPTH, FileHandle, handleFor, kindOf, open, settleAll } from './filehandle'
 import type { OpenOptions, ReadFileOptions, WriteFileData, WriteFileOptions } from './filehandle'
 import { ReadStream, WriteStream } from './streams'
 import type { Opening, ReadStreamOptions, Source, WriteStreamOptions } from './streams'
@@ -91,7 +91,7 @@ export async function writeFile(path: PathLike | FileHandle, data: WriteFileData
   // Not for a FIFO or device (cachedKind, or the engine's statx when the lookup is not
   // cached): its open may wait for the other end, which node:fs does on libuv's pool, and a
   // kaio worker must finish before its Context can be dropped.
-  if (typeof path === 'string' && flags !== undefined && plainMode(options.mode) && options.signal === undefined && options.direct === undefined && (typeof data === 'string' || ArrayBuffer.isView(data)) ) {
+  if (typeof path === 'string' && flags !== undefined && plainMode(options.mode) && options.signal === undefined && options.direct === undefined && (typeof data === 'string' || ArrayBuffer.isView(data))) {
     const context = contextOf(options.context)
     if ((await kindOf(path, flags, context)).kind !== IRREGULAR) {
       const bytes = typeof data === 'string' ? Buffer.from(data, (options.encoding as BufferEncoding | null) || 'utf8') : data
@@ -105,12 +105,6 @@ export async function writeFile(path: PathLike | FileHandle, data: WriteFileData
     if (flush) await handle.sync()
   })()
   return withClose(handle, op)
-}
-
-/** `options.context`, checked, or the default Context. */
-function contextOf(context: unknown): Context {
-  if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
-  return (context as Context | undefined) ?? defaultContext()
 }
 
 function isIterable(obj: unknown): boolean {
@@ -155,9 +149,8 @@ export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOption
   const m = typeof mode === 'number' ? Math.trunc(mode) : 0
   if (typeof mode === 'number' && !(m >= 0 && m <= 7)) throw outOfRange('mode', '>= 0 && <= 7', mode)
   const { context, direct = false } = kaio
-  if (context !== undefined && !(context instanceof Context)) throw invalidArgType('options.context', 'an instance of Context', context)
+  const ctx = contextOf(context)
   validateBoolean(direct, 'options.direct')
-  const ctx = context ?? defaultContext()
   // One request on a worker: libuv's copy (FICLONE, copy_file_range), as node:fs's, with one
   // thread round trip and the bytes copied in the kernel.
   if (!direct && typeof src === 'string' && typeof dest === 'string' && cachedKind(src, 0) !== IRREGULAR && cachedKind(dest, 0) !== IRREGULAR) {

@@ -874,21 +874,16 @@ fn requests_in_the_pool_can_be_cancelled() {
     }
 }
 
-/// A fresh kernel AIO harness (`None` for other engines) with `n` cold reads issued, at least
-/// `want` of them in the pool (see `push_cold_reads`), their file and their buffer. Drop the
-/// harness before the buffer.
+/// Issues `n` cold reads on `h`, at least `want` of them in the pool (see `push_cold_reads`),
+/// into `buf` (sized here) from a fresh cold file, which it returns. The caller declares `buf`
+/// before the harness, so that even a panic drops the harness (which waits for the kernel and
+/// the pool) first.
 #[cfg(target_os = "linux")]
-fn with_cold_reads(
-    make: fn(u32) -> Harness,
-    n: usize,
-    want: u64,
-) -> Option<(Harness, std::fs::File, Vec<u8>)> {
-    let mut h = make(512);
-    aio(&h)?;
+fn issue_cold_reads(h: &mut Harness, buf: &mut Vec<u8>, n: usize, want: u64) -> std::fs::File {
+    *buf = vec![0u8; spans(n) * SPAN * PAGE];
     let f = cold_file(spans(n) * SPAN);
-    let mut buf = vec![0u8; spans(n) * SPAN * PAGE];
-    push_cold_reads(&mut h, &f, &mut buf, n, want);
-    Some((h, f, buf))
+    push_cold_reads(h, &f, buf, n, want);
+    f
 }
 
 /// One run of a pool test: `n` cold reads, then `take_back` (withdraws or closes some; returns
@@ -903,17 +898,15 @@ fn in_the_pool(
     taken: i64,
     take_back: impl FnOnce(&mut Harness) -> usize,
 ) -> usize {
-    // Declared before the harness, so that a panic drops it after the harness (which waits
-    // for the kernel and the pool), and the pin before both (else the pool's workers would
-    // never return).
-    let mut buf = vec![0u8; spans(n) * SPAN * PAGE];
-    let f = cold_file(spans(n) * SPAN);
+    // In this order so that a panic drops the pin first (else the pool's workers would never
+    // return), then the harness, then the buffer (see `issue_cold_reads`).
+    let mut buf = Vec::new();
     let mut h = make(512);
     if aio(&h).is_none() {
         return 1;
     }
     let pin = PoolPin::new(&mut h);
-    push_cold_reads(&mut h, &f, &mut buf, n, 1);
+    let _f = issue_cold_reads(&mut h, &mut buf, n, 1);
     let count = take_back(&mut h);
     pin.release(&mut h, name);
     let users: Vec<u64> = (0..n as u64).collect();
@@ -1053,9 +1046,12 @@ fn close_and_drop_with_requests_in_the_pool() {
         assert!(closed > 0, "{name}: nothing was waiting in the pool");
 
         // Dropped while the pool works: returns once the workers are joined.
-        let Some((h, _f, buf)) = with_cold_reads(make, N, 16) else {
+        let mut buf = Vec::new();
+        let mut h = make(512);
+        if aio(&h).is_none() {
             continue;
-        };
+        }
+        let _f = issue_cold_reads(&mut h, &mut buf, N, 16);
         let t = std::time::Instant::now();
         drop(h);
         assert!(t.elapsed() < Duration::from_secs(5), "{name}");

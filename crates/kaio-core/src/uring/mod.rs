@@ -462,8 +462,7 @@ impl Engine for UringContext {
             return;
         }
         if !positional {
-            st.queue.push_back(req);
-            self.shared.submit_early(&mut g);
+            self.shared.enqueue(&mut g, req);
             return;
         }
         if req.offset < 0 {
@@ -484,8 +483,7 @@ impl Engine for UringContext {
             && st.ready.is_empty()
             && st.nowait_refused != Some(req.fd);
         if !now && st.checked == Some((req.fd, st.taken)) {
-            st.queue.push_back(req);
-            self.shared.submit_early(&mut g);
+            self.shared.enqueue(&mut g, req);
             return;
         }
         // The system calls run without the lock (fstat can be slow on network filesystems).
@@ -510,8 +508,7 @@ impl Engine for UringContext {
             Ok(_) if st.closed => st.ready.push(Completion::new(req.user, res::CLOSED)),
             Ok(_) => {
                 st.checked = Some((req.fd, st.taken));
-                st.queue.push_back(req);
-                self.shared.submit_early(&mut g);
+                self.shared.enqueue(&mut g, req);
             }
         }
     }
@@ -762,11 +759,12 @@ impl Inner {
 }
 
 impl Shared {
-    /// Submits the queue from `push` when [`EARLY_SUBMIT_AT`] requests wait in it while
-    /// others are in the ring, on the ring's own thread; what the submission decides at once
-    /// waits in `ready` for the next `flush`. Task work is left to that `flush` (no
-    /// `GETEVENTS`), so completions still come out in one place.
-    fn submit_early(&self, g: &mut Inner) {
+    /// Queues `req` for the ring, then submits the queue at once when [`EARLY_SUBMIT_AT`]
+    /// requests wait in it while others are in the ring, on the ring's own thread; what that
+    /// submission decides at once waits in `ready` for the next `flush`. Task work is left to
+    /// that `flush` (no `GETEVENTS`), so completions still come out in one place.
+    fn enqueue(&self, g: &mut Inner, req: Request) {
+        g.st.queue.push_back(req);
         if g.st.queue.len() < EARLY_SUBMIT_AT
             || !g.st.device_bound
             || self.early_submitter != Some(std::thread::current().id())
