@@ -479,6 +479,126 @@ fn poll_reports_the_ready_mask() {
     }
 }
 
+/// A FIFO opened read-write waits on two queues, which kernel AIO's `IOCB_CMD_POLL` refuses
+/// (EINVAL) unless it is ready already: the linux engine relays such a poll through an epoll
+/// instance (`aio/relay.rs`). On every backend a poll of an empty one stays pending, completes
+/// when data arrives, and can be cancelled.
+#[cfg(target_os = "linux")]
+#[test]
+fn poll_waits_on_a_read_write_fifo() {
+    let pollin = |user| {
+        move |fd| {
+            Request::new(
+                user,
+                fd,
+                0,
+                Op::Poll {
+                    events: libc::POLLIN as u32,
+                },
+            )
+        }
+    };
+    for (name, make) in backends() {
+        let mut h = make(4);
+        let dir = tempfile::tempdir().unwrap();
+        let path =
+            std::ffi::CString::new(dir.path().join("f").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        // SAFETY: as above; a FIFO opened read-write does not wait for a peer.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK) };
+        assert!(fd >= 0);
+        let put = || {
+            // SAFETY: one byte from a static.
+            assert_eq!(unsafe { libc::write(fd, b"z".as_ptr().cast(), 1) }, 1);
+        };
+        let take = || {
+            let mut b = 0u8;
+            // SAFETY: one byte into a local.
+            assert_eq!(unsafe { libc::read(fd, (&raw mut b).cast(), 1) }, 1);
+        };
+        let idle = |h: &mut Harness| {
+            std::thread::sleep(Duration::from_millis(30));
+            let got = h.backend.collect();
+            h.collect(got);
+            let got = h.mailbox.take();
+            h.collect(got);
+        };
+
+        h.backend.push(pollin(1)(fd));
+        let first = h.backend.flush();
+        h.collect(first);
+        idle(&mut h);
+        assert!(
+            h.done.is_empty(),
+            "{name}: settled before any data: {:?}",
+            h.done
+        );
+        put();
+        let c = h.wait_for(&[1]);
+        assert_eq!(
+            c[0].res & i64::from(libc::POLLIN),
+            i64::from(libc::POLLIN),
+            "{name}: {c:?}"
+        );
+        if name.starts_with("linux") {
+            // Relayed: the FIFO's own events, only those asked for (poll(2)'s rule).
+            assert_eq!(c[0].res, i64::from(libc::POLLIN), "{name}");
+        }
+        take();
+
+        // Cancelled while waiting: no events (io_uring: ECANCELED).
+        h.backend.push(pollin(2)(fd));
+        let first = h.backend.flush();
+        h.collect(first);
+        idle(&mut h);
+        assert_eq!(h.backend.cancel(2), None, "{name}: the poll is in flight");
+        let c = h.wait_for(&[2]);
+        let want = if is_uring(name) {
+            -i64::from(libc::ECANCELED)
+        } else {
+            0
+        };
+        assert_eq!(c[0].res, want, "{name}: {c:?}");
+
+        if name == "linux (loop-driven)" {
+            // Data that comes and goes before the completion is reaped (here nobody reaps
+            // until `collect`; the callback harness's completion thread would reap at once):
+            // the relay reports readiness as it is when reaped, so it waits for the next byte.
+            h.backend.push(pollin(3)(fd));
+            let first = h.backend.flush();
+            h.collect(first);
+            idle(&mut h);
+            put();
+            std::thread::sleep(Duration::from_millis(20));
+            take();
+            idle(&mut h);
+            assert!(
+                h.done.is_empty(),
+                "{name}: settled with nothing to read: {:?}",
+                h.done
+            );
+            put();
+            let c = h.wait_for(&[3]);
+            assert_eq!(c[0].res, i64::from(libc::POLLIN), "{name}");
+            take();
+        }
+
+        // Closing the context with a relayed poll waiting ends it, and nothing else.
+        h.backend.push(pollin(4)(fd));
+        let first = h.backend.flush();
+        h.collect(first);
+        idle(&mut h);
+        let (closed, _) = h.backend.close();
+        h.collect(closed);
+        let c = h.wait_for(&[4]);
+        assert!(c[0].res <= 0, "{name}: {c:?}");
+        drop(h);
+        // SAFETY: our own descriptor, after the backend is gone.
+        unsafe { libc::close(fd) };
+    }
+}
+
 #[test]
 fn a_buffered_request_that_turns_direct_still_completes() {
     // Buffered requests are submitted without an eventfd signal (they finish inside

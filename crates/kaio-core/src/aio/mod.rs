@@ -5,8 +5,9 @@
 //! and `collect`, `cancel`, `close`, the completion thread, and `Drop`, which waits for the
 //! kernel); `iocbs.rs`, the iocb table the kernel shares; `submit.rs`, queued requests into
 //! iocbs, `io_submit` batches and `io_getevents` reaps; `nowait.rs`, the `RWF_NOWAIT` attempt
-//! and the hand-off of what it did not finish to the context's pool; `probe.rs`, whether
-//! kernel AIO works here, and why not.
+//! and the hand-off of what it did not finish to the context's pool; `relay.rs`, polls the
+//! kernel refuses (EINVAL: a FIFO opened read-write) resubmitted through an epoll instance;
+//! `probe.rs`, whether kernel AIO works here, and why not.
 //!
 //! Where kernel completions are signalled depends on the mailbox:
 //! - an eventfd mailbox ([`Mailbox::with_eventfd`], "loop-driven"): iocbs point at the
@@ -60,6 +61,7 @@
 mod iocbs;
 mod nowait;
 mod probe;
+mod relay;
 mod submit;
 
 use iocbs::IocbTable;
@@ -67,7 +69,7 @@ use nowait::nowait_default;
 pub use nowait::NOWAIT_POOL_SIZE;
 pub use probe::{probe, MIN_KERNEL};
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -141,6 +143,9 @@ struct State {
     /// it for every file; a wrong guess costs speed (blocking `io_submit`, as before NOWAIT),
     /// never a result.
     nowait_refused: [bool; 2],
+    /// Polls relayed through an epoll instance (see `relay.rs`), by request: queued or in
+    /// the kernel until their completion.
+    relays: HashMap<u64, relay::Relay>,
 }
 
 impl State {
@@ -234,6 +239,7 @@ impl AioContext {
                 checked: None,
                 nowait: nowait_default(),
                 nowait_refused: [false; 2],
+                relays: HashMap::new(),
             }),
             submit_lock: Mutex::new(()),
             reap_lock: Mutex::new(()),
@@ -427,6 +433,7 @@ impl Engine for AioContext {
         if let Some(i) = st.queue.iter().position(|(r, _)| r.user == user) {
             st.queue.remove(i);
             st.taken += 1;
+            st.relays.remove(&user);
             return Some(Completion::new(user, res::CANCELLED));
         }
         let key = st
@@ -453,11 +460,11 @@ impl Engine for AioContext {
         let mut st = lock(&self.shared.state);
         st.closed = true;
         let mut out = std::mem::take(&mut st.ready);
-        out.extend(
-            st.queue
-                .drain(..)
-                .map(|(r, _)| Completion::new(r.user, res::CLOSED)),
-        );
+        let queued: Vec<u64> = st.queue.drain(..).map(|(r, _)| r.user).collect();
+        for user in queued {
+            st.relays.remove(&user);
+            out.push(Completion::new(user, res::CLOSED));
+        }
         let keys: Vec<u64> = st.inflight.iter().map(|(k, _)| k).collect();
         for key in keys {
             // SAFETY: as in `cancel`: an in-flight iocb at its submitted address.

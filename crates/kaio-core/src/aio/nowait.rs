@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
-use super::{submit::decode, Shared, Slot, State};
+use super::{relay, submit::decode, Shared, Slot, State};
 use crate::engine::Engine;
 use crate::pool::{self, Pool};
 use crate::request::{res, Completion, Op, Request};
@@ -91,6 +91,13 @@ impl Shared {
         let Some((slot, mut iocb)) = st.release(key) else {
             return;
         };
+        if iocb.aio_lio_opcode == sys::IOCB_CMD_POLL {
+            let user = slot.user;
+            if let Some(res) = relay::poll_result(st, &iocb, slot, res) {
+                out.push(Completion { user, res, res2 });
+            }
+            return;
+        }
         if !slot.nowait || !nowait_unfinished(&iocb, &slot, res) {
             out.push(Completion {
                 user: slot.user,

@@ -110,6 +110,7 @@ impl Shared {
                 continue;
             };
             if stuck {
+                st.relays.remove(&slot.user);
                 out.push(Completion::new(slot.user, -i64::from(libc::EAGAIN)));
                 continue;
             }

@@ -1,7 +1,7 @@
 //! Kernel AIO: ABI structs and `io_*` wrappers. Sizes are pinned by the tests below.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// `aio_context_t`: an opaque kernel handle (the address of the completion ring).
 pub type AioContextT = libc::c_ulong;
@@ -186,6 +186,38 @@ pub fn eventfd_write(fd: RawFd, v: u64) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// An epoll instance (`EPOLL_CLOEXEC`) watching `fd` for `events` (level-triggered; the
+/// `poll(2)` bits, which epoll shares): what kernel AIO can poll when it refuses `fd` itself
+/// (see `aio/relay.rs`). The errno of `epoll_ctl` (EPERM: a regular file or directory).
+pub fn epoll_watching(fd: RawFd, events: u32) -> Result<OwnedFd, i32> {
+    // SAFETY: plain syscall; a returned descriptor is owned by nobody else.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(super::last_errno());
+    }
+    // SAFETY: `ep` was just created and is ours.
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    let mut ev = libc::epoll_event { events, u64: 0 };
+    // SAFETY: a live epoll descriptor and an event struct that outlives the call.
+    if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) } < 0 {
+        return Err(super::last_errno());
+    }
+    Ok(ep)
+}
+
+/// The events of the one descriptor `ep` watches, if it is ready now (`epoll_wait` with no
+/// timeout): `Ok(0)` when it is not.
+pub fn epoll_ready(ep: RawFd) -> Result<u32, i32> {
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: room for one event, which outlives the call.
+    let n = unsafe { libc::epoll_wait(ep, &raw mut ev, 1, 0) };
+    match n {
+        n if n < 0 => Err(super::last_errno()),
+        0 => Ok(0),
+        _ => Ok(ev.events),
+    }
 }
 
 #[cfg(test)]
