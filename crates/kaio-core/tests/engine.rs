@@ -486,18 +486,6 @@ fn poll_reports_the_ready_mask() {
 #[cfg(target_os = "linux")]
 #[test]
 fn poll_waits_on_a_read_write_fifo() {
-    let pollin = |user| {
-        move |fd| {
-            Request::new(
-                user,
-                fd,
-                0,
-                Op::Poll {
-                    events: libc::POLLIN as u32,
-                },
-            )
-        }
-    };
     for (name, make) in backends() {
         let mut h = make(4);
         let dir = tempfile::tempdir().unwrap();
@@ -524,11 +512,17 @@ fn poll_waits_on_a_read_write_fifo() {
             let got = h.mailbox.take();
             h.collect(got);
         };
+        // Submits a poll for POLLIN as request `user`, then lets it wait.
+        let start = |h: &mut Harness, user| {
+            let events = libc::POLLIN as u32;
+            h.backend
+                .push(Request::new(user, fd, 0, Op::Poll { events }));
+            let first = h.backend.flush();
+            h.collect(first);
+            idle(h);
+        };
 
-        h.backend.push(pollin(1)(fd));
-        let first = h.backend.flush();
-        h.collect(first);
-        idle(&mut h);
+        start(&mut h, 1);
         assert!(
             h.done.is_empty(),
             "{name}: settled before any data: {:?}",
@@ -548,10 +542,7 @@ fn poll_waits_on_a_read_write_fifo() {
         take();
 
         // Cancelled while waiting: no events (io_uring: ECANCELED).
-        h.backend.push(pollin(2)(fd));
-        let first = h.backend.flush();
-        h.collect(first);
-        idle(&mut h);
+        start(&mut h, 2);
         assert_eq!(h.backend.cancel(2), None, "{name}: the poll is in flight");
         let c = h.wait_for(&[2]);
         let want = if is_uring(name) {
@@ -565,10 +556,7 @@ fn poll_waits_on_a_read_write_fifo() {
             // Data that comes and goes before the completion is reaped (here nobody reaps
             // until `collect`; the callback harness's completion thread would reap at once):
             // the relay reports readiness as it is when reaped, so it waits for the next byte.
-            h.backend.push(pollin(3)(fd));
-            let first = h.backend.flush();
-            h.collect(first);
-            idle(&mut h);
+            start(&mut h, 3);
             put();
             std::thread::sleep(Duration::from_millis(20));
             take();
@@ -585,10 +573,7 @@ fn poll_waits_on_a_read_write_fifo() {
         }
 
         // Closing the context with a relayed poll waiting ends it, and nothing else.
-        h.backend.push(pollin(4)(fd));
-        let first = h.backend.flush();
-        h.collect(first);
-        idle(&mut h);
+        start(&mut h, 4);
         let (closed, _) = h.backend.close();
         h.collect(closed);
         let c = h.wait_for(&[4]);
