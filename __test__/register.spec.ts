@@ -50,6 +50,15 @@ const out = {
   identity: Object.fromEntries(['open', 'readFile', 'writeFile', 'appendFile', 'copyFile', 'stat', 'readdir'].map((n) => [n, fs.promises[n] === kp[n] && require('fs/promises')[n] === kp[n]])),
   esm: { readFile: readFile === kp.readFile, writeFile: writeFile === kp.writeFile, open: open === kp.open, appendFile: appendFile === kp.appendFile, copyFile: copyFile === kp.copyFile, stat: stat === kp.stat },
   streams: { read: fs.createReadStream.toString().includes('nodeOnly'), write: fs.createWriteStream.toString().includes('nodeOnly') },
+  instances: (() => {
+    const r = fs.createReadStream(new URL(import.meta.url))
+    const w = fs.createWriteStream('/dev/null')
+    class Mine extends fs.ReadStream {}
+    const out = { read: r instanceof fs.ReadStream, write: w instanceof fs.WriteStream, crossed: r instanceof fs.WriteStream, subclass: r instanceof Mine, plain: {} instanceof fs.ReadStream, node: new fs.ReadStream(new URL(import.meta.url)) instanceof fs.ReadStream }
+    r.destroy()
+    w.destroy()
+    return out
+  })(),
   one: one(),
   loaderSawKaio: globalThis.loaderSawKaio ?? null,
   loaderReads: (globalThis.loaderReads ?? []).map((f) => f.slice(f.lastIndexOf('/') + 1)).sort(),
@@ -134,6 +143,8 @@ for (const [title, args, env] of forms) {
     t.deepEqual(r.out.identity, ALL_TRUE)
     t.deepEqual(r.out.esm, { readFile: true, writeFile: true, open: true, appendFile: true, copyFile: true, stat: true })
     t.deepEqual(r.out.streams, { read: true, write: true })
+    // kaio's streams pass node's instanceof checks; subclasses of node's keep the ordinary one.
+    t.deepEqual(r.out.instances, { read: true, write: true, crossed: false, subclass: false, plain: false, node: true })
     t.is(r.out.one, 'one+two+three')
     // The spy, preloaded after kaio/register, found kaio's readFile, and (Node 20) the loader read main.mjs and lib/*.mjs through it.
     t.is(r.out.loaderSawKaio, true)

@@ -13,11 +13,18 @@ export interface SystemError extends Error {
 
 let errorMap: Map<number, [string, string]> | undefined
 
+function wellFormed(s: string | undefined): string | undefined {
+  return s === undefined || !/[\uD800-\uDFFF]/.test(s) ? s : Buffer.from(s, 'utf8').toString('utf8')
+}
+
 /**
  * A node:fs-style system error for a negative (or positive) errno; `path` and `dest` (rename,
  * link, symlink) appear in the message and as properties, as node:fs puts them.
  */
-export function errnoError(errno: number, syscall: string, path?: string, dest?: string): SystemError {
+export function errnoError(errno: number, syscall: string, pathArg?: string, destArg?: string): SystemError {
+  // As node's, which has them back from UTF-8: a lone surrogate reads U+FFFD.
+  const path = wellFormed(pathArg)
+  const dest = wellFormed(destArg)
   const neg = -Math.abs(errno)
   errorMap ??= getSystemErrorMap()
   const known = errorMap.get(neg)
@@ -71,7 +78,7 @@ export class AbortError extends Error {
 /** Describes a received value the way Node's ERR_INVALID_ARG_TYPE messages do. */
 export function describe(value: unknown): string {
   if (value == null) return ` Received ${value}`
-  if (typeof value === 'function') return ` Received function ${value.name || '<anonymous>'}`
+  if (typeof value === 'function') return ` Received function ${value.name}`
   if (typeof value === 'object') {
     const name = (value as object).constructor?.name
     return name ? ` Received an instance of ${name}` : ` Received ${inspect(value, { depth: -1 })}`

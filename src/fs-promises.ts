@@ -29,22 +29,34 @@ function orNode<F extends (target: never, ...rest: never[]) => Promise<unknown>>
   return fn as unknown as F
 }
 
+/**
+ * Gives kaio's function node's `name` and `length` (the parameters before the first with a
+ * default: open 3, stat 1, readFile 2, ...), which wrappers such as promisify-style helpers
+ * and argument-count checks read.
+ */
+function likeNode<F extends (...args: never[]) => unknown>(name: string, fn: F): F {
+  const theirs = node[name]
+  if (typeof theirs === 'function') Object.defineProperty(fn, 'length', { value: theirs.length })
+  Object.defineProperty(fn, 'name', { value: name })
+  return fn
+}
+
 /** The functions kaio runs on its own engine; each replaces node's under kaio/register. */
 export const kaioFunctions = Object.freeze({
-  open,
-  readFile: orNode('readFile', readFile),
-  writeFile: orNode('writeFile', writeFile),
-  appendFile: orNode('appendFile', appendFile),
-  copyFile,
-  stat,
-  lstat,
-  unlink,
-  rmdir,
-  rename,
-  mkdir,
-  symlink,
-  link,
-  truncate,
+  open: likeNode('open', open),
+  readFile: likeNode('readFile', orNode('readFile', readFile)),
+  writeFile: likeNode('writeFile', orNode('writeFile', writeFile)),
+  appendFile: likeNode('appendFile', orNode('appendFile', appendFile)),
+  copyFile: likeNode('copyFile', copyFile),
+  stat: likeNode('stat', stat),
+  lstat: likeNode('lstat', lstat),
+  unlink: likeNode('unlink', unlink),
+  rmdir: likeNode('rmdir', rmdir),
+  rename: likeNode('rename', rename),
+  mkdir: likeNode('mkdir', mkdir),
+  symlink: likeNode('symlink', symlink),
+  link: likeNode('link', link),
+  truncate: likeNode('truncate', truncate),
 })
 
 type KaioFunctions = typeof kaioFunctions

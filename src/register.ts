@@ -12,7 +12,7 @@
 import fs = require('node:fs')
 import nodeModule = require('node:module')
 
-import { createReadStream, createWriteStream } from './fs'
+import { createReadStream, createWriteStream, ReadStream, WriteStream } from './fs'
 import { ownFunctions } from './fs-promises'
 
 /** The mark kaio/register leaves on `fs.promises`: which functions it replaced. */
@@ -42,6 +42,21 @@ const streams = {
   },
 }
 
+/**
+ * Makes kaio's streams pass `instanceof fs.ReadStream` (and WriteStream), as the streams
+ * `fs.createReadStream` returned before: node's class answers true for kaio's instances too
+ * (its subclasses keep the ordinary check).
+ */
+function alsoInstances(nodeClass: abstract new (...args: never[]) => unknown, kaioClass: abstract new (...args: never[]) => unknown): void {
+  const ordinary = Function.prototype[Symbol.hasInstance]
+  Object.defineProperty(nodeClass, Symbol.hasInstance, {
+    value: function (this: unknown, value: unknown): boolean {
+      return ordinary.call(this, value) || (this === nodeClass && value instanceof kaioClass)
+    },
+    configurable: true,
+  })
+}
+
 function disabled(): boolean {
   const v = (process.env.KAIO_REGISTER ?? '').trim().toLowerCase()
   return v === '0' || v === 'false' || v === 'off'
@@ -56,6 +71,8 @@ function register(): Registration | undefined {
   for (const [name, fn] of Object.entries(ownFunctions)) target[name] = fn
   const fsTarget = fs as unknown as Record<string, unknown>
   for (const [name, fn] of Object.entries(streams)) fsTarget[name] = fn
+  alsoInstances(fs.ReadStream, ReadStream)
+  alsoInstances(fs.WriteStream, WriteStream)
   Object.defineProperty(target, kRegistered, { value: replaced, enumerable: false, configurable: true })
   nodeModule.syncBuiltinESMExports()
   return replaced

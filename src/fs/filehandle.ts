@@ -8,7 +8,8 @@ import * as readline from 'node:readline'
 import { ReadableStream } from 'node:stream/web'
 
 import { Context } from '../context'
-import { codedError, errnoError, invalidArgType } from '../errors'
+import { codedError, errnoError, invalidArgType, outOfRange } from '../errors'
+import { binding } from '../native'
 import { AT_SYMLINK_NOFOLLOW, decodeStatx, STATX_SIZE, STATX_TYPE } from '../statx'
 import { ALIGN, CURRENT, DirectIO, FsIO, PlainIO, WriteOnlyIO } from './io'
 import type { BlockIO, FsCalls } from './io'
@@ -48,6 +49,12 @@ import {
 import type { PathLike } from './util'
 
 const { O_APPEND, O_CREAT, O_DIRECT, O_EXCL, O_NOFOLLOW, O_RDWR, O_WRONLY, S_IFMT, S_IFREG } = fs.constants
+/** lseek whence values (the same on Linux and macOS; node:fs does not export them). */
+const SEEK_SET = 0
+const SEEK_CUR = 1
+const SEEK_END = 2
+/** Where `#appended` has cachedFstat write the statx it only needs the answer of. */
+const statxScratch = new Uint8Array(STATX_SIZE)
 const O_ACCMODE = 3
 
 /** Options of `open()` beyond node's: which Context serves the handle, and O_DIRECT. */
@@ -220,11 +227,17 @@ export class FileHandle extends EventEmitter {
   #closeResolve: (() => void) | null = null
   #closeReject: ((e: unknown) => void) | null = null
   readonly #ctx: Context
-  readonly #io: BlockIO
+  /** The data I/O; a PlainIO becomes node:fs's read(2)/write(2) if the file refuses positions (#positional). */
+  #io: BlockIO
   readonly #append: AppendMode
+  /** The file position, where the descriptor's own offset does not hold it (see #resolvePos). */
   #pos = 0
   /** After a kernel O_APPEND write without position: the position is the file end, not yet read. */
   #posAtEnd = false
+  /** Whether the position is the descriptor's own offset (a real descriptor and the binding to lseek it). */
+  readonly #kernelPos: boolean
+  /** Whether the file is on a local file system, once an append asked. */
+  #localFile: boolean | undefined = undefined
   #chain: Promise<unknown> = Promise.resolve()
   #core: Core | null = null
   /** Set by the first `readableWebStream()`, never cleared (as node). */
@@ -241,6 +254,7 @@ export class FileHandle extends EventEmitter {
     this.#ctx = ctx
     const io = setup.io ?? (direct ? new DirectIO(ctx, fd) : new PlainIO(ctx, fd))
     this.#io = writeOnly ? new WriteOnlyIO(io) : io
+    this.#kernelPos = binding !== null && !(io instanceof FsIO)
     this.#append = append
     this.#closeFd = setup.close ?? closeFd
     this.#sync = setup.sync ?? ((d) => ctx.fsync(d))
@@ -368,8 +382,8 @@ export class FileHandle extends EventEmitter {
   }
 
   /** A Readable over the file with several reads in flight (`readAhead`). */
-  createReadStream(options?: ReadStreamOptions | BufferEncoding): ReadStream {
-    return new ReadStream(this, options)
+  createReadStream(options?: ReadStreamOptions): ReadStream {
+    return new ReadStream(this, streamOptions(this.#fd, options))
   }
 
   /**
@@ -470,8 +484,8 @@ export class FileHandle extends EventEmitter {
   }
 
   /** A Writable into the file with several writes in flight (`writeBehind`). */
-  createWriteStream(options?: WriteStreamOptions | BufferEncoding): WriteStream {
-    return new WriteStream(this, options)
+  createWriteStream(options?: WriteStreamOptions): WriteStream {
+    return new WriteStream(this, streamOptions(this.#fd, options))
   }
 
   /**
@@ -512,17 +526,20 @@ export class FileHandle extends EventEmitter {
 
   /** @internal */
   [kCore](): Core {
+    const self = this
     this.#core ??= {
       ctx: this.#ctx,
-      io: this.#io,
+      get io() {
+        return self.#io
+      },
       append: this.#append,
       fd: () => this.#fd,
       ref: () => this.#ref(),
       unref: () => this.#unref(),
       tell: () => this.#serial(() => this.#resolvePos()),
       seek: (pos) => {
-        this.#pos = pos
         this.#posAtEnd = false
+        this.#setPos(pos)
       },
       writeNext: (view) => this.#writeNext(view),
       writeAt: (view, pos) => this.#writeAt(view, pos),
@@ -576,12 +593,60 @@ export class FileHandle extends EventEmitter {
     return p
   }
 
-  async #resolvePos(): Promise<number> {
+  /**
+   * The handle's file position. A descriptor on kaio's engine keeps it in its own offset, as
+   * node's read(2) and write(2) leave it, so that `fs.readSync(fh.fd)`, a child process given
+   * `fh.fd` or a dup of it start where node would leave them: an `lseek` on this thread before
+   * and after each read or write without a position (it never waits on a device; `SEEK_END`
+   * once after an append). The rest (no binding; a stream's `fs` override, whose descriptor
+   * may not be a real one) keep it in `#pos`.
+   */
+  async #resolvePos(syscall = 'read'): Promise<number> {
+    if (this.#kernelPos) {
+      const r = binding!.seek(this.#fd, 0, this.#posAtEnd ? SEEK_END : SEEK_CUR)
+      if (r < 0) throw errnoError(r, syscall)
+      this.#posAtEnd = false
+      return r
+    }
     if (this.#posAtEnd) {
       this.#pos = ((await fstat(this.#fd)) as fs.Stats).size
       this.#posAtEnd = false
     }
     return this.#pos
+  }
+
+  /**
+   * After an O_APPEND write without position the position is the file end: moved there now
+   * on a local file (its size is in memory), on a remote one (whose SEEK_END may ask the
+   * server) at the handle's next call that needs it.
+   */
+  #appended(): void {
+    this.#posAtEnd = true
+    if (!this.#kernelPos) return
+    this.#localFile ??= binding!.cachedFstat(this.#fd, statxScratch) === 0
+    if (this.#localFile && binding!.seek(this.#fd, 0, SEEK_END) >= 0) this.#posAtEnd = false
+  }
+
+  /**
+   * A read or write at the handle's position: `op`, or, where the file refuses positions
+   * though fstat calls it regular (ESPIPE: some /proc files), node's read(2)/write(2) through
+   * node:fs from here on (`again`), as node:fs does for every call without a position.
+   */
+  async #positional<T>(op: () => Promise<T>, again: () => Promise<T>): Promise<T> {
+    try {
+      return await op()
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESPIPE' || !this.#kernelPos || this.#io.direct || !this.#io.seekable) throw e
+      const io = new FsIO(fs as unknown as FsCalls, this.#fd)
+      this.#io = this.#io instanceof WriteOnlyIO ? new WriteOnlyIO(io) : io
+      return again()
+    }
+  }
+
+  /** Moves the position to `pos` (after a read or write that advanced it). */
+  #setPos(pos: number): void {
+    if (this.#kernelPos) binding!.seek(this.#fd, pos, SEEK_SET)
+    else this.#pos = pos
   }
 
   /** A read at the handle's position, which advances by the bytes read. */
@@ -590,8 +655,11 @@ export class FileHandle extends EventEmitter {
     if (!this.#io.seekable) return this.#serial(() => op(CURRENT))
     return this.#serial(async () => {
       const p = await this.#resolvePos()
-      const n = await op(p)
-      this.#pos = p + n
+      const n = await this.#positional(
+        () => op(p),
+        () => op(CURRENT),
+      )
+      if (this.#io.seekable) this.#setPos(p + n)
       return n
     })
   }
@@ -599,7 +667,7 @@ export class FileHandle extends EventEmitter {
   /** A zero-byte write still reaches the kernel (EBADF on a read-only file) but moves nothing. */
   #writeEmpty(pos: number | null): Promise<number> {
     if (!this.#io.seekable) return this.#io.pwrite(EMPTY, pos ?? CURRENT)
-    return this.#ctx.write(EMPTY, this.#fd, pos ?? this.#pos)
+    return this.#ctx.write(EMPTY, this.#fd, pos ?? 0)
   }
 
   #writeNext(view: Uint8Array, signal?: AbortSignal): Promise<number> {
@@ -609,17 +677,20 @@ export class FileHandle extends EventEmitter {
       if (this.#append === 'kernel') {
         // O_APPEND: the kernel writes at the end and leaves the position there.
         const n = await this.#io.pwrite(view, this.#pos)
-        this.#posAtEnd = true
+        this.#appended()
         return n
       }
       if (this.#append === 'emulated') {
         const { pos, n } = await this.#direct().append(view)
-        this.#pos = pos + n
+        this.#setPos(pos + n)
         return n
       }
-      const p = this.#pos
-      const n = await writeRange(this.#io, view, p, signal)
-      this.#pos = p + n
+      const p = await this.#resolvePos('write')
+      const n = await this.#positional(
+        () => writeRange(this.#io, view, p, signal),
+        () => this.#io.pwrite(view, CURRENT),
+      )
+      if (this.#io.seekable) this.#setPos(p + n)
       return n
     })
   }
@@ -642,12 +713,15 @@ export class FileHandle extends EventEmitter {
     return this.#serial(async () => {
       if (this.#append === 'kernel') {
         const n = await this.#io.pwritev(views, this.#pos)
-        this.#posAtEnd = true
+        this.#appended()
         return n
       }
-      const p = this.#pos
-      const n = await this.#io.pwritev(views, p)
-      this.#pos = p + n
+      const p = await this.#resolvePos('write')
+      const n = await this.#positional(
+        () => this.#io.pwritev(views, p),
+        () => this.#io.pwritev(views, CURRENT),
+      )
+      if (this.#io.seekable) this.#setPos(p + n)
       return n
     })
   }
@@ -738,6 +812,8 @@ export class FileHandle extends EventEmitter {
   async readFileInternal(options: Record<string, unknown>): Promise<string | Buffer> {
     const signal = options.signal as AbortSignal | undefined
     const encoding = options.encoding as BufferEncoding | null | undefined
+    // node makes its StringDecoder first: an unknown encoding ('buffer') throws before a read.
+    if (encoding && !Buffer.isEncoding(encoding)) throw codedError(TypeError, 'ERR_UNKNOWN_ENCODING', `Unknown encoding: ${encoding}`)
     checkAborted(signal)
     const st = (await fstat(this.#fd)) as fs.Stats
     checkAborted(signal)
@@ -756,14 +832,17 @@ export class FileHandle extends EventEmitter {
         for (;;) {
           checkAborted(signal)
           const chunk = this.#io.alloc(UNKNOWN_SIZE_CHUNK)
-          const n = await this.#io.pread(chunk, this.#io.seekable ? pos + total : CURRENT)
+          const n = await this.#positional(
+            () => this.#io.pread(chunk, this.#io.seekable ? pos + total : CURRENT),
+            () => this.#io.pread(chunk, CURRENT),
+          )
           if (n === 0) break
           parts.push(chunk.subarray(0, n))
           total += n
         }
         out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, total)
       }
-      this.#pos = pos + out.byteLength
+      if (this.#io.seekable) this.#setPos(pos + out.byteLength)
       return out
     })
     return encoding ? buf.toString(encoding) : buf
@@ -796,6 +875,16 @@ export class FileHandle extends EventEmitter {
       checkAborted(signal)
     }
   }
+}
+
+/**
+ * A handle's stream options as node makes them (`{ ...options, fd: this }`): anything but an
+ * object adds nothing (a string is not an encoding here); a closed handle's fd of -1 is out
+ * of range, thrown at once.
+ */
+function streamOptions<T extends object>(fd: number, options: T | undefined): T {
+  if (fd === -1) throw outOfRange('fd', '>= 0 && <= 2147483647', fd)
+  return { ...options } as T
 }
 
 function invalidState(message: string): Error & { code: string } {

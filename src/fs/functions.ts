@@ -3,7 +3,7 @@
 import * as fs from 'node:fs'
 
 import { Context } from '../context'
-import { codedError, errnoError, invalidArgType, outOfRange } from '../errors'
+import { codedError, errnoError, invalidArgType } from '../errors'
 import type { SystemError } from '../errors'
 import { CHUNK, contextOf, DEPTH, FileHandle, handleFor, kindOf, open, settleAll } from './filehandle'
 import type { OpenOptions, ReadFileOptions, WriteFileData, WriteFileOptions } from './filehandle'
@@ -79,11 +79,13 @@ export async function writeFile(path: PathLike | FileHandle, data: WriteFileData
   const flag = options.flag || 'w'
   const flush = options.flush ?? false
   validateBoolean(flush, 'options.flush')
-  if (path instanceof FileHandle) return path.writeFileInternal(data, options)
-  // The same checks as FileHandle.writeFile, before anything is opened.
-  if (!ArrayBuffer.isView(data) && typeof data !== 'string' && !isIterable(data)) {
-    throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data)
+  // As node, before anything is opened: a string becomes bytes here, so that a bad encoding
+  // ('buffer') throws before the file is truncated.
+  if (!ArrayBuffer.isView(data) && (typeof data === 'string' || !isIterable(data))) {
+    if (typeof data !== 'string') throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data)
+    data = Buffer.from(data, (options.encoding as BufferEncoding | null) || 'utf8')
   }
+  if (path instanceof FileHandle) return path.writeFileInternal(data, options)
   checkAborted(options.signal as AbortSignal | undefined)
   // The whole write as one request on a worker (open, write, fsync if flushing, close: one
   // thread hop where node:fs takes three), for what that request can carry.
@@ -91,11 +93,10 @@ export async function writeFile(path: PathLike | FileHandle, data: WriteFileData
   // Not for a FIFO or device (cachedKind, or the engine's statx when the lookup is not
   // cached): its open may wait for the other end, which node:fs does on libuv's pool, and a
   // kaio worker must finish before its Context can be dropped.
-  if (typeof path === 'string' && flags !== undefined && plainMode(options.mode) && options.signal === undefined && options.direct === undefined && (typeof data === 'string' || ArrayBuffer.isView(data))) {
+  if (typeof path === 'string' && flags !== undefined && plainMode(options.mode) && options.signal === undefined && options.direct === undefined && ArrayBuffer.isView(data)) {
     const context = contextOf(options.context)
     if ((await kindOf(path, flags, context)).kind !== IRREGULAR) {
-      const bytes = typeof data === 'string' ? Buffer.from(data, (options.encoding as BufferEncoding | null) || 'utf8') : data
-      await context.writeFile(path, bytes, { flags, mode: options.mode as number, flush })
+      await context.writeFile(path, data, { flags, mode: options.mode as number, flush })
       return
     }
   }
@@ -141,20 +142,30 @@ export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOption
   const dest = validatePath(destArg, 'dest')
   let mode: unknown = modeOrOptions
   let kaio: OpenOptions = {}
-  if (modeOrOptions !== null && typeof modeOrOptions === 'object') {
+  // kaio's options object only when it names one of kaio's options: any other object is a bad
+  // `mode`, as for node.
+  if (modeOrOptions !== null && typeof modeOrOptions === 'object' && ('context' in modeOrOptions || 'direct' in modeOrOptions)) {
     mode = modeOrOptions.mode
     kaio = kaioOptions(modeOrOptions as Record<string, unknown>)
   }
-  if (mode !== undefined && mode !== null && typeof mode !== 'number') throw invalidArgType('mode', 'of type number', mode)
+  // node's checks, made in its C++ (hence the messages): any finite number, truncated, in 0..7.
+  if (mode !== undefined && mode !== null && typeof mode !== 'number') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'mode must be int32 or null/undefined')
+  if (typeof mode === 'number' && !Number.isFinite(mode)) throw codedError(RangeError, 'ERR_OUT_OF_RANGE', 'mode is out of range')
   const m = typeof mode === 'number' ? Math.trunc(mode) : 0
-  if (typeof mode === 'number' && !(m >= 0 && m <= 7)) throw outOfRange('mode', '>= 0 && <= 7', mode)
+  if (!(m >= 0 && m <= 7)) throw codedError(RangeError, 'ERR_OUT_OF_RANGE', 'mode is out of range: >= 0 && <= 7')
   const { context, direct = false } = kaio
   const ctx = contextOf(context)
   validateBoolean(direct, 'options.direct')
-  // One request on a worker: libuv's copy (FICLONE, copy_file_range), as node:fs's, with one
-  // thread round trip and the bytes copied in the kernel.
-  if (!direct && typeof src === 'string' && typeof dest === 'string' && cachedKind(src, 0) !== IRREGULAR && cachedKind(dest, 0) !== IRREGULAR) {
-    return ctx.copyFile(src, dest, m)
+  if (!direct) {
+    // One request on a worker: libuv's copy (FICLONE, copy_file_range), as node:fs's, with one
+    // thread round trip and the bytes copied in the kernel.
+    if (typeof src === 'string' && typeof dest === 'string' && cachedKind(src, 0) !== IRREGULAR && cachedKind(dest, 0) !== IRREGULAR) {
+      return ctx.copyFile(src, dest, m)
+    }
+    // A FIFO or device as the source (whose open may wait for the other end, on libuv's pool
+    // as node's) or a Buffer path: node:fs's own copy, with its own results (a FIFO copies as
+    // empty: libuv copies the size fstat gives). A device destination takes the copy below.
+    if (typeof dest !== 'string' || cachedKind(dest, 0) !== IRREGULAR) return node.copyFile(src, dest, m)
   }
   // A clone or nothing: only the kernel's FICLONE can do that.
   if (m & COPYFILE_FICLONE_FORCE) return node.copyFile(src, dest, m)
@@ -173,18 +184,19 @@ export async function copyFile(srcArg: PathLike, destArg: PathLike, modeOrOption
           throw e
         })
       : await openFd(dest, dflags | O_WRONLY, st.mode, ctx)
-    // From here on a failure removes the destination, as libuv does (a directory as the
-    // source fails at the first read, EISDIR).
-    created = true
     const dst = (await fstat(dstFd)) as fs.Stats
-    if (dst.dev === st.dev && dst.ino === st.ino) {
-      created = false
-      return
+    if (dst.dev === st.dev && dst.ino === st.ino) return
+    // A regular destination is truncated, given the source's mode, and removed if the copy
+    // fails, as libuv does (a directory as the source fails at the first read, EISDIR). A
+    // device or FIFO is written to and left as it is: libuv would chmod it and, when its
+    // copy then fails (EINVAL into /dev/null), unlink the device node.
+    if (dst.isFile()) {
+      created = true
+      await ftruncate(dstFd, 0)
+      await fchmod(dstFd, st.mode & 0o7777).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EPERM') throw e
+      })
     }
-    await ftruncate(dstFd, 0)
-    await fchmod(dstFd, st.mode & 0o7777).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EPERM') throw e
-    })
     const from: BlockIO = direct ? new DirectIO(ctx, srcFd) : new PlainIO(ctx, srcFd)
     const to: BlockIO = direct ? new DirectIO(ctx, dstFd) : new PlainIO(ctx, dstFd)
     await copyData(from, to)

@@ -112,22 +112,22 @@ function mkdirOptions(options: unknown): { recursive: boolean; mode: number } | 
  * node's MKDirpAsync: makes each missing directory from the first that exists down; resolves
  * the first directory it made, or undefined when `path` already was a directory.
  */
-async function mkdirp(c: Context, path: string, mode: number): Promise<string | undefined> {
+async function mkdirp(c: Context, path: string, mode: number, below = false): Promise<string | undefined> {
   try {
     await c.mkdirat(path, mode)
     return path
   } catch (e) {
     const err = e as NodeJS.ErrnoException
-    if (err.code === 'EEXIST') return existing(c, path, err)
+    if (err.code === 'EEXIST') return existing(c, path, err, below)
     const parent = pathModule.dirname(path)
     if (err.code !== 'ENOENT' || parent === path) throw err
-    const first = await mkdirp(c, parent, mode)
+    const first = await mkdirp(c, parent, mode, true)
     try {
       await c.mkdirat(path, mode)
     } catch (again) {
       // Made meanwhile by someone else: as node, fine if it is a directory.
       if ((again as NodeJS.ErrnoException).code !== 'EEXIST') throw again
-      await existing(c, path, again as NodeJS.ErrnoException)
+      await existing(c, path, again as NodeJS.ErrnoException, below)
     }
     return first ?? path
   }
@@ -136,16 +136,17 @@ async function mkdirp(c: Context, path: string, mode: number): Promise<string | 
 /**
  * mkdir -p met `path` already there: as node's MKDirpAsync, a directory (or a link to one)
  * is done, anything else is EEXIST, and a stat that fails (a dangling link) fails the mkdir
- * with the stat's errno.
+ * with the stat's errno. With directories still to make `below` it, either is ENOTDIR, as
+ * node's.
  */
-async function existing(c: Context, path: string, eexist: NodeJS.ErrnoException): Promise<undefined> {
+async function existing(c: Context, path: string, eexist: NodeJS.ErrnoException, below: boolean): Promise<undefined> {
   const out = new Uint8Array(STATX_SIZE)
   try {
     await c.statx(path, 0, STATX_STATS, out)
   } catch (e) {
-    throw errnoError((e as NodeJS.ErrnoException).errno ?? -2, 'mkdir', path)
+    throw errnoError(below ? -20 : ((e as NodeJS.ErrnoException).errno ?? -2), 'mkdir', path)
   }
-  if ((decodeStatx(out).mode & fs.constants.S_IFMT) !== fs.constants.S_IFDIR) throw eexist
+  if ((decodeStatx(out).mode & fs.constants.S_IFMT) !== fs.constants.S_IFDIR) throw below ? errnoError(-20, 'mkdir', path) : eexist
   return undefined
 }
 

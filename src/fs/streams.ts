@@ -1,7 +1,8 @@
 // ReadStream and WriteStream over a kaio FileHandle: node's fs streams (options, events,
 // positions) with several requests in flight instead of one.
-import { finished, Readable, Writable } from 'node:stream'
+import { addAbortSignal, finished, Readable, Writable } from 'node:stream'
 
+import { codedError } from '../errors'
 import { ALIGN, CURRENT, FsIO } from './io'
 import type { FileHandle } from './filehandle'
 import { kCore } from './internal'
@@ -105,6 +106,20 @@ async function attach(source: Source, att: Attachment | null, stream: Readable |
   return { att: att!, announce: false, owns: false }
 }
 
+/**
+ * The end of a stream's construction, as node's: the callback (which lets buffered writes
+ * and reads go on its next tick), then 'open' and 'ready'. On a tick of its own, not in the
+ * promise reaction that got here: an `await once(stream, 'open')` resumes after those
+ * writes went out, as with node, so a `destroy()` there does not drop them.
+ */
+function constructed(stream: Readable | Writable, callback: (error?: Error | null) => void, announce: boolean): void {
+  callback()
+  if (announce) {
+    stream.emit('open', (stream as { fd?: number | null }).fd)
+    stream.emit('ready')
+  }
+}
+
 /** node's `getValidatedFd`-less initial `fd` of a stream: the descriptor if known, else null. */
 function initialFd(source: Source): number | null {
   if (typeof source === 'function') return null
@@ -139,21 +154,20 @@ export class ReadStream extends Readable {
 
   constructor(source: Source, options?: ReadStreamOptions | BufferEncoding, opening: Opening = {}) {
     const opts = getOptions(options, {}) as ReadStreamOptions
+    // autoClose as node takes it: any value, false only when `false`-ish to Readable's autoDestroy.
     const { start, readAhead = DEFAULT_READ_AHEAD, autoClose = true } = opts
-    let end = opts.end ?? Infinity
+    const end = opts.end === undefined ? Infinity : opts.end
     if (start !== undefined) validateInteger(start, 'start', 0)
     if (end !== Infinity) {
       validateInteger(end, 'end', 0)
       if (start !== undefined && start > end) throw outOfRangeStartEnd(start, end)
     }
     validateInteger(readAhead, 'options.readAhead', 1, 1024)
-    validateBoolean(autoClose, 'options.autoClose')
     super({
       highWaterMark: opts.highWaterMark ?? 64 * 1024,
       encoding: opts.encoding ?? undefined,
       emitClose: opts.emitClose ?? true,
       autoDestroy: autoClose,
-      signal: opts.signal,
     })
     this.fd = initialFd(source)
     this.path = opening.path
@@ -165,6 +179,8 @@ export class ReadStream extends Readable {
     this.#readAhead = readAhead
     this.#source = source
     if (typeof source !== 'function' && !('handle' in source)) this.#att = new Attachment(source, this)
+    // Once the fields exist: an aborted signal destroys the stream at once.
+    if (opts.signal !== undefined) addAbortSignal(opts.signal, this)
   }
 
   /** True while there is no descriptor (`fd === null`), as node's. */
@@ -198,7 +214,8 @@ export class ReadStream extends Readable {
       const a = await attach(this.#source, this.#att, this)
       this.#att = a.att
       this.#owns = a.owns
-      announce = a.announce
+      // Destroyed meanwhile (a signal aborted already): opened and closed, as node's, without 'open'.
+      announce = a.announce && !this.destroyed
       this.fd = a.att.core.fd()
       if (this.start === undefined) {
         this.#followsHandle = true
@@ -207,18 +224,17 @@ export class ReadStream extends Readable {
       } else this.#origin = this.start
       this.#next = this.#origin
     })().then(
-      () => {
-        callback()
-        if (announce) {
-          this.emit('open', this.fd)
-          this.emit('ready')
-        }
-      },
+      () => process.nextTick(constructed, this, callback, announce),
       (e: Error) => callback(e),
     )
   }
 
   override _read(): void {
+    // node's: a read of highWaterMark bytes, nothing to read when that is 0 (the end).
+    if (this.readableHighWaterMark <= 0) {
+      this.push(null)
+      return
+    }
     this.#fill()
     void this.#pump()
   }
@@ -345,6 +361,8 @@ export class WriteStream extends Writable {
   #sequential = false
   #inflight = new Set<Promise<void>>()
   #error: Error | null = null
+  /** A write that landed after destroy(): node's ERR_STREAM_DESTROYED. */
+  #landedLate: Error | null = null
   readonly #writeBehind: number
 
   constructor(source: Source, options?: WriteStreamOptions | BufferEncoding, opening: Opening = {}) {
@@ -354,13 +372,11 @@ export class WriteStream extends Writable {
     validateBoolean(flush, 'options.flush')
     if (start !== undefined) validateInteger(start, 'start', 0)
     validateInteger(writeBehind, 'options.writeBehind', 1, 1024)
-    validateBoolean(autoClose, 'options.autoClose')
     super({
       highWaterMark: opts.highWaterMark,
       decodeStrings: true,
       emitClose: opts.emitClose ?? true,
       autoDestroy: autoClose,
-      signal: opts.signal,
     })
     if (opts.encoding) this.setDefaultEncoding(opts.encoding)
     this.fd = initialFd(source)
@@ -372,6 +388,7 @@ export class WriteStream extends Writable {
     this.#writeBehind = writeBehind
     this.#source = source
     if (typeof source !== 'function' && !('handle' in source)) this.#att = new Attachment(source, this)
+    if (opts.signal !== undefined) addAbortSignal(opts.signal, this)
   }
 
   /** True while there is no descriptor (`fd === null`), as node's. */
@@ -412,7 +429,8 @@ export class WriteStream extends Writable {
       const a = await attach(this.#source, this.#att, this)
       this.#att = a.att
       this.#owns = a.owns
-      announce = a.announce
+      // Destroyed meanwhile (a signal aborted already): opened and closed, as node's, without 'open'.
+      announce = a.announce && !this.destroyed
       this.fd = a.att.core.fd()
       const core = a.att.core
       this.#direct = core.io.direct
@@ -424,13 +442,7 @@ export class WriteStream extends Writable {
         this.#stagePos = await core.tell()
       }
     })().then(
-      () => {
-        callback()
-        if (announce) {
-          this.emit('open', this.fd)
-          this.emit('ready')
-        }
-      },
+      () => process.nextTick(constructed, this, callback, announce),
       (e: Error) => callback(e),
     )
   }
@@ -471,7 +483,12 @@ export class WriteStream extends Writable {
       }
       this.#flush(false)
       await this.#drain()
-    })().then(() => callback(this.#error))
+    })().then(() => {
+      // As node's: a write that lands after destroy() reports the stream destroyed (the data
+      // is in the file), to its callback and as the stream's error.
+      if (!this.#error && this.destroyed) this.#landedLate ??= codedError(Error, 'ERR_STREAM_DESTROYED', 'Cannot call write after a stream was destroyed')
+      callback(this.#error ?? this.#landedLate)
+    })
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -494,7 +511,7 @@ export class WriteStream extends Writable {
       const closing = this.autoClose || this.#owns
       const closeErr = this.#att ? await this.#att.detach(closing) : null
       if (closing) this.fd = null
-      callback(err ?? (closeErr as Error | null))
+      callback(err ?? this.#landedLate ?? (closeErr as Error | null))
     })
   }
 

@@ -109,9 +109,9 @@ export function validateBuffer(value: unknown, name = 'buffer'): ArrayBufferView
 }
 
 export function validateBufferArray(buffers: unknown, name = 'buffers'): ArrayBufferView[] {
-  if (!Array.isArray(buffers)) throw invalidArgType(name, 'an instance of ArrayBufferView[]', buffers)
+  if (!Array.isArray(buffers)) throw invalidArgType(name, 'an ArrayBufferView[]', buffers)
   for (const b of buffers) {
-    if (!ArrayBuffer.isView(b)) throw invalidArgType(name, 'an instance of ArrayBufferView[]', buffers)
+    if (!ArrayBuffer.isView(b)) throw invalidArgType(name, 'an ArrayBufferView[]', buffers)
   }
   return buffers as ArrayBufferView[]
 }
@@ -159,7 +159,7 @@ export function getOptions<T extends object>(options: unknown, defaults: T): T &
   if (options === null || options === undefined || typeof options === 'function') return { ...defaults } as T & Record<string, unknown>
   let opts: Record<string, unknown>
   if (typeof options === 'string') opts = { ...defaults, encoding: options }
-  else if (typeof options !== 'object') throw invalidArgType('options', 'one of type string or Object', options)
+  else if (typeof options !== 'object') throw invalidArgType('options', 'one of type string or object', options)
   else opts = options as Record<string, unknown>
   if (opts.encoding !== 'buffer') assertEncoding(opts.encoding)
   if (opts.signal !== undefined) validateAbortSignal(opts.signal)

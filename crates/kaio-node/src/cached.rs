@@ -43,6 +43,17 @@ pub fn cached_stat(path: String, follow: bool, out: Uint8ArraySlice<'_>) -> i32 
     }
 }
 
+/// `lseek(fd, offset, whence)`: the new offset, or `-errno`. `FileHandle` keeps node's file
+/// position in the descriptor's own offset with it (`SEEK_SET`, `SEEK_CUR`; `SEEK_END` after
+/// an append), so that other users of the descriptor see what node:fs would leave there.
+#[napi]
+pub fn seek(fd: i32, offset: f64, whence: i32) -> f64 {
+    match kaio_core::sys::lseek(fd, offset as i64, whence) {
+        Ok(pos) => pos as f64,
+        Err(e) => -(e as f64),
+    }
+}
+
 /// `fstat` of `fd` into `out` (a `struct statx`) if it is on a local file system: 0 or `-errno`.
 #[napi]
 pub fn cached_fstat(fd: i32, out: Uint8ArraySlice<'_>) -> i32 {

@@ -263,6 +263,18 @@ pub fn linkat(from: &CStr, to: &CStr) -> Result<(), i32> {
     })
 }
 
+/// `lseek(2)`: the descriptor's new file offset. `SEEK_SET` and `SEEK_CUR` only read or set
+/// the open file's offset in memory; nothing waits on a device.
+pub fn lseek(fd: RawFd, offset: i64, whence: i32) -> Result<i64, i32> {
+    // SAFETY: plain syscall on a descriptor number.
+    let r = unsafe { libc::lseek(fd, offset as libc::off_t, whence) };
+    if r < 0 {
+        Err(super::last_errno())
+    } else {
+        Ok(r as i64)
+    }
+}
+
 /// `ftruncate(2)`.
 pub fn ftruncate(fd: RawFd, len: i64) -> Result<(), i32> {
     // SAFETY: plain syscall on a descriptor number.
