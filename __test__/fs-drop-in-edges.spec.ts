@@ -290,3 +290,14 @@ each("a write stream destroyed right after 'open': the write issued before lands
   }
   t.deepEqual(await run('kaio'), await run('node'))
 })
+
+test("a closed FileHandle's methods reject with node's 'file closed' EBADF: code and syscall, no errno", async (t) => {
+  const p = tempPath('x')
+  const shapes = []
+  for (const h of [await kaioPromises.open(p), await fsp.open(p)]) {
+    await h.close()
+    const e = await t.throwsAsync(h.stat())
+    shapes.push({ keys: Object.keys(e as object).sort(), ...shape(e) })
+  }
+  t.deepEqual(shapes[0], shapes[1])
+})

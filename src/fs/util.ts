@@ -214,11 +214,10 @@ export function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason })
 }
 
-/** `EBADF` for an operation on a closed FileHandle, as node:fs ("file closed", syscall = method). */
-export function fileClosedError(syscall: string): Error & { code: string; errno: number; syscall: string } {
-  const err = new Error('file closed') as Error & { code: string; errno: number; syscall: string }
+/** `EBADF` for an operation on a closed FileHandle, as node:fs ("file closed", `code` and `syscall` only, no `errno`). */
+export function fileClosedError(syscall: string): Error & { code: string; syscall: string } {
+  const err = new Error('file closed') as Error & { code: string; syscall: string }
   err.code = 'EBADF'
-  err.errno = -9
   err.syscall = syscall
   return err
 }
