@@ -301,3 +301,144 @@ test("a closed FileHandle's methods reject with node's 'file closed' EBADF: code
   }
   t.deepEqual(shapes[0], shapes[1])
 })
+
+test('a full file system (ENOSPC): fh.write returns the short count and writeFile leaves the written prefix, no hole, on every backend, as node:fs', async (t) => {
+  if (unmet(t, 'setpriv')) return // mounting a small tmpfs needs root
+  const mnt = fresh('tmpfs')
+  fs.mkdirSync(mnt)
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt])
+  try {
+    const A = 0x41
+    const run = async (lib: 'kaio' | 'node', context: kaio.Context): Promise<unknown> => {
+      for (const f of fs.readdirSync(mnt)) fs.rmSync(path.join(mnt, f))
+      fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(1 << 20))
+      const p = path.join(mnt, 'f')
+      const open = (flags: string) => (lib === 'kaio' ? kaio.open(p, flags, 0o666, { context }) : fsp.open(p, flags)) as unknown as Promise<FH>
+      const h = await open('w')
+      const short = await settle(() => (h as unknown as { write(b: Buffer): Promise<{ bytesWritten: number }> }).write(Buffer.alloc(20 << 20, A)).then((r) => r.bytesWritten))
+      await h.close()
+      const afterWrite = fs.statSync(p).size
+      fs.rmSync(p)
+      const chunks = [Buffer.alloc(10 << 20, A), Buffer.alloc(10 << 20, A)]
+      const wf = await settle(() => (lib === 'kaio' ? kaio.writeFile(p, chunks, { context }) : fsp.writeFile(p, chunks)))
+      const data = fs.readFileSync(p)
+      return { short, afterWrite, wf, size: data.length, allA: data.every((b) => b === A) }
+    }
+    for (const impl of backends) {
+      const context = new kaio.Context({ implementation: impl })
+      try {
+        t.deepEqual(await run('kaio', context), await run('node', context), impl)
+      } finally {
+        await context.close()
+      }
+    }
+  } finally {
+    execFileSync('umount', [mnt])
+  }
+})
+
+test("readFile sees an abort made just after the call; stat's throwIfNoEntry; a closed handle to writeFile; symlink's type; numeric flags that are no int32; async functions: as this Node's node:fs", async (t) => {
+  const p = tempPath('hello')
+  const both = async (fn: (m: typeof fsp) => Promise<unknown>): Promise<void> => {
+    const k = await settle(() => fn(kaioPromises as unknown as typeof fsp))
+    const n = await settle(() => fn(fsp))
+    t.deepEqual(JSON.parse(JSON.stringify(k).replaceAll('-kaio', '')), JSON.parse(JSON.stringify(n).replaceAll('-node', '')))
+  }
+  await both((m) => {
+    const ac = new AbortController()
+    const r = m.readFile(p, { signal: ac.signal })
+    ac.abort()
+    return r.then((b) => b.length)
+  })
+  for (const q of ['/nonexistent-dir/x', `${p}/below-a-file`]) {
+    await both((m) => m.stat(q, { throwIfNoEntry: false } as never).then((s) => s === undefined))
+    await both((m) => m.lstat(q, { throwIfNoEntry: false } as never).then((s) => s === undefined))
+  }
+  for (const fn of ['writeFile', 'appendFile'] as const) {
+    await both(async (m) => {
+      const h = await m.open(p, 'r+')
+      await h.close()
+      return m[fn](h, 'x')
+    })
+  }
+  let links = 0
+  for (const type of [5, {}, 'dir', null]) await both((m) => m.symlink('target', `${p}-link-${links++}-${m === fsp ? 'node' : 'kaio'}`, type as never))
+  for (const flags of [0.5, NaN, Infinity, -0.5, 2 ** 32]) {
+    await both((m) => m.open(p, flags).then((h) => h.close()))
+    await both((m) => m.readFile(p, { flag: flags as never }).then((b) => b.length))
+  }
+  for (const name of ['open', 'readFile', 'writeFile', 'appendFile', 'copyFile', 'stat', 'mkdir'] as const) {
+    const { isAsyncFunction } = (await import('node:util')).types
+    t.is(isAsyncFunction(kaioPromises[name]), isAsyncFunction(fsp[name]), name)
+  }
+})
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+each("streams over a handle or descriptor share its position with the handle's own calls, and the handle's close() ends them, as node's", async (t, context) => {
+  const run = async (lib: 'kaio' | 'node'): Promise<unknown[]> => {
+    const open = (p: string, flags: string) => (lib === 'kaio' ? kaio.open(p, flags, 0o666, { context }) : fsp.open(p, flags)) as unknown as Promise<FH>
+    const cws = (o: object) => (lib === 'kaio' ? kaio.createWriteStream(null, { ...o, context }) : fs.createWriteStream(null as never, o))
+    const out: unknown[] = []
+    // The handle's close() while a write stream has buffered writes: all land, then it closes.
+    let f = fresh(lib)
+    let fh = await open(f, 'w')
+    const s = fh.createWriteStream({ highWaterMark: 4 })
+    const cbs: string[] = []
+    for (let i = 0; i < 10; i++) s.write(`chunk${i};`, (e) => cbs.push(String((e as NodeJS.ErrnoException | null | undefined)?.code ?? 'ok')))
+    await fh.close()
+    await sleep(50)
+    out.push(fs.readFileSync(f, 'utf8'), cbs.join(','))
+    // A stream without start, then the handle's write, then the stream again: in that order.
+    f = fresh(lib)
+    fh = await open(f, 'w')
+    const w = fh.createWriteStream()
+    w.write('AAAA')
+    await sleep(30)
+    await fh.write('XX')
+    w.end('BB')
+    await once(w, 'close')
+    out.push(fs.readFileSync(f, 'utf8'))
+    // Two streams on one descriptor, and a writeSync between.
+    f = fresh(lib)
+    const fd = fs.openSync(f, 'w')
+    const a = cws({ fd, autoClose: false })
+    a.write('AAAA')
+    await sleep(20)
+    fs.writeSync(fd, 'XX')
+    a.end('aa')
+    await once(a, 'finish')
+    const b = cws({ fd, autoClose: false })
+    b.end('BB')
+    await once(b, 'finish')
+    fs.closeSync(fd)
+    out.push(fs.readFileSync(f, 'utf8'))
+    // A read stream paused while the handle reads: nothing is delivered twice.
+    f = fresh(lib)
+    fs.writeFileSync(f, 'abcdefghijklmnop')
+    fh = await open(f, 'r')
+    const r = fh.createReadStream({ highWaterMark: 4, autoClose: false, encoding: 'latin1' })
+    const seen: string[] = []
+    await new Promise<void>((resolve) => {
+      r.once('data', (d: string) => {
+        seen.push(`s:${d}`)
+        r.pause()
+        const buf = Buffer.alloc(4)
+        void fh.read(buf, 0, 4, null).then(() => {
+          seen.push(`r:${buf.toString('latin1')}`)
+          r.on('data', (c: string) => seen.push(`s:${c}`))
+          r.resume()
+        })
+      })
+      r.on('end', () => resolve())
+    })
+    out.push(seen.join(' '))
+    // destroy() closes the handle even with autoClose: false.
+    const rs = fh.createReadStream({ autoClose: false })
+    rs.destroy()
+    await once(rs, 'close')
+    out.push(fh.fd, (rs as unknown as { fd: unknown }).fd)
+    return out
+  }
+  t.deepEqual(await run('kaio'), await run('node'))
+})

@@ -21,7 +21,8 @@ const node: Readonly<Record<string, unknown>> = Object.freeze({ ...nodePromises 
  */
 function orNode<F extends (target: never, ...rest: never[]) => Promise<unknown>>(name: string, kaio: F): F {
   const fallback = node[name] as (...args: unknown[]) => Promise<unknown>
-  const fn = function (this: unknown, target: unknown, ...rest: unknown[]): Promise<unknown> {
+  // An async function, as node's (util.types.isAsyncFunction, no `new`).
+  const fn = async function (this: unknown, target: unknown, ...rest: unknown[]): Promise<unknown> {
     const theirs = typeof target === 'object' && target !== null && !(target instanceof FileHandle) && !(target instanceof URL) && !ArrayBuffer.isView(target)
     return theirs ? fallback(target, ...rest) : (kaio as unknown as (...args: unknown[]) => Promise<unknown>)(target, ...rest)
   }

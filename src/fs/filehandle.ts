@@ -186,22 +186,46 @@ export async function readRange(io: BlockIO, buf: Uint8Array, want: number, pos:
   return Math.min(want, eof)
 }
 
-/** Writes `view` at `pos` with up to DEPTH chunks in flight. */
+/**
+ * Writes `view` at `pos` in CHUNK pieces: the bytes written from `pos` on without a gap, short
+ * (as one write(2) is) when a piece failed after some were written (ENOSPC), the error when
+ * none was. Buffered, one piece at a time: the kernel runs a file's buffered writes one by one
+ * anyway (4 in flight measured no faster), and a failure then leaves exactly that prefix, as
+ * node's, never a hole with later pieces written past it. O_DIRECT keeps DEPTH in flight.
+ */
 export async function writeRange(io: BlockIO, view: Uint8Array, pos: number, signal?: AbortSignal): Promise<number> {
   if (view.byteLength <= CHUNK) return io.pwrite(view, pos)
+  const pieces = Math.ceil(view.byteLength / CHUNK)
+  const written = new Array<number>(pieces).fill(0)
   let next = 0
+  let stop = false
+  let failure: unknown
   const worker = async (): Promise<void> => {
-    for (;;) {
+    while (!stop) {
       const off = next
       if (off >= view.byteLength) return
       next += CHUNK
       // As node's writeFile: the signal is checked between chunks (the caller checked before the first).
       if (off > 0) checkAborted(signal)
-      await io.pwrite(view.subarray(off, Math.min(off + CHUNK, view.byteLength)), pos + off)
+      const piece = view.subarray(off, Math.min(off + CHUNK, view.byteLength))
+      try {
+        written[off / CHUNK] = await io.pwrite(piece, pos + off)
+      } catch (e) {
+        failure ??= e
+        stop = true
+        return
+      }
+      if (written[off / CHUNK]! < piece.byteLength) stop = true
     }
   }
-  await settleAll(Array.from({ length: DEPTH }, worker))
-  return view.byteLength
+  await settleAll(Array.from({ length: io.direct ? DEPTH : 1 }, worker))
+  let done = 0
+  for (let i = 0; i < pieces; i++) {
+    done += written[i]!
+    if (written[i]! < Math.min(CHUNK, view.byteLength - i * CHUNK)) break
+  }
+  if (done === 0 && failure !== undefined) throw failure
+  return done
 }
 
 /** Like Promise.all, but waits for every promise (no request outlives the call) before rejecting. */
@@ -292,7 +316,7 @@ export class FileHandle extends EventEmitter {
       const pos = positionOrNull(position)
       // node:fs passes an empty list to preadv(2), which refuses it.
       if (views.length === 0) throw errnoError(-22, 'read')
-      const bytesRead = pos === null ? await this.#readNext((p) => this.#io.preadv(views, p)) : await this.#io.preadv(views, pos)
+      const bytesRead = pos === null ? await this.#readNext((p) => this.#io.preadv(views, p), views.reduce((n, v) => n + v.byteLength, 0)) : await this.#io.preadv(views, pos)
       return { __proto__: null, bytesRead, buffers } as unknown as { bytesRead: number; buffers: T }
     })
   }
@@ -541,6 +565,7 @@ export class FileHandle extends EventEmitter {
         this.#posAtEnd = false
         this.#setPos(pos)
       },
+      offset: () => this.#posNow(),
       writeNext: (view) => this.#writeNext(view),
       writeAt: (view, pos) => this.#writeAt(view, pos),
     }
@@ -602,12 +627,23 @@ export class FileHandle extends EventEmitter {
    * may not be a real one) keep it in `#pos`.
    */
   async #resolvePos(syscall = 'read'): Promise<number> {
-    if (this.#kernelPos) {
-      const r = binding!.seek(this.#fd, 0, this.#posAtEnd ? SEEK_END : SEEK_CUR)
-      if (r < 0) throw errnoError(r, syscall)
-      this.#posAtEnd = false
-      return r
-    }
+    if (this.#kernelPos) return this.#kernelOffset(syscall)
+    return this.#jsPos()
+  }
+
+  /** #resolvePos without a wait where the descriptor holds the position: a stream checking it next sees this call's claim. */
+  #startPos(syscall: string): number | Promise<number> {
+    return this.#kernelPos ? this.#kernelOffset(syscall) : this.#jsPos()
+  }
+
+  #kernelOffset(syscall: string): number {
+    const r = binding!.seek(this.#fd, 0, this.#posAtEnd ? SEEK_END : SEEK_CUR)
+    if (r < 0) throw errnoError(r, syscall)
+    this.#posAtEnd = false
+    return r
+  }
+
+  async #jsPos(): Promise<number> {
     if (this.#posAtEnd) {
       this.#pos = ((await fstat(this.#fd)) as fs.Stats).size
       this.#posAtEnd = false
@@ -650,18 +686,46 @@ export class FileHandle extends EventEmitter {
   }
 
   /** A read at the handle's position, which advances by the bytes read. */
-  #readNext(op: (pos: number) => Promise<number>): Promise<number> {
+  #readNext(op: (pos: number) => Promise<number>, len: number): Promise<number> {
     // No position to keep: node's read(2) at the descriptor's own position, in call order.
     if (!this.#io.seekable) return this.#serial(() => op(CURRENT))
     return this.#serial(async () => {
-      const p = await this.#resolvePos()
-      const n = await this.#positional(
-        () => op(p),
-        () => op(CURRENT),
+      const start = this.#startPos('read')
+      const p = typeof start === 'number' ? start : await start
+      return this.#claimed(p, len, () =>
+        this.#positional(
+          () => op(p),
+          () => op(CURRENT),
+        ),
       )
-      if (this.#io.seekable) this.#setPos(p + n)
-      return n
     })
+  }
+
+  /**
+   * Runs a read or write of up to `len` bytes at position `p` with the range claimed first:
+   * the position moves to `p + len` before the I/O (as read(2)/write(2) move the offset in
+   * one step), so that a stream sharing the position, checking it meanwhile, goes after this
+   * call instead of delivering or overwriting its bytes; then back to where the call ended
+   * (a short count, an error) if nobody moved it since.
+   */
+  async #claimed(p: number, len: number, op: () => Promise<number>): Promise<number> {
+    this.#setPos(p + len)
+    let n: number
+    try {
+      n = await op()
+    } catch (e) {
+      if (this.#io.seekable && this.#posNow() === p + len) this.#setPos(p)
+      throw e
+    }
+    if (this.#io.seekable && n < len && this.#posNow() === p + len) this.#setPos(p + n)
+    return n
+  }
+
+  /** The position now, on this thread (see Core.offset). */
+  #posNow(): number {
+    if (!this.#kernelPos || this.#posAtEnd) return this.#pos
+    const r = binding!.seek(this.#fd, 0, SEEK_CUR)
+    return r < 0 ? this.#pos : r
   }
 
   /** A zero-byte write still reaches the kernel (EBADF on a read-only file) but moves nothing. */
@@ -685,13 +749,14 @@ export class FileHandle extends EventEmitter {
         this.#setPos(pos + n)
         return n
       }
-      const p = await this.#resolvePos('write')
-      const n = await this.#positional(
-        () => writeRange(this.#io, view, p, signal),
-        () => this.#io.pwrite(view, CURRENT),
+      const start = this.#startPos('write')
+      const p = typeof start === 'number' ? start : await start
+      return this.#claimed(p, view.byteLength, () =>
+        this.#positional(
+          () => writeRange(this.#io, view, p, signal),
+          () => this.#io.pwrite(view, CURRENT),
+        ),
       )
-      if (this.#io.seekable) this.#setPos(p + n)
-      return n
     })
   }
 
@@ -716,13 +781,14 @@ export class FileHandle extends EventEmitter {
         this.#appended()
         return n
       }
-      const p = await this.#resolvePos('write')
-      const n = await this.#positional(
-        () => this.#io.pwritev(views, p),
-        () => this.#io.pwritev(views, CURRENT),
+      const start = this.#startPos('write')
+      const p = typeof start === 'number' ? start : await start
+      return this.#claimed(p, views.reduce((n, v) => n + v.byteLength, 0), () =>
+        this.#positional(
+          () => this.#io.pwritev(views, p),
+          () => this.#io.pwritev(views, CURRENT),
+        ),
       )
-      if (this.#io.seekable) this.#setPos(p + n)
-      return n
     })
   }
 
@@ -773,7 +839,7 @@ export class FileHandle extends EventEmitter {
     validateOffsetLengthRead(offset as number, length as number, buffer.byteLength)
     const pos = early !== undefined ? early : NODE_MAJOR >= 22 ? readPosition(position, length as number) : positionOrNull(position)
     const view = bytesOf(buffer, offset as number, length as number)
-    const bytesRead = pos === null ? await this.#readNext((p) => this.#io.pread(view, p)) : await this.#io.pread(view, pos)
+    const bytesRead = pos === null ? await this.#readNext((p) => this.#io.pread(view, p), view.byteLength) : await this.#io.pread(view, pos)
     return { __proto__: null, bytesRead, buffer } as FileReadResult<ArrayBufferView>
   }
 
@@ -865,14 +931,23 @@ export class FileHandle extends EventEmitter {
   async writeData(data: ArrayBufferView | Iterable<unknown> | AsyncIterable<unknown>, signal: AbortSignal | undefined, encoding: BufferEncoding | null | undefined): Promise<void> {
     checkAborted(signal)
     if (ArrayBuffer.isView(data)) {
-      if (data.byteLength > 0) await this.#writeNext(bytesOf(data), signal)
+      await this.#writeAll(bytesOf(data), signal)
       return
     }
     for await (const chunk of data as AsyncIterable<unknown>) {
       checkAborted(signal)
       const bytes = ArrayBuffer.isView(chunk) ? bytesOf(chunk) : Buffer.from(chunk as string, encoding || 'utf8')
-      if (bytes.byteLength > 0) await this.#writeNext(bytes)
+      await this.#writeAll(bytes)
       checkAborted(signal)
+    }
+  }
+
+  /** All of `view` at the position, as node's writeFile loop: after a short write the rest is written (or fails: ENOSPC). */
+  async #writeAll(view: Uint8Array, signal?: AbortSignal): Promise<void> {
+    while (view.byteLength > 0) {
+      const n = await this.#writeNext(view, signal)
+      if (n <= 0) return
+      view = view.subarray(n)
     }
   }
 }
@@ -914,7 +989,7 @@ export async function open(path: PathLike, flags: string | number = 'r', mode: f
   const { ctx, direct: wantDirect } = validateOpenOptions(options)
   const num = flagsToNumber(flags)
   // Flags we cannot read go to node:fs unchanged, so that it reports them (after the path).
-  if (num === undefined) return openWith(path, flags, mode, ctx, false, false)
+  if (num === undefined) return handleFor(await nodeOpenFd(path, flags, mode), ctx, false)
   const direct = wantDirect || (num & O_DIRECT) !== 0
   return openWith(path, num, mode, ctx, direct, (num & O_APPEND) !== 0)
 }

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs'
 
 import { Context } from '../context'
-import { codedError, errnoError, invalidArgType } from '../errors'
+import { codedError, errnoError, invalidArgType, outOfRange } from '../errors'
 import type { SystemError } from '../errors'
 import { CHUNK, contextOf, DEPTH, FileHandle, handleFor, kindOf, open, settleAll } from './filehandle'
 import type { OpenOptions, ReadFileOptions, WriteFileData, WriteFileOptions } from './filehandle'
@@ -13,7 +13,7 @@ import { cachedKind, cachedReadFile, fastAllowed, IRREGULAR } from './cached'
 import { call, closeFd, defaultContext, fchmod, fstat, ftruncate, openFd } from './sys'
 import { DirectIO, FsIO, PlainIO } from './io'
 import type { BlockIO, FsCalls } from './io'
-import { checkAborted, flagsToNumber, getOptions, plainMode, validateBoolean, validateInt32, validatePath } from './util'
+import { checkAborted, flagsToNumber, getOptions, NODE_MAJOR, plainMode, validateBoolean, validateInt32, validatePath } from './util'
 import type { PathLike } from './util'
 
 const { O_RDONLY, O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_DIRECT, COPYFILE_EXCL, COPYFILE_FICLONE_FORCE } = fs.constants
@@ -62,7 +62,9 @@ export async function readFile(path: unknown, optionsArg?: unknown): Promise<str
   if (path instanceof FileHandle) return path.readFileInternal(options)
   checkAborted(options.signal as AbortSignal | undefined)
   // The cached fast path: a small file read whole on this thread when nothing would wait.
-  if (typeof path === 'string' && (flag === 'r' || (flag as unknown) === O_RDONLY) && options.direct === undefined && fastAllowed()) {
+  // Not with a signal: node's readFile sees an abort made just after the call (its checks
+  // come after each of its steps), which a read done in the call itself could not.
+  if (typeof path === 'string' && (flag === 'r' || (flag as unknown) === O_RDONLY) && options.direct === undefined && options.signal === undefined && fastAllowed()) {
     const buf = cachedReadFile(path)
     if (buf !== undefined) {
       const encoding = options.encoding as BufferEncoding | null | undefined
@@ -85,7 +87,11 @@ export async function writeFile(path: PathLike | FileHandle, data: WriteFileData
     if (typeof data !== 'string') throw invalidArgType('data', 'of type string or an instance of Buffer, TypedArray, or DataView', data)
     data = Buffer.from(data, (options.encoding as BufferEncoding | null) || 'utf8')
   }
-  if (path instanceof FileHandle) return path.writeFileInternal(data, options)
+  if (path instanceof FileHandle) {
+    // Node 22 on: a closed handle's fd (-1) is refused as out of range, before any write.
+    if (NODE_MAJOR >= 22 && path.fd === -1) throw outOfRange('fd', '>= 0 && <= 2147483647', -1)
+    return path.writeFileInternal(data, options)
+  }
   checkAborted(options.signal as AbortSignal | undefined)
   // The whole write as one request on a worker (open, write, fsync if flushing, close: one
   // thread hop where node:fs takes three), for what that request can carry.

@@ -20,6 +20,12 @@ export interface Core {
   tell(): Promise<number>
   /** Sets the handle's file position. */
   seek(pos: number): void
+  /**
+   * The file position now, on this thread (the descriptor's offset, with nothing queued
+   * before it): what a stream sharing the position compares with what it last set, to see
+   * another user of the descriptor move it.
+   */
+  offset(): number
   /** Writes at the handle's position (or at the end, in append mode) and advances it. */
   writeNext(view: Uint8Array): Promise<number>
   /** Writes at `pos` (append mode: at the end, as Linux does with O_APPEND). */

@@ -13,7 +13,7 @@ import { decodeStatx, STATX_SIZE, STATX_STATS, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW
 import { cachedStat, fastAllowed, toStats } from './cached'
 import { open } from './filehandle'
 import { defaultContext, ftruncate } from './sys'
-import { plainMode } from './util'
+import { NODE_MAJOR, plainMode } from './util'
 
 type Fn = (...args: never[]) => Promise<unknown>
 const nodeFsp = fs.promises
@@ -55,14 +55,26 @@ function wantsBigint(options: unknown): boolean {
  */
 function statCall(name: 'stat' | 'lstat', follow: boolean): typeof fs.promises.stat {
   const fallback = node[name]
-  return named(name, async (path: unknown, options?: unknown): Promise<fs.Stats> => {
-    // null options: node's own TypeError, from node.
-    if (!plain(path) || wantsBigint(options)) return fallback(path as string, options as { bigint: false })
+  // Node 24's stat takes `throwIfNoEntry: false`: undefined for ENOENT and ENOTDIR.
+  const mayBeAbsent = name === 'stat' && NODE_MAJOR >= 24
+  const statOf = async (path: string): Promise<fs.Stats> => {
     const st = fastAllowed() ? cachedStat(path, follow) : undefined
     if (st !== undefined) return st
     const out = new Uint8Array(STATX_SIZE)
     await ctx().statx(path, follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_STATS, out)
     return toStats(decodeStatx(out))
+  }
+  return named(name, async (path: unknown, options?: unknown): Promise<fs.Stats | undefined> => {
+    // null options: node's own TypeError, from node.
+    if (!plain(path) || wantsBigint(options)) return fallback(path as string, options as { bigint: false })
+    if (!mayBeAbsent || (options as { throwIfNoEntry?: unknown } | undefined)?.throwIfNoEntry !== false) return statOf(path)
+    try {
+      return await statOf(path)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+      throw e
+    }
   }) as unknown as typeof fs.promises.stat
 }
 
@@ -93,8 +105,9 @@ export const link = named('link', async (existingPath: fs.PathLike, newPath: fs.
 const SYMLINK_TYPES = new Set(['dir', 'file', 'junction'])
 
 export const symlink = named('symlink', async (target: fs.PathLike, path: fs.PathLike, type?: string | null): Promise<void> => {
-  // A type node:fs refuses (ERR_FS_INVALID_SYMLINK_TYPE) is refused by node:fs; Linux ignores the rest.
-  if (!plain(target) || !plain(path) || (typeof type === 'string' && !SYMLINK_TYPES.has(type))) return node.symlink(target, path, type)
+  // A type node:fs refuses (a string it does not know; on Node 24 anything but a string, null
+  // or undefined) is refused by node:fs; Linux ignores the rest.
+  if (!plain(target) || !plain(path) || (type !== undefined && type !== null && !(typeof type === 'string' && SYMLINK_TYPES.has(type)))) return node.symlink(target, path, type)
   return ctx().symlinkat(target, path)
 })
 

@@ -72,7 +72,9 @@ class Attachment {
   ) {
     this.core = handle[kCore]()
     this.core.ref()
-    this.#onClose = () => stream.destroy()
+    // As node's: the handle's 'close' (emitted when close() is called) closes the stream, which
+    // for a write stream is an end: data written before is written, then the handle closes.
+    this.#onClose = () => (stream as unknown as { close(): void }).close()
     handle.on('close', this.#onClose)
   }
 
@@ -98,12 +100,12 @@ interface PendingRead {
   len: number
 }
 
-/** Opens a stream's Source: the handle, whether 'open' is to be emitted, whether destroy closes it. */
-async function attach(source: Source, att: Attachment | null, stream: Readable | Writable): Promise<{ att: Attachment; announce: boolean; owns: boolean }> {
-  if (typeof source === 'function') return { att: new Attachment(await source(), stream), announce: true, owns: true }
-  if ('handle' in source) return { att: new Attachment(await source.handle(), stream), announce: false, owns: true }
-  // A FileHandle: attached on construction (its 'close' destroys the stream from then on).
-  return { att: att!, announce: false, owns: false }
+/** Opens a stream's Source: the handle, and whether 'open' is to be emitted. */
+async function attach(source: Source, att: Attachment | null, stream: Readable | Writable): Promise<{ att: Attachment; announce: boolean }> {
+  if (typeof source === 'function') return { att: new Attachment(await source(), stream), announce: true }
+  if ('handle' in source) return { att: new Attachment(await source.handle(), stream), announce: false }
+  // A FileHandle: attached on construction (its 'close' closes the stream from then on).
+  return { att: att!, announce: false }
 }
 
 /**
@@ -139,10 +141,10 @@ export class ReadStream extends Readable {
   readonly end: number
   #source: Source
   #att: Attachment | null = null
-  #owns = false
   #next = 0
   #origin = 0
   #followsHandle = false
+  #abortedAtStart = false
   #stop: number
   #queue: PendingRead[] = []
   #inflight = new Set<Promise<unknown>>()
@@ -180,6 +182,7 @@ export class ReadStream extends Readable {
     this.#source = source
     if (typeof source !== 'function' && !('handle' in source)) this.#att = new Attachment(source, this)
     // Once the fields exist: an aborted signal destroys the stream at once.
+    this.#abortedAtStart = opts.signal?.aborted === true
     if (opts.signal !== undefined) addAbortSignal(opts.signal, this)
   }
 
@@ -213,9 +216,8 @@ export class ReadStream extends Readable {
     void (async () => {
       const a = await attach(this.#source, this.#att, this)
       this.#att = a.att
-      this.#owns = a.owns
-      // Destroyed meanwhile (a signal aborted already): opened and closed, as node's, without 'open'.
-      announce = a.announce && !this.destroyed
+      // A signal aborted at construction: opened and closed, without 'open' before 'close', as node's.
+      announce = a.announce && !this.#abortedAtStart
       this.fd = a.att.core.fd()
       if (this.start === undefined) {
         this.#followsHandle = true
@@ -282,6 +284,20 @@ export class ReadStream extends Readable {
           return
         }
         if (this.destroyed) return
+        const core = this.#att!.core
+        if (this.#followsHandle && core.io.seekable) {
+          const now = core.offset()
+          if (now !== this.#origin + this.bytesRead) {
+            // Another user of the shared position moved it (fh.read(), fs.readSync(fd)): what
+            // was read ahead is not where the descriptor now is. Go on from there, as node's
+            // next read(2) would; nothing is delivered twice.
+            this.#queue.length = 0
+            this.#origin = now - this.bytesRead
+            this.#next = now
+            this.#fill()
+            continue
+          }
+        }
         this.#queue.shift()
         if (n === 0) {
           // Only a read of nothing is the end of the file (node's rule): a short read is not.
@@ -312,7 +328,8 @@ export class ReadStream extends Readable {
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     // The descriptor stays open until every read in flight has landed.
     void Promise.all([...this.#inflight]).then(async () => {
-      const closing = this.autoClose || this.#owns
+      // node's _destroy closes the descriptor (or FileHandle) whatever autoClose says.
+      const closing = true
       const closeErr = this.#att ? await this.#att.detach(closing) : null
       if (closing) this.fd = null
       callback(err ?? (closeErr as Error | null))
@@ -346,7 +363,6 @@ export class WriteStream extends Writable {
   readonly flush: boolean
   #source: Source
   #att: Attachment | null = null
-  #owns = false
   #direct = false
   #stageSize = STAGE_PLAIN
   #stage: Buffer | null = null
@@ -357,6 +373,7 @@ export class WriteStream extends Writable {
   /** Bytes accepted so far (node advances `pos` when a write is issued). */
   #accepted = 0
   #followsHandle = false
+  #abortedAtStart = false
   /** No position to write at (a FIFO, a socket) and no `start`: write(2) in order. */
   #sequential = false
   #inflight = new Set<Promise<void>>()
@@ -388,6 +405,7 @@ export class WriteStream extends Writable {
     this.#writeBehind = writeBehind
     this.#source = source
     if (typeof source !== 'function' && !('handle' in source)) this.#att = new Attachment(source, this)
+    this.#abortedAtStart = opts.signal?.aborted === true
     if (opts.signal !== undefined) addAbortSignal(opts.signal, this)
   }
 
@@ -428,9 +446,8 @@ export class WriteStream extends Writable {
     void (async () => {
       const a = await attach(this.#source, this.#att, this)
       this.#att = a.att
-      this.#owns = a.owns
-      // Destroyed meanwhile (a signal aborted already): opened and closed, as node's, without 'open'.
-      announce = a.announce && !this.destroyed
+      // A signal aborted at construction: opened and closed, without 'open' before 'close', as node's.
+      announce = a.announce && !this.#abortedAtStart
       this.fd = a.att.core.fd()
       const core = a.att.core
       this.#direct = core.io.direct
@@ -508,7 +525,8 @@ export class WriteStream extends Writable {
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     void this.#drain().then(async () => {
-      const closing = this.autoClose || this.#owns
+      // node's _destroy closes the descriptor (or FileHandle) whatever autoClose says.
+      const closing = true
       const closeErr = this.#att ? await this.#att.detach(closing) : null
       if (closing) this.fd = null
       callback(err ?? this.#landedLate ?? (closeErr as Error | null))
@@ -531,8 +549,8 @@ export class WriteStream extends Writable {
     const pos = this.#stagePos
     const fill = this.#fill
     const fresh = fill - this.#counted
-    this.#issue(stage.subarray(0, fill), pos, fresh)
-    const end = pos + fill
+    const at = this.#issue(stage.subarray(0, fill), pos, fresh)
+    const end = at + fill
     const keepFrom = Math.max(pos, alignDown(end, ALIGN))
     // (Not in append mode: there every write lands at the end, so nothing is rewritten.)
     if (this.#direct && !final && keepFrom < end && this.#att!.core.append === 'none') {
@@ -551,14 +569,20 @@ export class WriteStream extends Writable {
     }
   }
 
-  #issue(view: Buffer, pos: number, fresh: number): void {
+  /** Starts the write of `view` at `pos` (or where the shared position now is); returns where. */
+  #issue(view: Buffer, pos: number, fresh: number): number {
     const core = this.#att!.core
     let op: Promise<number>
+    let at = pos
     if (this.#sequential || (core.append !== 'none' && this.start === undefined)) op = core.writeNext(view)
     else if (core.append !== 'none') op = core.writeAt(view, pos)
     else {
-      op = core.io.pwrite(view, pos)
-      if (this.#followsHandle) core.seek(pos + view.byteLength)
+      // Without `start`, a stream writes where the descriptor's offset is, as node's write(2)
+      // at position null: another writer of the handle or descriptor (fh.write(),
+      // fs.writeSync(fd), a second stream) moved it, and this write goes after theirs.
+      if (this.#followsHandle && !this.#direct) at = core.offset()
+      op = core.io.pwrite(view, at)
+      if (this.#followsHandle) core.seek(at + view.byteLength)
     }
     const tracked: Promise<void> = op.then(
       () => {
@@ -570,6 +594,7 @@ export class WriteStream extends Writable {
     )
     this.#inflight.add(tracked)
     void tracked.then(() => this.#inflight.delete(tracked))
+    return at
   }
 }
 
