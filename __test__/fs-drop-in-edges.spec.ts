@@ -442,3 +442,21 @@ each("streams over a handle or descriptor share its position with the handle's o
   }
   t.deepEqual(await run('kaio'), await run('node'))
 })
+
+each('a stream given a descriptor that is not open: EBADF from the first read or write, then the close error, as node\'s', async (t, context) => {
+  // A descriptor number far above anything this process has open.
+  const fd = 1_000_003
+  const run = async (lib: 'kaio' | 'node'): Promise<string[]> => {
+    const rs = lib === 'kaio' ? kaio.createReadStream(null, { fd, context }) : fs.createReadStream(null as never, { fd })
+    const ws = lib === 'kaio' ? kaio.createWriteStream(null, { fd: fd + 1, context }) : fs.createWriteStream(null as never, { fd: fd + 1 })
+    const seen: string[] = []
+    const log = (tag: string) => (e: NodeJS.ErrnoException | null | undefined) => seen.push(`${tag} ${String(e?.code)} ${String(e?.syscall)}`)
+    rs.on('error', log('read stream error'))
+    ws.on('error', log('write stream error'))
+    ws.write('x', log('write callback'))
+    rs.resume()
+    await Promise.all([rs as Readable, ws as Writable].map((s) => new Promise<void>((r) => (s as Readable).on('close', () => r()))))
+    return seen.sort()
+  }
+  t.deepEqual(await run('kaio'), await run('node'))
+})

@@ -560,7 +560,7 @@ export class FileHandle extends EventEmitter {
       fd: () => this.#fd,
       ref: () => this.#ref(),
       unref: () => this.#unref(),
-      tell: () => this.#serial(() => this.#resolvePos()),
+      tell: (syscall = 'read') => this.#serial(() => this.#resolvePos(syscall)),
       seek: (pos) => {
         this.#posAtEnd = false
         this.#setPos(pos)
@@ -1009,8 +1009,13 @@ export async function handleFor(fd: number, ctx: Context, append: boolean, setup
   try {
     stream = await positionless(fd)
   } catch (e) {
-    if (setup.owned !== false) await (setup.close ?? closeFd)(fd).catch(() => {})
-    throw e
+    // A descriptor someone gave us (a stream's `fd`) that is not open: as node's, the first
+    // read or write reports it (EBADF, syscall read/write), then the close.
+    if (setup.owned === false && (e as NodeJS.ErrnoException).code === 'EBADF') stream = false
+    else {
+      if (setup.owned !== false) await (setup.close ?? closeFd)(fd).catch(() => {})
+      throw e
+    }
   }
   const io = stream ? new FsIO(calls, fd) : undefined
   return new FileHandle(fd, ctx, false, append ? 'kernel' : 'none', false, { ...setup, ...(io ? { io } : {}) })

@@ -17,7 +17,7 @@ export interface Core {
   ref(): void
   unref(): void
   /** The handle's file position, after the position-ordered operations queued before. */
-  tell(): Promise<number>
+  tell(syscall?: 'read' | 'write'): Promise<number>
   /** Sets the handle's file position. */
   seek(pos: number): void
   /**

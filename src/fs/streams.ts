@@ -332,7 +332,8 @@ export class ReadStream extends Readable {
       const closing = true
       const closeErr = this.#att ? await this.#att.detach(closing) : null
       if (closing) this.fd = null
-      callback(err ?? (closeErr as Error | null))
+      // As node's close(stream, err, cb): the close's own error first.
+      callback((closeErr as Error | null) ?? err)
     })
   }
 }
@@ -456,7 +457,7 @@ export class WriteStream extends Writable {
       else if (!core.io.seekable) this.#sequential = true
       else if (core.append === 'none') {
         this.#followsHandle = true
-        this.#stagePos = await core.tell()
+        this.#stagePos = await core.tell('write')
       }
     })().then(
       () => process.nextTick(constructed, this, callback, announce),
@@ -529,7 +530,7 @@ export class WriteStream extends Writable {
       const closing = true
       const closeErr = this.#att ? await this.#att.detach(closing) : null
       if (closing) this.fd = null
-      callback(err ?? this.#landedLate ?? (closeErr as Error | null))
+      callback((closeErr as Error | null) ?? err ?? this.#landedLate)
     })
   }
 
