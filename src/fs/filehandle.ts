@@ -228,6 +228,15 @@ export async function writeRange(io: BlockIO, view: Uint8Array, pos: number, sig
   return done
 }
 
+/** `fn()`, a synchronous throw as a rejection. */
+function startNow<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn()
+  } catch (e) {
+    return Promise.reject(e)
+  }
+}
+
 /** Like Promise.all, but waits for every promise (no request outlives the call) before rejecting. */
 export async function settleAll(promises: Promise<unknown>[]): Promise<void> {
   const results = await Promise.allSettled(promises)
@@ -263,6 +272,8 @@ export class FileHandle extends EventEmitter {
   /** Whether the file is on a local file system, once an append asked. */
   #localFile: boolean | undefined = undefined
   #chain: Promise<unknown> = Promise.resolve()
+  /** Whether nothing waits in #chain (the next #serial call may start at once). */
+  #idle = true
   #core: Core | null = null
   /** Set by the first `readableWebStream()`, never cleared (as node). */
   #locked = false
@@ -362,6 +373,7 @@ export class FileHandle extends EventEmitter {
   stat(options?: unknown): Promise<fs.Stats | fs.BigIntStats> {
     return FileHandle.#invoke(this, 'fstat', async () => {
       const opts = (options === undefined ? { bigint: false } : options) as { bigint?: unknown }
+      await this.#settledBefore()
       return fstat(this.#fd, opts.bigint === true)
     })
   }
@@ -370,7 +382,10 @@ export class FileHandle extends EventEmitter {
     return FileHandle.#invoke(this, 'ftruncate', async () => {
       validateInteger(len, 'len')
       const n = Math.max(0, len)
-      if (this.#append !== 'kernel') return ftruncate(this.#fd, n)
+      if (this.#append !== 'kernel') {
+        await this.#settledBefore()
+        return ftruncate(this.#fd, n)
+      }
       return this.#serial(async () => {
         await this.#resolvePos()
         await ftruncate(this.#fd, n)
@@ -611,10 +626,29 @@ export class FileHandle extends EventEmitter {
     }
   }
 
+  /**
+   * Waits for the reads and writes without a position started before (node's requests start
+   * in call order on its pool): a stat (answered from the in-memory inode, on this thread) or
+   * truncate right after `write()` sees the write done, as node's.
+   */
+  async #settledBefore(): Promise<void> {
+    if (!this.#idle) await this.#chain
+  }
+
   /** Runs `fn` after the position-ordered operations queued before it. */
   #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.#chain.then(fn)
-    this.#chain = p.catch(() => {})
+    // Nothing queued: started now, in call order with the calls that need no queue (a
+    // positional read or write, truncate, stat), as node's requests start in call order.
+    const p = this.#idle ? startNow(fn) : this.#chain.then(fn)
+    this.#idle = false
+    const settled = p.then(
+      () => {},
+      () => {},
+    )
+    this.#chain = settled
+    void settled.then(() => {
+      if (this.#chain === settled) this.#idle = true
+    })
     return p
   }
 
@@ -668,11 +702,13 @@ export class FileHandle extends EventEmitter {
    * though fstat calls it regular (ESPIPE: some /proc files), node's read(2)/write(2) through
    * node:fs from here on (`again`), as node:fs does for every call without a position.
    */
-  async #positional<T>(op: () => Promise<T>, again: () => Promise<T>): Promise<T> {
+  async #positional<T>(op: () => Promise<T>, again: () => Promise<T>, from?: number): Promise<T> {
     try {
       return await op()
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ESPIPE' || !this.#kernelPos || this.#io.direct || !this.#io.seekable) throw e
+      // The offset back where this call starts (its claim moved it), for read(2)/write(2).
+      if (from !== undefined) this.#setPos(from)
       const io = new FsIO(fs as unknown as FsCalls, this.#fd)
       this.#io = this.#io instanceof WriteOnlyIO ? new WriteOnlyIO(io) : io
       return again()
@@ -696,6 +732,7 @@ export class FileHandle extends EventEmitter {
         this.#positional(
           () => op(p),
           () => op(CURRENT),
+          p,
         ),
       )
     })
@@ -755,6 +792,7 @@ export class FileHandle extends EventEmitter {
         this.#positional(
           () => writeRange(this.#io, view, p, signal),
           () => this.#io.pwrite(view, CURRENT),
+          p,
         ),
       )
     })
@@ -787,6 +825,7 @@ export class FileHandle extends EventEmitter {
         this.#positional(
           () => this.#io.pwritev(views, p),
           () => this.#io.pwritev(views, CURRENT),
+          p,
         ),
       )
     })
@@ -886,30 +925,33 @@ export class FileHandle extends EventEmitter {
     const size = st.isFile() ? st.size : 0
     if (size > IO_MAX_LENGTH) throw fileTooLarge(size)
     const buf = await this.#serial(async () => {
-      const pos = await this.#resolvePos()
-      let out: Buffer
+      const start = this.#startPos('read')
+      const pos = typeof start === 'number' ? start : await start
+      // Each read claims its range in the position first (see #claimed): a stream sharing
+      // the handle goes on after what readFile takes.
       if (size > 0) {
         const all = this.#io.alloc(this.#io.direct ? alignUp(size, ALIGN) : size)
-        out = all.subarray(0, await readRange(this.#io, all, size, pos, signal))
-      } else {
-        // Size unknown (not a regular file, or empty): read until end of file.
-        const parts: Buffer[] = []
-        let total = 0
-        for (;;) {
-          checkAborted(signal)
-          const chunk = this.#io.alloc(UNKNOWN_SIZE_CHUNK)
-          const n = await this.#positional(
-            () => this.#io.pread(chunk, this.#io.seekable ? pos + total : CURRENT),
-            () => this.#io.pread(chunk, CURRENT),
-          )
-          if (n === 0) break
-          parts.push(chunk.subarray(0, n))
-          total += n
-        }
-        out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, total)
+        return all.subarray(0, await this.#claimed(pos, size, () => readRange(this.#io, all, size, pos, signal)))
       }
-      if (this.#io.seekable) this.#setPos(pos + out.byteLength)
-      return out
+      // Size unknown (not a regular file, or empty): read until end of file.
+      const parts: Buffer[] = []
+      let total = 0
+      for (;;) {
+        checkAborted(signal)
+        const chunk = this.#io.alloc(UNKNOWN_SIZE_CHUNK)
+        const at = pos + total
+        const read = () =>
+          this.#positional(
+            () => this.#io.pread(chunk, this.#io.seekable ? at : CURRENT),
+            () => this.#io.pread(chunk, CURRENT),
+            at,
+          )
+        const n = await (this.#io.seekable ? this.#claimed(at, chunk.byteLength, read) : read())
+        if (n === 0) break
+        parts.push(chunk.subarray(0, n))
+        total += n
+      }
+      return parts.length === 1 ? parts[0]! : Buffer.concat(parts, total)
     })
     return encoding ? buf.toString(encoding) : buf
   }

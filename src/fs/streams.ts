@@ -223,6 +223,8 @@ export class ReadStream extends Readable {
         this.#followsHandle = true
         // Without a position (a FIFO, a socket): reads at the descriptor's own, one at a time.
         this.#origin = a.att.core.io.seekable ? await a.att.core.tell() : 0
+        // node's: without `start`, `end` counts the bytes read from where the stream starts.
+        if (this.end !== Infinity) this.#stop = this.#origin + this.end + 1
       } else this.#origin = this.start
       this.#next = this.#origin
     })().then(
@@ -293,6 +295,7 @@ export class ReadStream extends Readable {
             // next read(2) would; nothing is delivered twice.
             this.#queue.length = 0
             this.#origin = now - this.bytesRead
+            if (this.end !== Infinity) this.#stop = this.#origin + this.end + 1
             this.#next = now
             this.#fill()
             continue
@@ -379,6 +382,8 @@ export class WriteStream extends Writable {
   #sequential = false
   #inflight = new Set<Promise<void>>()
   #error: Error | null = null
+  /** Where this stream's last write ended (the offset it set), to see another writer move it. */
+  #lastEnd = 0
   /** A write that landed after destroy(): node's ERR_STREAM_DESTROYED. */
   #landedLate: Error | null = null
   readonly #writeBehind: number
@@ -458,6 +463,7 @@ export class WriteStream extends Writable {
       else if (core.append === 'none') {
         this.#followsHandle = true
         this.#stagePos = await core.tell('write')
+        this.#lastEnd = this.#stagePos
       }
     })().then(
       () => process.nextTick(constructed, this, callback, announce),
@@ -546,6 +552,17 @@ export class WriteStream extends Writable {
   #flush(final: boolean): void {
     // (An O_DIRECT partial block kept from the last write, with nothing new: already written.)
     if (this.#fill === this.#counted || this.#stage === null) return
+    if (this.#direct && this.#followsHandle && this.#att!.core.offset() !== this.#lastEnd) {
+      // Another writer moved the shared offset: the partial block kept from the last write is
+      // in the file already; the fresh bytes go where the offset now is (DirectIO aligns them).
+      const fresh = this.#stage.subarray(this.#counted, this.#fill)
+      const moved = this.#att!.core.io.alloc(Math.max(this.#stageSize, fresh.byteLength))
+      moved.set(fresh)
+      this.#stage = moved
+      this.#stagePos = this.#att!.core.offset()
+      this.#fill = fresh.byteLength
+      this.#counted = 0
+    }
     const stage = this.#stage
     const pos = this.#stagePos
     const fill = this.#fill
@@ -583,7 +600,10 @@ export class WriteStream extends Writable {
       // fs.writeSync(fd), a second stream) moved it, and this write goes after theirs.
       if (this.#followsHandle && !this.#direct) at = core.offset()
       op = core.io.pwrite(view, at)
-      if (this.#followsHandle) core.seek(at + view.byteLength)
+      if (this.#followsHandle) {
+        core.seek(at + view.byteLength)
+        this.#lastEnd = at + view.byteLength
+      }
     }
     const tracked: Promise<void> = op.then(
       () => {
