@@ -11,7 +11,7 @@ import { Context } from '../context'
 import { codedError, errnoError, invalidArgType, outOfRange } from '../errors'
 import { binding } from '../native'
 import { AT_SYMLINK_NOFOLLOW, decodeStatx, STATX_SIZE, STATX_TYPE } from '../statx'
-import { ALIGN, CURRENT, DirectIO, FsIO, PlainIO, WriteOnlyIO } from './io'
+import { ALIGN, CURRENT, DirectIO, FsIO, PlainIO, totalLength, WriteOnlyIO } from './io'
 import type { BlockIO, FsCalls } from './io'
 import { kCore } from './internal'
 import type { AppendMode, Core } from './internal'
@@ -327,7 +327,7 @@ export class FileHandle extends EventEmitter {
       const pos = positionOrNull(position)
       // node:fs passes an empty list to preadv(2), which refuses it.
       if (views.length === 0) throw errnoError(-22, 'read')
-      const bytesRead = pos === null ? await this.#readNext((p) => this.#io.preadv(views, p), views.reduce((n, v) => n + v.byteLength, 0)) : await this.#io.preadv(views, pos)
+      const bytesRead = pos === null ? await this.#readNext((p) => this.#io.preadv(views, p), totalLength(views)) : await this.#io.preadv(views, pos)
       return { __proto__: null, bytesRead, buffers } as unknown as { bytesRead: number; buffers: T }
     })
   }
@@ -661,8 +661,7 @@ export class FileHandle extends EventEmitter {
    * may not be a real one) keep it in `#pos`.
    */
   async #resolvePos(syscall = 'read'): Promise<number> {
-    if (this.#kernelPos) return this.#kernelOffset(syscall)
-    return this.#jsPos()
+    return this.#startPos(syscall)
   }
 
   /** #resolvePos without a wait where the descriptor holds the position: a stream checking it next sees this call's claim. */
@@ -725,17 +724,18 @@ export class FileHandle extends EventEmitter {
   #readNext(op: (pos: number) => Promise<number>, len: number): Promise<number> {
     // No position to keep: node's read(2) at the descriptor's own position, in call order.
     if (!this.#io.seekable) return this.#serial(() => op(CURRENT))
-    return this.#serial(async () => {
-      const start = this.#startPos('read')
-      const p = typeof start === 'number' ? start : await start
-      return this.#claimed(p, len, () =>
-        this.#positional(
-          () => op(p),
-          () => op(CURRENT),
-          p,
-        ),
-      )
-    })
+    return this.#serial(() => this.#atPosition('read', len, op, () => op(CURRENT)))
+  }
+
+  /**
+   * A read or write of up to `len` bytes at the handle's position (`op(pos)`): the position
+   * taken without a wait where the descriptor holds it, the range claimed (#claimed), and
+   * node's read(2)/write(2) (`again`) for a file that refuses positions (#positional).
+   */
+  async #atPosition(syscall: string, len: number, op: (pos: number) => Promise<number>, again: () => Promise<number>): Promise<number> {
+    const start = this.#startPos(syscall)
+    const p = typeof start === 'number' ? start : await start
+    return this.#claimed(p, len, () => this.#positional(() => op(p), again, p))
   }
 
   /**
@@ -786,14 +786,11 @@ export class FileHandle extends EventEmitter {
         this.#setPos(pos + n)
         return n
       }
-      const start = this.#startPos('write')
-      const p = typeof start === 'number' ? start : await start
-      return this.#claimed(p, view.byteLength, () =>
-        this.#positional(
-          () => writeRange(this.#io, view, p, signal),
-          () => this.#io.pwrite(view, CURRENT),
-          p,
-        ),
+      return this.#atPosition(
+        'write',
+        view.byteLength,
+        (p) => writeRange(this.#io, view, p, signal),
+        () => this.#io.pwrite(view, CURRENT),
       )
     })
   }
@@ -819,14 +816,11 @@ export class FileHandle extends EventEmitter {
         this.#appended()
         return n
       }
-      const start = this.#startPos('write')
-      const p = typeof start === 'number' ? start : await start
-      return this.#claimed(p, views.reduce((n, v) => n + v.byteLength, 0), () =>
-        this.#positional(
-          () => this.#io.pwritev(views, p),
-          () => this.#io.pwritev(views, CURRENT),
-          p,
-        ),
+      return this.#atPosition(
+        'write',
+        totalLength(views),
+        (p) => this.#io.pwritev(views, p),
+        () => this.#io.pwritev(views, CURRENT),
       )
     })
   }

@@ -128,7 +128,8 @@ function skipBytes(views: Uint8Array[], n: number): Uint8Array[] {
   return rest
 }
 
-function totalLength(views: Uint8Array[]): number {
+/** The bytes in a list of views. */
+export function totalLength(views: readonly ArrayBufferView[]): number {
   let n = 0
   for (const v of views) n += v.byteLength
   return n

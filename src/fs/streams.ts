@@ -78,12 +78,13 @@ class Attachment {
     handle.on('close', this.#onClose)
   }
 
-  /** Drops the reference; closes the handle when `close`. Resolves the close error, if any. */
-  // (A stream over a descriptor or a path closes it on destroy even without autoClose, as node's.)
-  async detach(close: boolean): Promise<unknown> {
+  /**
+   * Drops the reference and closes the handle (node's _destroy closes the descriptor or
+   * FileHandle whatever autoClose says). Resolves the close error, if any.
+   */
+  async detach(): Promise<unknown> {
     this.handle.off('close', this.#onClose)
     this.core.unref()
-    if (!close) return null
     try {
       await this.handle.close()
       return null
@@ -222,15 +223,22 @@ export class ReadStream extends Readable {
       if (this.start === undefined) {
         this.#followsHandle = true
         // Without a position (a FIFO, a socket): reads at the descriptor's own, one at a time.
-        this.#origin = a.att.core.io.seekable ? await a.att.core.tell() : 0
-        // node's: without `start`, `end` counts the bytes read from where the stream starts.
-        if (this.end !== Infinity) this.#stop = this.#origin + this.end + 1
+        this.#follow(a.att.core.io.seekable ? await a.att.core.tell() : 0)
       } else this.#origin = this.start
       this.#next = this.#origin
     })().then(
       () => process.nextTick(constructed, this, callback, announce),
       (e: Error) => callback(e),
     )
+  }
+
+  /**
+   * Without `start`: the stream's bytes count from `origin` (where the descriptor's offset
+   * was, less what was delivered), and `end`, as node's, counts from there.
+   */
+  #follow(origin: number): void {
+    this.#origin = origin
+    if (this.end !== Infinity) this.#stop = origin + this.end + 1
   }
 
   override _read(): void {
@@ -294,8 +302,7 @@ export class ReadStream extends Readable {
             // was read ahead is not where the descriptor now is. Go on from there, as node's
             // next read(2) would; nothing is delivered twice.
             this.#queue.length = 0
-            this.#origin = now - this.bytesRead
-            if (this.end !== Infinity) this.#stop = this.#origin + this.end + 1
+            this.#follow(now - this.bytesRead)
             this.#next = now
             this.#fill()
             continue
@@ -331,10 +338,8 @@ export class ReadStream extends Readable {
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     // The descriptor stays open until every read in flight has landed.
     void Promise.all([...this.#inflight]).then(async () => {
-      // node's _destroy closes the descriptor (or FileHandle) whatever autoClose says.
-      const closing = true
-      const closeErr = this.#att ? await this.#att.detach(closing) : null
-      if (closing) this.fd = null
+      const closeErr = this.#att ? await this.#att.detach() : null
+      this.fd = null
       // As node's close(stream, err, cb): the close's own error first.
       callback((closeErr as Error | null) ?? err)
     })
@@ -532,10 +537,8 @@ export class WriteStream extends Writable {
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     void this.#drain().then(async () => {
-      // node's _destroy closes the descriptor (or FileHandle) whatever autoClose says.
-      const closing = true
-      const closeErr = this.#att ? await this.#att.detach(closing) : null
-      if (closing) this.fd = null
+      const closeErr = this.#att ? await this.#att.detach() : null
+      this.fd = null
       callback((closeErr as Error | null) ?? err ?? this.#landedLate)
     })
   }
@@ -552,14 +555,15 @@ export class WriteStream extends Writable {
   #flush(final: boolean): void {
     // (An O_DIRECT partial block kept from the last write, with nothing new: already written.)
     if (this.#fill === this.#counted || this.#stage === null) return
-    if (this.#direct && this.#followsHandle && this.#att!.core.offset() !== this.#lastEnd) {
+    const now = this.#direct && this.#followsHandle ? this.#att!.core.offset() : this.#lastEnd
+    if (now !== this.#lastEnd) {
       // Another writer moved the shared offset: the partial block kept from the last write is
       // in the file already; the fresh bytes go where the offset now is (DirectIO aligns them).
       const fresh = this.#stage.subarray(this.#counted, this.#fill)
       const moved = this.#att!.core.io.alloc(Math.max(this.#stageSize, fresh.byteLength))
       moved.set(fresh)
       this.#stage = moved
-      this.#stagePos = this.#att!.core.offset()
+      this.#stagePos = now
       this.#fill = fresh.byteLength
       this.#counted = 0
     }
