@@ -89,7 +89,7 @@ for (const impl of implementations) {
     })
   }
 
-  for (const mode of ['idle', 'idle-unused']) {
+  for (const mode of ['idle', 'idle-unused', 'idle-many']) {
     test(`${impl}: a process with an open, idle context exits by itself (${mode})`, async (t) => {
       const r = await runFixture('lifecycle-child.js', [mode, impl], { timeoutMs: 15_000 })
       t.false(r.timedOut, 'the idle context kept the process alive')

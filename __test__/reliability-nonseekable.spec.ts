@@ -4,9 +4,14 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 
-import { implementations } from '../index'
+import { once } from 'node:events'
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+
+import { Context, implementations, POLLIN } from '../index'
 import type { Implementation } from '../index'
 import { runFixture } from './fixtures/common'
+import { tempFile } from './helpers'
 
 interface Codes { read: string; readInto: string; write: string; readv: string; writev: string; fsync: string; pollOut: string }
 interface PollWait { code: string; mask?: number; ticksWhilePending: number; pendingAfter200ms: boolean }
@@ -89,4 +94,93 @@ for (const impl of implementations) {
     // own check. The child's 300 ms abort is only a backstop against a read that blocks.
     t.is(out.tty.code, 'ESPIPE')
   })
+}
+
+// Files of pseudo file systems (procfs, sysfs) keep pread/pwrite's semantics on every
+// backend: the kernel engines send their positional ops to the context's pool
+// (crates/kaio-core/src/classify.rs). Before, io_uring wrote /proc/self/comm at its own
+// position where pwrite says ESPIPE, and kernel AIO answered EINVAL to /proc reads.
+for (const impl of implementations) {
+  test(`${impl}: /proc and /sys files read and write as pread and pwrite do`, async (t) => {
+    const ctx = new Context({ implementation: impl })
+    const errorOf = async (p: Promise<unknown>): Promise<unknown> => p.then(() => 'ok', (e: NodeJS.ErrnoException) => ({ code: e.code, syscall: e.syscall }))
+    const syncError = (f: () => unknown): unknown => {
+      try {
+        f()
+        return 'ok'
+      } catch (e) {
+        return { code: (e as NodeJS.ErrnoException).code, syscall: (e as NodeJS.ErrnoException).syscall }
+      }
+    }
+    try {
+      for (const file of ['/proc/self/status', '/proc/self/comm', '/sys/kernel/mm/transparent_hugepage/enabled']) {
+        if (!fs.existsSync(file)) continue
+        const fd = fs.openSync(file, 'r')
+        try {
+          for (const off of [0, 5, 0, 100_000]) {
+            const want = Buffer.alloc(64)
+            const n = fs.readSync(fd, want, 0, 64, off)
+            const got = await ctx.read(64, fd, off)
+            // /proc/self/status changes as the process runs: compare only the first line.
+            const head = (b: Buffer): string => b.toString('latin1').split('\n')[0]!
+            if (!file.endsWith('status')) t.is(got.length, n, `${file} @${off} length`)
+            if (off !== 100_000) t.is(head(got), head(want.subarray(0, n)), `${file} @${off}`)
+            else t.is(got.length, 0, `${file} past its end`)
+          }
+        } finally {
+          fs.closeSync(fd)
+        }
+      }
+      const comm = fs.readFileSync('/proc/self/comm', 'latin1')
+      const fd = fs.openSync('/proc/self/comm', 'r+')
+      try {
+        const want = syncError(() => fs.writeSync(fd, Buffer.from('abc'), 0, 3, 5))
+        t.deepEqual(await errorOf(ctx.write(Buffer.from('abc'), fd, 5)), want)
+        t.deepEqual(await errorOf(ctx.writev([Buffer.from('abc')], fd, 5)), want)
+        t.is(fs.readFileSync('/proc/self/comm', 'latin1'), comm, 'the process name is unchanged')
+      } finally {
+        fs.closeSync(fd)
+      }
+    } finally {
+      await ctx.close()
+    }
+  })
+}
+
+// A poll may wait for hours: polls hold at most half of a context's slots (ring entries,
+// iocbs, pool workers; crates/kaio-core/src/request.rs `poll_limit`), so reads and writes
+// queued behind waiting polls still run. Before, polls that filled every slot left them
+// pending until close().
+for (const impl of implementations.filter((i) => i !== 'js')) {
+  for (const options of [{ maxRequests: 4 }, { poolSize: 4 }, {}]) {
+    if ('poolSize' in options && impl !== 'thread') continue
+    test(`${impl} ${JSON.stringify(options)}: reads and writes run while polls that never end wait`, async (t) => {
+      t.timeout(20_000)
+      const srv = net.createServer(() => {}).listen(0)
+      await once(srv, 'listening')
+      const socks: net.Socket[] = []
+      const ctx = new Context({ implementation: impl, ...options })
+      try {
+        for (let i = 0; i < 20; i++) {
+          const s = net.connect((srv.address() as net.AddressInfo).port)
+          await once(s, 'connect')
+          socks.push(s)
+        }
+        const polls = socks.map((s) => ctx.poll((s as unknown as { _handle: { fd: number } })._handle.fd, POLLIN))
+        for (const p of polls) p.catch(() => {})
+        const { fd } = tempFile()
+        try {
+          t.is(await ctx.write('hello', fd, 0), 5)
+          await ctx.fsync(fd)
+          t.is((await ctx.read(5, fd, 0)).toString(), 'hello')
+        } finally {
+          fs.closeSync(fd)
+        }
+      } finally {
+        await ctx.close()
+        for (const s of socks) s.destroy()
+        srv.close()
+      }
+    })
+  }
 }

@@ -38,6 +38,12 @@ impl<T> Arena<T> {
         self.slots.len() - self.free.len()
     }
 
+    /// Number of slots, occupied or not.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.free.len() == self.slots.len()

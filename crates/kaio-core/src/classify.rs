@@ -5,40 +5,77 @@ use crate::request::{Op, Request};
 use crate::sys;
 use std::sync::OnceLock;
 
+/// Where a positional request goes once [`classify`] or [`check_type`] passed it.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) enum Route {
+    /// To the kernel engine; for [`classify`], whether the completion must signal the eventfd.
+    Kernel(bool),
+    /// To the context's thread pool, as `pread`/`pwrite`: a file of a pseudo file system
+    /// (see [`is_pseudo_fs`]), whose positional semantics only those calls keep.
+    Pool,
+}
+
 /// The result a request gets without reaching the kernel, if any. Only files whose reads
 /// cannot block go to the kernel: regular files, block devices, directories (for the errors
 /// below) and character devices other than terminals (USB gadget endpoints, /dev/zero).
 /// Pipes, FIFOs, sockets, terminals and anonymous inodes (eventfd, timerfd, ...) would block
-/// inside `io_submit`: they get ESPIPE, as pread gives them.
+/// inside `io_submit`: they get ESPIPE, as pread gives them. Regular files of pseudo file
+/// systems (procfs, sysfs, ...) go to the pool ([`Route::Pool`]).
 ///
 /// Otherwise says whether the completion must signal the eventfd: not for a buffered
 /// (no `O_DIRECT`) read or write of a regular file or block device, which completes inside
 /// `io_submit` (see the module docs); character devices may complete later (USB gadgets do).
-pub(crate) fn classify(req: &Request) -> Result<bool, i64> {
+pub(crate) fn classify(req: &Request) -> Result<Route, i64> {
     check(req, true)
 }
 
 /// [`classify`] without the signalling verdict, for engines that do not need it (`io_uring`
-/// signals every completion itself): one `fstat`, no `fcntl`. `Ok(true)` when it passes.
-pub(crate) fn check_type(req: &Request) -> Result<bool, i64> {
+/// signals every completion itself): one `fstat` (and an `fstatfs` for a file on an
+/// anonymous device), no `fcntl`. `Route::Kernel(true)` when it passes.
+pub(crate) fn check_type(req: &Request) -> Result<Route, i64> {
     check(req, false)
 }
 
-fn check(req: &Request, want_direct: bool) -> Result<bool, i64> {
-    match sys::fd_type(req.fd) {
-        Err(errno) => Err(-i64::from(errno)),
+fn check(req: &Request, want_direct: bool) -> Result<Route, i64> {
+    let st = sys::fstat(req.fd).map_err(|errno| -i64::from(errno))?;
+    match st.st_mode & libc::S_IFMT {
         // Kernel AIO answers EINVAL for a directory read; pread says EISDIR. Writes are left
         // to the kernel, which checks the access mode first (EBADF), as pwrite.
-        Ok(t) if t == libc::S_IFDIR && matches!(req.op, Op::Read { .. } | Op::Readv { .. }) => {
+        libc::S_IFDIR if matches!(req.op, Op::Read { .. } | Op::Readv { .. }) => {
             Err(-i64::from(libc::EISDIR))
         }
-        Ok(t) if t == libc::S_IFREG || t == libc::S_IFBLK => {
-            Ok(!want_direct || sys::is_direct(req.fd))
-        }
-        Ok(t) if t == libc::S_IFDIR => Ok(true),
-        Ok(t) if t == libc::S_IFCHR && !sys::is_tty(req.fd) => Ok(true),
-        Ok(_) => Err(-i64::from(libc::ESPIPE)),
+        libc::S_IFREG if libc::major(st.st_dev) == 0 && is_pseudo_fs(req.fd) => Ok(Route::Pool),
+        libc::S_IFREG | libc::S_IFBLK => Ok(Route::Kernel(!want_direct || sys::is_direct(req.fd))),
+        libc::S_IFDIR => Ok(Route::Kernel(true)),
+        libc::S_IFCHR if !sys::is_tty(req.fd) => Ok(Route::Kernel(true)),
+        _ => Err(-i64::from(libc::ESPIPE)),
     }
+}
+
+/// Whether `fd`'s file system makes files out of kernel callbacks (procfs, sysfs, debugfs,
+/// tracefs, cgroup, configfs, securityfs, bpf, pstore, efivarfs, selinuxfs): their `pread`
+/// and `pwrite` differ from what the kernel engines do. `seq_file` files refuse `pwrite` with
+/// ESPIPE, but an `io_uring` write reaches their handler anyway and lands wherever it writes
+/// (`/proc/self/comm` renames the process); kernel AIO refuses reads of files without
+/// `read_iter` with EINVAL. Only called for files on an anonymous device (major 0), where
+/// these live, so ext4 or xfs files on a disk never pay the `fstatfs`.
+fn is_pseudo_fs(fd: i32) -> bool {
+    const PSEUDO: [i64; 13] = [
+        0x9fa0,      // PROC_SUPER_MAGIC
+        0x6265_6572, // SYSFS_MAGIC
+        0x6462_6720, // DEBUGFS_MAGIC
+        0x7472_6163, // TRACEFS_MAGIC
+        0x0027_e0eb, // CGROUP_SUPER_MAGIC
+        0x6367_7270, // CGROUP2_SUPER_MAGIC
+        0x6265_6570, // CONFIGFS_MAGIC
+        0x7363_6673, // SECURITYFS_MAGIC
+        0xcafe_4a11, // BPF_FS_MAGIC
+        0x6165_676c, // PSTOREFS_MAGIC
+        0xde5e_81e4, // EFIVARFS_MAGIC
+        0xf97c_ff8c, // SELINUX_MAGIC
+        0x4341_5d53, // SMACK_MAGIC
+    ];
+    sys::fs_type(fd).is_ok_and(|t| PSEUDO.contains(&t))
 }
 
 /// Whether kernel engines try cached reads on the spot ([`read_cached`]): yes unless

@@ -167,6 +167,32 @@ impl Op {
     }
 }
 
+/// How many of an engine's `slots` (ring entries, iocbs, pool workers) polls may hold at
+/// once: half, and at least one. A poll may wait for hours; without a limit, polls that fill
+/// every slot leave the reads and writes queued behind them waiting as long. An engine of
+/// one slot gives it to whichever request comes first.
+#[must_use]
+pub(crate) fn poll_limit(slots: usize) -> usize {
+    (slots / 2).max(1)
+}
+
+/// Takes the next request to start from `queue`: the first, or, while polls hold their
+/// [`poll_limit`] (`polls_full`), the first that is not a poll (the polls keep their order
+/// and start as slots free up).
+pub(crate) fn next_to_start<T>(
+    queue: &mut std::collections::VecDeque<T>,
+    polls_full: bool,
+    req: impl Fn(&T) -> &Request,
+) -> Option<T> {
+    if !polls_full {
+        return queue.pop_front();
+    }
+    let i = queue
+        .iter()
+        .position(|t| !matches!(req(t).op, Op::Poll { .. }))?;
+    queue.remove(i)
+}
+
 /// One request, tagged with the caller's `user` id (echoed in its [`Completion`]).
 #[derive(Debug)]
 pub struct Request {
@@ -335,5 +361,32 @@ impl Completion {
     #[must_use]
     pub fn new(user: u64, res: i64) -> Self {
         Self { user, res, res2: 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn polls_hold_at_most_half_the_slots() {
+        assert_eq!(
+            [1, 2, 3, 4, 128].map(poll_limit),
+            [1, 1, 1, 2, 64],
+            "half, at least one"
+        );
+        let poll = |user| Request::new(user, 0, 0, Op::Poll { events: 1 });
+        let sync = |user| Request::new(user, 0, 0, Op::Fsync);
+        let mut q: VecDeque<Request> = [poll(1), poll(2), sync(3), poll(4), sync(5)].into();
+        let users = |q: &VecDeque<Request>| q.iter().map(|r| r.user).collect::<Vec<_>>();
+        // Room for polls: the queue's order.
+        assert_eq!(next_to_start(&mut q, false, |r| r).map(|r| r.user), Some(1));
+        // Polls at their limit: the requests behind them, polls keeping their order.
+        assert_eq!(next_to_start(&mut q, true, |r| r).map(|r| r.user), Some(3));
+        assert_eq!(next_to_start(&mut q, true, |r| r).map(|r| r.user), Some(5));
+        assert!(next_to_start(&mut q, true, |r| r).is_none());
+        assert_eq!(users(&q), [2, 4]);
+        assert_eq!(next_to_start(&mut q, false, |r| r).map(|r| r.user), Some(2));
     }
 }

@@ -53,7 +53,8 @@
 //! Memory invariant: a request's buffers belong to the caller until its completion comes out
 //! of [`AioContext::flush`] or the mailbox. Dropping the context runs `io_destroy`, which
 //! blocks until the kernel has finished every request, then joins the pool's workers, before
-//! anything else is freed. A request moves from the kernel to the pool under the state lock,
+//! anything else is freed; a context with nothing in flight is destroyed on a background
+//! thread instead (`destroyer`: `io_destroy` takes tens of milliseconds even then). A request moves from the kernel to the pool under the state lock,
 //! so it is always counted once (in flight, or in the pool) until its completion is handed
 //! out. The iocbs themselves are memory the kernel writes (`io_submit` stores `aio_key`):
 //! `iocbs.rs` holds them in `UnsafeCell`s reached only through raw pointers.
@@ -76,7 +77,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::arena::Arena;
-use crate::classify::{classify, read_cached, read_now_default, Attempt};
+use crate::classify::{classify, read_cached, read_now_default, Attempt, Route};
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
@@ -107,6 +108,8 @@ struct Slot {
     buffered: bool,
     /// kaio added `RWF_NOWAIT` to this request (the caller did not ask for it).
     nowait: bool,
+    /// A poll (counted in `State::polls`).
+    poll: bool,
 }
 
 struct State {
@@ -119,6 +122,8 @@ struct State {
     queue: VecDeque<(Request, bool)>,
     /// Requests in the kernel whose completion signals nothing.
     quiet: usize,
+    /// Polls in the kernel (at most `request::poll_limit` of the slots).
+    polls: usize,
     /// Cleared once a quiet request outlived the reap after its submit: no more quiet ones.
     quiet_ok: bool,
     /// Completions decided without the kernel (bad fd, ESPIPE, submit errors).
@@ -153,6 +158,7 @@ impl State {
     /// and a copy of its iocb as submitted, or `None` for a stale key.
     fn release(&mut self, key: u64) -> Option<(Slot, Iocb)> {
         let slot = self.inflight.remove(key)?;
+        self.polls -= usize::from(slot.poll);
         // SAFETY: every caller releases a request the kernel is done with (its event was
         // reaped, or io_submit refused it and returned), under the state lock (`&mut self`);
         // the slot was just freed, and cannot be reused before this returns.
@@ -232,6 +238,7 @@ impl AioContext {
                 iocbs: IocbTable::new(capacity),
                 queue: VecDeque::new(),
                 quiet: 0,
+                polls: 0,
                 quiet_ok: true,
                 ready: Vec::new(),
                 closed: false,
@@ -392,7 +399,13 @@ impl Engine for AioContext {
         match verdict {
             Err(r) => st.ready.push(Completion::new(req.user, r)),
             Ok(_) if st.closed => st.ready.push(Completion::new(req.user, res::CLOSED)),
-            Ok(notify) => {
+            Ok(Route::Pool) => match self.shared.pool() {
+                Some(p) => p.push(req),
+                None => st
+                    .ready
+                    .push(Completion::new(req.user, -i64::from(libc::EAGAIN))),
+            },
+            Ok(Route::Kernel(notify)) => {
                 // Valid while nothing leaves the queue, so while this request is still queued
                 // (see `State::checked`); stale at once if something left it during the check.
                 st.checked = Some((req.fd, taken, notify));
@@ -517,12 +530,50 @@ fn reaper_loop(s: &Shared) {
     }
 }
 
+/// Where idle contexts are destroyed: one background thread (started on first use), fed in
+/// order. `io_destroy` waits for an RCU grace period even with nothing in flight, 35 ms each
+/// on the development VM: on the dropping thread (the JS thread, when a context is garbage
+/// collected or torn down at exit) 100 dropped contexts stalled the event loop for 3.4 s.
+/// `None` if the thread cannot be started (the drop then destroys in place).
+fn destroyer() -> Option<&'static Mutex<std::sync::mpsc::Sender<Arc<Shared>>>> {
+    static TX: OnceLock<Option<Mutex<std::sync::mpsc::Sender<Arc<Shared>>>>> = OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared>>();
+        std::thread::Builder::new()
+            .name("kaio-aio-destroy".into())
+            .spawn(move || {
+                for shared in rx {
+                    // SAFETY: handed over by `Drop` with nothing in flight and nothing left
+                    // to submit; `shared` (iocb table included) lives until this returns.
+                    let _ = unsafe { sys::io_destroy(shared.ctx) };
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    })
+    .as_ref()
+}
+
 impl Drop for AioContext {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::Release);
         let _ = sys::eventfd_write(self.shared.efd.as_raw_fd(), 1);
         if let Some(h) = self.reaper.take() {
             let _ = h.join();
+        }
+        // With nothing in the kernel nothing moves to the pool any more: drop it here (it
+        // joins its workers, waiting for any running transfer), and no caller memory is at
+        // stake in the kernel context, which goes to the background thread.
+        if lock(&self.shared.state).inflight.is_empty() {
+            // With the completion thread joined this is the only reference to `shared`.
+            if let Some(shared) = Arc::get_mut(&mut self.shared) {
+                drop(shared.pool.take());
+            }
+            if let Some(tx) = destroyer() {
+                if lock(tx).send(self.shared.clone()).is_ok() {
+                    return;
+                }
+            }
         }
         // SAFETY: the completion thread is gone and nothing else submits; io_destroy waits
         // for every in-flight request, after which no caller memory is referenced.

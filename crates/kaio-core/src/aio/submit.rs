@@ -3,7 +3,7 @@
 //! [`Shared::settle`](super::Shared) (see the module docs for who calls these, and when).
 
 use super::{lock, nowait::nowait_allowed, Shared, Slot};
-use crate::request::{Completion, Op, Request};
+use crate::request::{next_to_start, poll_limit, Completion, Op, Request};
 use crate::sys::{self, IoEvent, Iocb};
 
 /// Most iocbs handed to one `io_submit`.
@@ -31,10 +31,15 @@ impl Shared {
                 if st.closed {
                     return submitted;
                 }
+                let limit = poll_limit(st.inflight.capacity());
                 while ptrs.len() < MAX_BATCH && !st.inflight.is_full() {
-                    let Some((req, notify)) = st.queue.pop_front() else {
+                    let polls_full = st.polls >= limit;
+                    let Some((req, notify)) = next_to_start(&mut st.queue, polls_full, |(r, _)| r)
+                    else {
                         break;
                     };
+                    let poll = matches!(req.op, Op::Poll { .. });
+                    st.polls += usize::from(poll);
                     st.taken += 1;
                     let buffered = !notify;
                     let nowait = buffered && nowait_allowed(&st, &req);
@@ -49,6 +54,7 @@ impl Shared {
                         iov,
                         buffered,
                         nowait,
+                        poll,
                     }) else {
                         unreachable!("checked is_full above")
                     };

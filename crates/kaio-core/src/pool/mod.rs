@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
-use crate::request::{res, Completion, Request};
+use crate::request::{next_to_start, poll_limit, res, Completion, Op, Request};
 
 /// Workers a pool starts when none is asked for.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
@@ -33,6 +33,8 @@ pub const MAX_POOL_SIZE: u32 = 1024;
 
 struct Running {
     user: u64,
+    /// A poll: it may hold its worker for hours, so at most [`poll_limit`] workers run polls.
+    poll: bool,
     cancel: Arc<AtomicBool>,
 }
 
@@ -55,6 +57,8 @@ struct Shared {
     queued: AtomicUsize,
     /// Whether a worker is spinning for the next job (at most one does).
     spinning: AtomicBool,
+    /// How many workers may run polls at once ([`poll_limit`] of the pool's size).
+    poll_limit: usize,
 }
 
 /// How long a worker that just finished a job waits, spinning, for the next one before it
@@ -89,6 +93,7 @@ pub struct Pool {
 impl Pool {
     /// Starts `size` workers (1..=[`MAX_POOL_SIZE`]).
     pub fn new(size: u32, mailbox: Arc<Mailbox>) -> std::io::Result<Self> {
+        let size = size.clamp(1, MAX_POOL_SIZE);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 staged: Vec::new(),
@@ -102,12 +107,13 @@ impl Pool {
             spinning: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             mailbox,
+            poll_limit: poll_limit(size as usize),
         });
         let mut pool = Self {
             shared,
             workers: Vec::new(),
         };
-        for i in 0..size.clamp(1, MAX_POOL_SIZE) {
+        for i in 0..size {
             let s = pool.shared.clone();
             let h = std::thread::Builder::new()
                 .name(format!("kaio-worker-{i}"))
@@ -244,7 +250,8 @@ fn worker_loop(s: &Shared) {
                 if s.stop.load(Ordering::Acquire) {
                     return;
                 }
-                if let Some(req) = st.jobs.pop_front() {
+                let polls_full = st.running.iter().filter(|r| r.poll).count() >= s.poll_limit;
+                if let Some(req) = next_to_start(&mut st.jobs, polls_full, |r| r) {
                     s.queued.store(st.jobs.len(), Ordering::SeqCst);
                     // A flush that saw a spinner woke nobody; if this took another job's
                     // turn, pass the wake-up on, so no job waits behind a long one.
@@ -254,6 +261,7 @@ fn worker_loop(s: &Shared) {
                     let cancel = Arc::new(AtomicBool::new(false));
                     st.running.push(Running {
                         user: req.user,
+                        poll: matches!(req.op, Op::Poll { .. }),
                         cancel: cancel.clone(),
                     });
                     break (req, cancel);

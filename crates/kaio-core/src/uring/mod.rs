@@ -126,11 +126,11 @@ use std::thread::JoinHandle;
 use io_uring::{opcode, EnterFlags, IoUring};
 
 use crate::arena::Arena;
-use crate::classify::{self, check_type, Attempt};
+use crate::classify::{self, check_type, Attempt, Route};
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
-use crate::request::{res, Completion, Op, Request};
+use crate::request::{next_to_start, poll_limit, res, Completion, Op, Request};
 use crate::sys;
 use sqe::{Kind, KINDS};
 
@@ -198,6 +198,8 @@ struct State {
     /// Whether `push` submitted early since the last `flush`: the on-the-spot read is then
     /// not tried (it is for the first read of a tick, not for the first after each group).
     early: bool,
+    /// Polls in the ring (at most [`poll_limit`] of the slots).
+    polls: usize,
 }
 
 /// The SQPOLL credential watch (see the module docs).
@@ -385,6 +387,7 @@ impl UringContext {
                     tick: 0,
                     sent: 0,
                     early: false,
+                    polls: 0,
                 },
                 sqpoll,
             }),
@@ -506,7 +509,12 @@ impl Engine for UringContext {
         match verdict {
             Err(r) => st.ready.push(Completion::new(req.user, r)),
             Ok(_) if st.closed => st.ready.push(Completion::new(req.user, res::CLOSED)),
-            Ok(_) => {
+            Ok(Route::Pool) => {
+                let mut failed = Vec::new();
+                self.shared.to_pool(st, vec![req], &mut failed);
+                st.ready.append(&mut failed);
+            }
+            Ok(Route::Kernel(_)) => {
                 st.checked = Some((req.fd, st.taken));
                 self.shared.enqueue(&mut g, req);
             }
@@ -796,8 +804,9 @@ impl Shared {
         let mut added = 0;
         {
             let mut sq = ring.submission();
+            let limit = poll_limit(st.inflight.capacity());
             while !st.inflight.is_full() && !sq.is_full() {
-                let Some(req) = st.queue.pop_front() else {
+                let Some(req) = next_to_start(&mut st.queue, st.polls >= limit, |r| r) else {
                     break;
                 };
                 st.taken += 1;
@@ -805,6 +814,7 @@ impl Shared {
                     to_pool.push(req);
                     continue;
                 }
+                st.polls += usize::from(matches!(req.op, Op::Poll { .. }));
                 let Ok(key) = st.inflight.insert(Slot { req, tick: st.tick }) else {
                     unreachable!("checked is_full above")
                 };
@@ -885,6 +895,7 @@ impl Shared {
                 let Some(slot) = st.inflight.remove(key) else {
                     continue;
                 };
+                st.polls -= usize::from(matches!(slot.req.op, Op::Poll { .. }));
                 let r = cqe.result();
                 // A path op whose opcode is newer than parts of its SQE (flags a kernel does
                 // not know yet) answers EINVAL where the syscall would work: the pool decides.
