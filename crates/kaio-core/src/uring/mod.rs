@@ -358,6 +358,12 @@ impl UringContext {
             THREAD_FLAGS
         };
         let (ring, flags) = open_ring(entries, candidates, sqpoll_idle_ms)?;
+        // SQPOLL is asked for apart from the candidate sets; say so in what `setup_flags` tells.
+        let flags = match (sqpoll_idle_ms.is_some(), flags) {
+            (true, "none") => "SQPOLL",
+            (true, _) => "SQPOLL|SUBMIT_ALL",
+            (false, f) => f,
+        };
         let efd = if loop_fd.is_some() {
             None
         } else {
