@@ -124,4 +124,14 @@ impl Backend {
     pub fn outstanding(&self) -> usize {
         each_engine!(self, e => e.outstanding())
     }
+
+    /// Lets a drop that finds nothing in flight leave the kernel context's teardown to a
+    /// background thread ([`aio::AioContext::destroy_in_background`]; the other engines
+    /// have no slow teardown). For drops nobody waits for: garbage collection, env teardown.
+    pub fn destroy_in_background(&self) {
+        #[cfg(target_os = "linux")]
+        if let Backend::Linux(c) = self {
+            c.destroy_in_background();
+        }
+    }
 }

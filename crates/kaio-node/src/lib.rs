@@ -79,6 +79,10 @@ unsafe extern "C" fn env_cleanup(arg: *mut c_void) {
     // runs once, on the JS thread, and consumes it.
     let slot = unsafe { Rc::from_raw(arg.cast_const().cast::<RefCell<Option<Engine>>>()) };
     let engine = slot.borrow_mut().take();
+    if let Some(e) = &engine {
+        // The process or worker is going away: nobody waits for an idle kernel context.
+        e.backend.destroy_in_background();
+    }
     shut(engine);
 }
 
@@ -683,6 +687,9 @@ impl NativeContext {
 /// contexts reachable), so this only frees the kernel context and stops the threads.
 impl Drop for NativeContext {
     fn drop(&mut self) {
+        // A garbage collection must not wait in the kernel's teardown (see
+        // `Backend::destroy_in_background`).
+        let _ = self.hot.with(Backend::destroy_in_background);
         self.teardown();
     }
 }

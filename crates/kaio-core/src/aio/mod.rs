@@ -53,8 +53,9 @@
 //! Memory invariant: a request's buffers belong to the caller until its completion comes out
 //! of [`AioContext::flush`] or the mailbox. Dropping the context runs `io_destroy`, which
 //! blocks until the kernel has finished every request, then joins the pool's workers, before
-//! anything else is freed; a context with nothing in flight is destroyed on a background
-//! thread instead (`destroyer`: `io_destroy` takes tens of milliseconds even then). A request moves from the kernel to the pool under the state lock,
+//! anything else is freed; a context dropped unclosed (garbage collection, exit) with nothing
+//! in flight is destroyed on a background thread instead (`destroyer`: `io_destroy` takes
+//! tens of milliseconds even then). A request moves from the kernel to the pool under the state lock,
 //! so it is always counted once (in flight, or in the pool) until its completion is handed
 //! out. The iocbs themselves are memory the kernel writes (`io_submit` stores `aio_key`):
 //! `iocbs.rs` holds them in `UnsafeCell`s reached only through raw pointers.
@@ -198,6 +199,8 @@ struct Shared {
     pool: OnceLock<Option<Pool>>,
     /// Requests handed to `pool` so far.
     handed_off: AtomicU64,
+    /// Set by [`AioContext::destroy_in_background`].
+    background_destroy: AtomicBool,
 }
 
 // SAFETY: `State` holds raw pointers only inside queued `Request`s (Send by contract), the
@@ -254,6 +257,7 @@ impl AioContext {
             mailbox,
             pool: OnceLock::new(),
             handed_off: AtomicU64::new(0),
+            background_destroy: AtomicBool::new(false),
         });
         let s = shared.clone();
         let reaper = std::thread::Builder::new()
@@ -339,6 +343,15 @@ impl AioContext {
     /// benchmarks and as a kill switch.
     pub fn set_nowait(&self, enabled: bool) {
         lock(&self.shared.state).nowait = enabled;
+    }
+
+    /// Lets [`Drop`] hand the kernel context to a background thread when nothing is in
+    /// flight (`destroyer`), instead of waiting in `io_destroy` (about 35 ms, an RCU grace
+    /// period) on the dropping thread. For drops nobody waits for (garbage collection, env
+    /// teardown at exit); `close()` keeps destroying in place, so a loop that creates and
+    /// closes contexts never runs ahead of the kernel's `aio-max-nr`.
+    pub fn destroy_in_background(&self) {
+        self.shared.background_destroy.store(true, Ordering::Relaxed);
     }
 }
 
@@ -561,10 +574,12 @@ impl Drop for AioContext {
         if let Some(h) = self.reaper.take() {
             let _ = h.join();
         }
-        // With nothing in the kernel nothing moves to the pool any more: drop it here (it
-        // joins its workers, waiting for any running transfer), and no caller memory is at
-        // stake in the kernel context, which goes to the background thread.
-        if lock(&self.shared.state).inflight.is_empty() {
+        // Asked to, and with nothing in the kernel (so nothing moves to the pool any more):
+        // drop the pool here (it joins its workers, waiting for any running transfer); no
+        // caller memory is at stake in the kernel context, which goes to the background thread.
+        if self.shared.background_destroy.load(Ordering::Relaxed)
+            && lock(&self.shared.state).inflight.is_empty()
+        {
             // With the completion thread joined this is the only reference to `shared`.
             if let Some(shared) = Arc::get_mut(&mut self.shared) {
                 drop(shared.pool.take());
