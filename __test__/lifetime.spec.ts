@@ -47,6 +47,32 @@ each('close() right after a read and an fsync in the same tick: both complete', 
   fs.closeSync(fd)
 })
 
+// A node:fs call that throws before queueing anything (an argument node:fs refuses that kaio's
+// checks let through) must settle its request and free its slot, or the queue behind it and
+// close() would wait forever. No public input reaches that today, so node:fs is stubbed.
+test.serial('js: a node:fs call that throws synchronously rejects its request, frees its slot, and close() resolves', async (t) => {
+  const nodeFs = require('node:fs') as typeof fs
+  const realFsync = nodeFs.fsync
+  const refusal = Object.assign(new TypeError('refused by node:fs'), { code: 'ERR_INVALID_ARG_TYPE' })
+  nodeFs.fsync = (() => {
+    throw refusal
+  }) as unknown as typeof fs.fsync
+  const ctx = new Context({ implementation: 'js', maxRequests: 1 })
+  const { fd } = tempFile(undefined, Buffer.from('still works'))
+  try {
+    // One slot: the second and third fsync wait in the queue and throw when their turn comes.
+    const syncs = [ctx.fsync(fd), ctx.fsync(fd), ctx.fsync(fd)]
+    const read = ctx.read(11, fd, 0)
+    for (const s of syncs) t.is(await t.throwsAsync(s), refusal)
+    t.is((await read).toString(), 'still works')
+  } finally {
+    nodeFs.fsync = realFsync
+  }
+  await ctx.close() // a lost slot would keep this pending until the test times out
+  t.pass()
+  fs.closeSync(fd)
+})
+
 for (const impl of implementations.filter((i) => i !== 'js')) {
   test(`${impl}: close() with a poll waiting on an idle socket rejects the poll with ERR_AIO_CLOSED and finishes`, async (t) => {
     const srv = net.createServer((s) => s.on('error', () => {}))

@@ -395,17 +395,107 @@ each('submit: an operation in flight cannot be submitted again', async (t, ctx) 
   const other = Operation.write('y', fd, 1)
   const first = ctx.submit([op])
   t.true(op.inFlight)
-  t.throws(() => ctx.submit([other, op]), { code: 'ERR_AIO_IN_FLIGHT' })
+  await t.throwsAsync(ctx.submit([other, op]), { code: 'ERR_AIO_IN_FLIGHT' })
   t.false(other.inFlight, 'none of the batch was submitted')
-  t.throws(() => ctx.submit([other, other]), { code: 'ERR_AIO_IN_FLIGHT' })
+  await t.throwsAsync(ctx.submit([other, other]), { code: 'ERR_AIO_IN_FLIGHT' })
   await first
   t.false(op.inFlight)
   t.deepEqual(await ctx.submit([op, other]), [
     { res: 1, res2: 0 },
     { res: 1, res2: 0 },
   ])
-  t.throws(() => ctx.submit([{}] as never), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.deepEqual([op.result, other.result], [
+    { res: 1, res2: 0 },
+    { res: 1, res2: 0 },
+  ])
   fs.closeSync(fd)
+})
+
+each('submit: bad arguments reject, as every Context method does; nothing throws synchronously', async (t, ctx) => {
+  for (const [args, code] of [
+    [['x'], 'ERR_INVALID_ARG_TYPE'],
+    [[[1]], 'ERR_INVALID_ARG_TYPE'],
+    [[[{}]], 'ERR_INVALID_ARG_TYPE'],
+    [[], 'ERR_INVALID_ARG_TYPE'],
+  ] as const) {
+    let p: Promise<unknown> | undefined
+    t.notThrows(() => (p = (ctx.submit as (...a: unknown[]) => Promise<unknown>)(...args)), `submit(${args.map(String).join()})`)
+    const err = await t.throwsAsync(p!, { code, instanceOf: TypeError })
+    t.is(err?.constructor, TypeError)
+  }
+  t.deepEqual(await ctx.submit([]), [])
+})
+
+each('submit: an op aborted in the same tick: the batch settles once every op completed, and the ops hold their results', async (t, ctx, impl) => {
+  const { fd } = tempFile(undefined, Buffer.from('....'))
+  const ac = new AbortController()
+  const ops = [Operation.write('A', fd, 0), Operation.write('B', fd, 1, { signal: ac.signal }), Operation.write('C', fd, 2)]
+  const batch = ctx.submit(ops)
+  ac.abort()
+  isAbort(t, await t.throwsAsync(batch), ac.signal.reason)
+  t.deepEqual(
+    ops.map((op) => op.inFlight),
+    [false, false, false],
+    'no op of a settled batch is in flight',
+  )
+  t.deepEqual(ops[0]!.result, { res: 1, res2: 0 })
+  t.deepEqual(ops[2]!.result, { res: 1, res2: 0 })
+  // js: node:fs had B when the call returned, so it ran; elsewhere it was withdrawn.
+  t.deepEqual(ops[1]!.result, impl === 'js' ? { res: 1, res2: 0 } : undefined)
+  t.is(contents(fd).toString(), impl === 'js' ? 'ABC.' : 'A.C.')
+  fs.closeSync(fd)
+})
+
+each('submit: an op whose signal is already aborted never runs; the others do, and the batch rejects after them', async (t, ctx) => {
+  const { fd } = tempFile(undefined, Buffer.from('..'))
+  const ac = new AbortController()
+  ac.abort()
+  const ops = [Operation.write('D', fd, 0), Operation.write('E', fd, 1, { signal: ac.signal })]
+  isAbort(t, await t.throwsAsync(ctx.submit(ops)), ac.signal.reason)
+  t.deepEqual(
+    ops.map((op) => [op.inFlight, op.result]),
+    [
+      [false, { res: 1, res2: 0 }],
+      [false, undefined],
+    ],
+  )
+  t.is(contents(fd).toString(), 'D.')
+  fs.closeSync(fd)
+})
+
+each('submit: a poll of a batch closed by close(): the batch rejects ERR_AIO_CLOSED once the rest completed, whose results the ops hold', async (t, ctx, impl) => {
+  const { fd } = tempFile(undefined, Buffer.from('hi'))
+  const p = pipe()
+  const poll = Operation.poll(p.r, POLLIN)
+  const buf = Buffer.alloc(2)
+  const read = Operation.read(buf, fd, 0)
+  const batch = settled(ctx.submit([poll, read]))
+  await new Promise((r) => setTimeout(r, 30))
+  await ctx.close()
+  const r = await batch
+  t.deepEqual(read.result, { res: 2, res2: 0 })
+  t.is(buf.toString(), 'hi')
+  t.deepEqual([poll.inFlight, read.inFlight], [false, false])
+  if (impl === 'js') {
+    // No poll on js: a raw -ENOTSUP, so the batch resolves.
+    t.deepEqual(r, { value: [{ res: -95, res2: 0 }, { res: 2, res2: 0 }] })
+  } else {
+    t.true('err' in r)
+    if ('err' in r) isSystemError(t, r.err, 'ERR_AIO_CLOSED')
+    t.is(poll.result, undefined, 'cancelled by close: it never completed')
+  }
+  p.close()
+  fs.closeSync(fd)
+})
+
+test('Operation.readv/writev refuse holes in the array, as any non-view element', (t) => {
+  for (const build of [
+    () => Operation.readv([Buffer.alloc(2), , Buffer.alloc(2)] as never, 0, 0),
+    () => Operation.writev(new Array(2), 0, 0),
+  ]) {
+    const err = t.throws(build, { code: 'ERR_INVALID_ARG_TYPE', instanceOf: TypeError })
+    t.regex(err?.message ?? '', /^The "buffers\[\d\]" argument must be an instance of Buffer, TypedArray, or DataView\. Received undefined$/)
+  }
 })
 
 test('allocAligned and isAligned', (t) => {
@@ -501,6 +591,28 @@ each('a loop of cached reads lets timers run (the event loop keeps turning)', as
   }
   fs.closeSync(f.fd)
   t.true(immediate && timer, `after ${reads} cached reads: setImmediate ran: ${immediate}, setTimeout ran: ${timer}`)
+})
+
+each('a loop of requests answered without I/O (empty reads and vectors, refusals) lets timers run', async (t, ctx) => {
+  // The js backend decides these itself (node:fs answers an empty read on process.nextTick):
+  // settled in a microtask, an awaiting loop would never leave the microtask checkpoint.
+  const { fd } = tempFile(undefined, Buffer.from('data'))
+  const calls: [string, () => Promise<unknown>][] = [
+    ['read(0)', () => ctx.read(0, fd, 0)],
+    ['readv([])', () => ctx.readv([], fd, 0)],
+    ['poll', () => ctx.poll(fd, POLLIN).catch(() => 0)],
+    ['flags', () => ctx.read(1, fd, 0, { flags: RWF_HIPRI }).catch(() => 0)],
+  ]
+  for (const [name, call] of calls) {
+    let immediate = false
+    let timer = false
+    setImmediate(() => (immediate = true))
+    setTimeout(() => (timer = true), 1)
+    let n = 0
+    while (!(immediate && timer) && n++ < 200_000) await call()
+    t.true(immediate && timer, `${name}: after ${n} calls: setImmediate ran: ${immediate}, setTimeout ran: ${timer}`)
+  }
+  fs.closeSync(fd)
 })
 
 test('Context options validate', (t) => {

@@ -3,7 +3,7 @@
 import { constants as fsConstants } from 'node:fs'
 
 import { JsDriver, NativeDriver, RES_CANCELLED, RES_CLOSED, toError, WRITE_FILE_STEPS } from './driver'
-import type { CompletionPath, Driver, Implementation } from './driver'
+import type { CompletionPath, Driver, Implementation, Settle } from './driver'
 import { AbortError, closedError, codedError, errnoError, invalidArgType, unavailableError } from './errors'
 import type { SystemError } from './errors'
 import { availability, available, defaultImplementation, IMPLEMENTATIONS } from './select'
@@ -25,14 +25,14 @@ import {
   buildVectored,
   buildWrite,
   buildWriteFile,
-  Operation,
+  validateBatch,
 } from './ops'
-import type { Built, OperationOptions } from './ops'
+import type { Built, Operation, OperationOptions, RawResult } from './ops'
 import { AT_EMPTY_PATH } from './statx'
 import { MAX_LENGTH, validateInt } from './validate'
 
 export type { CompletionPath, Implementation } from './driver'
-export type { OperationOptions } from './ops'
+export type { OperationOptions, RawResult } from './ops'
 
 /** Options of `new Context()`. */
 export interface ContextOptions {
@@ -78,13 +78,6 @@ function defaultBusyPoll(): number {
     type: 'KaioWarning',
   })
   return (envBusyPoll = 0)
-}
-
-/** The raw outcome of one operation of a batch, as the kernel reported it. */
-export interface RawResult {
-  /** Bytes transferred (or the ready mask for poll), or a negative errno. */
-  res: number
-  res2: number
 }
 
 function makeDriver(impl: Implementation, maxRequests: number, poolSize: number, busyPoll: number, sqpoll: number): Driver {
@@ -175,12 +168,14 @@ export class Context {
 
   /**
    * Runs one request. `map` turns a result into the resolved value; errors (negative results)
-   * reject unless `raw`, where only kaio's own outcomes (closed, withdrawn) reject.
+   * reject unless `raw`, where only kaio's own outcomes (closed, withdrawn) reject. `onDone`
+   * gets the completion as the backend reported it, RES_CANCELLED when the request never ran;
+   * after an abort in flight it comes later than the rejection, when the backend is done.
    */
-  #run<T>(built: Built, map: (res: number, res2: number) => T, raw = false, onDone?: () => void): Promise<T> {
+  #run<T>(built: Built, map: (res: number, res2: number) => T, raw = false, onDone?: Settle): Promise<T> {
     const { signal, syscall, path, dest } = built
     if (this.#closed || signal?.aborted) {
-      onDone?.()
+      onDone?.(RES_CANCELLED, 0)
       return Promise.reject(this.#closed ? closedError() : new AbortError(undefined, { cause: signal!.reason }))
     }
     // No closure below captures `built` (or its buffers): while the request is in flight its
@@ -202,16 +197,17 @@ export class Context {
     }
     let id: number
     try {
-      id = this.#driver.start(built.req, (res, res2) => {
-        onDone?.()
+      id = this.#driver.start(built.req, (res, res2, error) => {
+        onDone?.(res, res2, error)
         signal?.removeEventListener('abort', onAbort)
         if (done || res === RES_CANCELLED) return
         done = true
-        if (res >= 0 || (raw && res !== RES_CLOSED)) resolve(map(res, res2))
+        if (error) reject(error)
+        else if (res >= 0 || (raw && res !== RES_CLOSED)) resolve(map(res, res2))
         else reject(toError(res, syscall, path, dest))
       })
     } catch (e) {
-      onDone?.()
+      onDone?.(RES_CANCELLED, 0)
       return Promise.reject(e)
     }
     signal?.addEventListener('abort', onAbort, { once: true })
@@ -394,23 +390,35 @@ export class Context {
   /**
    * Submits prepared operations together (one `io_submit` or `io_uring_enter` when they fit; on
    * `uring` in groups of 8 while earlier requests wait on the device) and resolves their
-   * raw results in order: a negative `res` is a result (-errno), not a rejection. Throws
-   * ERR_AIO_IN_FLIGHT, submitting nothing, if any operation is still in flight.
+   * raw results in order: a negative `res` is a result (-errno), not a rejection. Settles only
+   * once every operation has completed, so none is in flight after it: if one was aborted,
+   * closed or refused, it then rejects with the first such error (in order), and each
+   * operation's `result` holds what it did. Rejects with ERR_AIO_IN_FLIGHT, submitting
+   * nothing, if any operation is still in flight.
    */
   submit(operations: readonly Operation[]): Promise<RawResult[]> {
-    if (!Array.isArray(operations)) throw invalidArgType('operations', 'an instance of Array', operations)
-    operations.forEach((op, i) => {
-      if (!(op instanceof Operation)) throw invalidArgType(`operations[${i}]`, 'an instance of Operation', op)
-    })
-    if (new Set(operations).size !== operations.length || operations.some((op) => op.inFlight)) {
-      throw codedError(Error, 'ERR_AIO_IN_FLIGHT', 'An operation of the batch is already in flight')
+    try {
+      validateBatch(operations)
+    } catch (e) {
+      return Promise.reject(e)
     }
-    return Promise.all(
-      operations.map((op) => {
-        op.inFlight = true
-        return this.#run(op.built, (res, res2) => ({ res, res2 }), true, () => (op.inFlight = false))
-      }),
-    )
+    return Promise.allSettled(operations.map((op) => this.#submitOne(op))).then(batchResults)
+  }
+
+  /** Runs one operation of a batch; settles once the backend is done with it, even after an abort. */
+  #submitOne(op: Operation): Promise<RawResult> {
+    op.inFlight = true
+    op.result = undefined
+    let completed!: () => void
+    const done = new Promise<void>((resolve) => (completed = resolve))
+    const outcome = this.#run(op.built, (res, res2) => ({ res, res2 }), true, (res, res2, error) => {
+      op.inFlight = false
+      if (res !== RES_CANCELLED && res !== RES_CLOSED && !error) op.result = { res, res2 }
+      completed()
+    })
+    // An abort rejects `outcome` before the completion: handled here, reported after `done`.
+    outcome.catch(nothing)
+    return done.then(() => outcome)
   }
 
   /**
@@ -433,6 +441,13 @@ export class Context {
 
 const count = (n: number): number => n
 const nothing = (): void => undefined
+
+/** A batch's results in order, or the first error (in order) among its operations. */
+function batchResults(settled: PromiseSettledResult<RawResult>[]): RawResult[] {
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  if (failed) throw failed.reason
+  return settled.map((s) => (s as PromiseFulfilledResult<RawResult>).value)
+}
 
 function codedInvalid(value: unknown): TypeError & { code: string } {
   const e = new TypeError(

@@ -23,8 +23,12 @@ export interface ReqOptions {
   priority: number
 }
 
-/** Raw completion of one request: bytes (or ready mask) or -errno, and the kernel's res2. */
-export type Settle = (res: number, res2: number) => void
+/**
+ * Raw completion of one request: bytes (or ready mask) or -errno, and the kernel's res2.
+ * `error`: an exception the backend's own call threw for this request (js: node:fs refusing
+ * an argument synchronously), which the request rejects with as is.
+ */
+export type Settle = (res: number, res2: number, error?: Error) => void
 
 /** One request as the drivers see it. */
 export type Req =
@@ -296,9 +300,16 @@ function scatter(from: Uint8Array, bufs: Uint8Array[]): void {
   }
 }
 
-/** A path op through node:fs's callback API (`done(err, res)`). */
+/**
+ * A node:fs-style completion: the error or the count (bytes, a descriptor). Its own type
+ * rather than FsStepDone: node's read/write callbacks pass their buffer third.
+ */
+type FsDone = (err: NodeJS.ErrnoException | null, n?: number) => void
+/** As FsDone, plus a whole-file write's failed step. */
+type FsStepDone = (err: NodeJS.ErrnoException | null, n?: number, step?: number) => void
+
 /** A whole-file write with node:fs's callbacks: `done(err, bytes, step)` as the native engines answer. */
-function writeWhole(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: number, step?: number) => void): void {
+function writeWhole(req: PathReq, done: FsStepDone): void {
   const data = req.out!
   fs.open(req.path, req.a, req.b, (err, fd) => {
     if (err) return done(err, 0, 1)
@@ -313,7 +324,18 @@ function writeWhole(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: 
   })
 }
 
-function runPath(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: number, step?: number) => void): void {
+/**
+ * Answers a request the js driver decides itself, without node:fs (a refusal, an empty
+ * transfer), on a later turn of the event loop, as node:fs's own callbacks come: a loop that
+ * awaits such requests one after another then lets timers and I/O run in between (README: the
+ * event loop keeps turning), where a microtask would starve them.
+ */
+function answer(done: FsDone, err: NodeJS.ErrnoException | null, n = 0): void {
+  setImmediate(done, err, n)
+}
+
+/** A path op through node:fs's callback API (`done(err, res)`). */
+function runPath(req: PathReq, done: FsStepDone): void {
   const unit = (e: NodeJS.ErrnoException | null): void => done(e, 0)
   switch (req.op) {
     case 'open':
@@ -354,7 +376,7 @@ function runPath(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: num
       break
     case 'fallocate':
       // node:fs has no fallocate: refused, as poll and RWF_* flags are (ENOTSUP).
-      queueMicrotask(() => unit({ errno: -95 } as NodeJS.ErrnoException))
+      answer(unit, { errno: -95 } as NodeJS.ErrnoException)
       break
     case 'fadvise':
       // Advice only: nothing to do, but the descriptor is checked as posix_fadvise checks it
@@ -367,6 +389,74 @@ function runPath(req: PathReq, done: (err: NodeJS.ErrnoException | null, n?: num
     case 'copyfile':
       fs.copyFile(req.path, req.path2!, req.a, unit)
       break
+  }
+}
+
+/**
+ * Hands one request to node:fs (`done` gets its result; `settleStep`, a path op's, also a
+ * whole-file write's failed step), or answers it itself where node:fs cannot take it as is.
+ * Throws where node:fs refuses an argument synchronously.
+ */
+function dispatch(req: Req, done: FsDone, settleStep: FsStepDone): void {
+  if (req.opts.flags !== 0 || req.opts.priority !== -1) {
+    // node:fs has no preadv2/pwritev2 and no I/O priorities: refuse rather than ignore.
+    return answer(done, { errno: -95 } as NodeJS.ErrnoException)
+  }
+  if ((req.op === 'readv' || req.op === 'writev') && req.bufs.length === 0) {
+    // libuv refuses an empty vector (EINVAL); the kernel and the thread backend move 0 bytes.
+    return answer(done, null, 0)
+  }
+  if (req.op === 'read' && req.buf.byteLength === 0) {
+    // node:fs answers an empty read on process.nextTick, which would starve the event loop.
+    return answer(done, null, 0)
+  }
+  if ('offset' in req && typeof req.offset === 'bigint') {
+    const len = 'buf' in req ? req.buf.byteLength : req.bufs.reduce((a, b) => a + b.byteLength, 0)
+    // As the kernel (rw_verify_area): EINVAL when offset + length overflows. node:fs 21+
+    // throws ERR_OUT_OF_RANGE for such a read instead, and 20 passes it on.
+    if (req.offset + BigInt(len) > 2n ** 63n - 1n) return answer(done, { errno: -22 } as NodeJS.ErrnoException)
+    if (req.op === 'write' || req.op === 'writev') {
+      // Offsets past 2^53 arrive as bigints, which node:fs's write/writev take for "the
+      // current position" (the data would land elsewhere). Past 2^53 no ext4 file can grow:
+      // answer as the kernel does, EFBIG.
+      return answer(done, { errno: -27 } as NodeJS.ErrnoException)
+    }
+    if (req.op === 'readv') {
+      // fs.readv takes a bigint position for "the current position"; fs.read takes it as is.
+      const bufs = req.bufs
+      const tmp = Buffer.allocUnsafe(len)
+      fs.read(req.fd, tmp, 0, tmp.length, req.offset, (err, n) => {
+        if (!err) scatter(tmp.subarray(0, n), bufs)
+        done(err, n)
+      })
+      return
+    }
+  }
+  const pos = req.op === 'read' || req.op === 'write' || req.op === 'readv' || req.op === 'writev' ? req.offset : 0
+  switch (req.op) {
+    case 'read':
+      fs.read(req.fd, req.buf, 0, req.buf.byteLength, pos as number, done)
+      break
+    case 'write':
+      fs.write(req.fd, req.buf, 0, req.buf.byteLength, pos as number, done)
+      break
+    case 'readv':
+      fs.readv(req.fd, req.bufs, pos as number, done)
+      break
+    case 'writev':
+      fs.writev(req.fd, req.bufs, pos as number, done)
+      break
+    case 'fsync':
+      fs.fsync(req.fd, (e) => done(e, 0))
+      break
+    case 'fdatasync':
+      fs.fdatasync(req.fd, (e) => done(e, 0))
+      break
+    case 'poll':
+      answer(done, { errno: -95 } as NodeJS.ErrnoException)
+      break
+    default:
+      runPath(req, settleStep)
   }
 }
 
@@ -406,76 +496,26 @@ export class JsDriver implements Driver {
     this.#running++
     // `step`: a whole-file write's failed step (res2). Node's read/write callbacks pass their
     // buffer third, so they get `done`, which drops it.
-    const settleStep = (err: NodeJS.ErrnoException | null, n?: number, step?: number): void => {
-      this.#running--
-      settle(err ? errnoOf(err) : (n ?? 0), err ? (step ?? 0) : 0)
-      const next = this.#queue.shift()
-      if (next) this.#run(next.req, next.settle)
-      else if (this.#running === 0 && this.#onIdle) this.#onIdle()
+    const settleStep: FsStepDone = (err, n, step) => {
+      this.#finish(settle, err ? errnoOf(err) : (n ?? 0), err ? (step ?? 0) : 0)
     }
-    const done = (err: NodeJS.ErrnoException | null, n?: number): void => settleStep(err, n)
-    if (req.opts.flags !== 0 || req.opts.priority !== -1) {
-      // node:fs has no preadv2/pwritev2 and no I/O priorities: refuse rather than ignore.
-      queueMicrotask(() => done({ errno: -95 } as NodeJS.ErrnoException))
-      return
+    try {
+      dispatch(req, (err, n) => settleStep(err, n), settleStep)
+    } catch (e) {
+      // node:fs checks some arguments itself and throws before it queues anything: the request
+      // rejects with that error, a turn later as a refusal would, and its slot is freed (a
+      // slot lost here would stall the queue and keep close() from ever resolving).
+      setImmediate(() => this.#finish(settle, -22, 0, e as Error))
     }
-    if ((req.op === 'readv' || req.op === 'writev') && req.bufs.length === 0) {
-      // libuv refuses an empty vector (EINVAL); the kernel and the thread backend move 0 bytes.
-      queueMicrotask(() => done(null, 0))
-      return
-    }
-    if ('offset' in req && typeof req.offset === 'bigint') {
-      const len = 'buf' in req ? req.buf.byteLength : req.bufs.reduce((a, b) => a + b.byteLength, 0)
-      // As the kernel (rw_verify_area): EINVAL when offset + length overflows. node:fs 21+
-      // throws ERR_OUT_OF_RANGE for such a read instead, and 20 passes it on.
-      if (req.offset + BigInt(len) > 2n ** 63n - 1n) {
-        queueMicrotask(() => done({ errno: -22 } as NodeJS.ErrnoException))
-        return
-      }
-      if (req.op === 'write' || req.op === 'writev') {
-        // Offsets past 2^53 arrive as bigints, which node:fs's write/writev take for "the
-        // current position" (the data would land elsewhere). Past 2^53 no ext4 file can grow:
-        // answer as the kernel does, EFBIG.
-        queueMicrotask(() => done({ errno: -27 } as NodeJS.ErrnoException))
-        return
-      }
-      if (req.op === 'readv') {
-        // fs.readv takes a bigint position for "the current position"; fs.read takes it as is.
-        const bufs = req.bufs
-        const tmp = Buffer.allocUnsafe(len)
-        fs.read(req.fd, tmp, 0, tmp.length, req.offset, (err, n) => {
-          if (!err) scatter(tmp.subarray(0, n), bufs)
-          done(err, n)
-        })
-        return
-      }
-    }
-    const pos = req.op === 'read' || req.op === 'write' || req.op === 'readv' || req.op === 'writev' ? req.offset : 0
-    switch (req.op) {
-      case 'read':
-        fs.read(req.fd, req.buf, 0, req.buf.byteLength, pos as number, done)
-        break
-      case 'write':
-        fs.write(req.fd, req.buf, 0, req.buf.byteLength, pos as number, done)
-        break
-      case 'readv':
-        fs.readv(req.fd, req.bufs, pos as number, done)
-        break
-      case 'writev':
-        fs.writev(req.fd, req.bufs, pos as number, done)
-        break
-      case 'fsync':
-        fs.fsync(req.fd, (e) => done(e, 0))
-        break
-      case 'fdatasync':
-        fs.fdatasync(req.fd, (e) => done(e, 0))
-        break
-      case 'poll':
-        queueMicrotask(() => done({ errno: -95 } as NodeJS.ErrnoException))
-        break
-      default:
-        runPath(req, settleStep)
-    }
+  }
+
+  /** Settles one running request and starts the next queued one in its slot. */
+  #finish(settle: Settle, res: number, res2: number, error?: Error): void {
+    this.#running--
+    settle(res, res2, error)
+    const next = this.#queue.shift()
+    if (next) this.#run(next.req, next.settle)
+    else if (this.#running === 0 && this.#onIdle) this.#onIdle()
   }
 
   close(): Promise<void> {

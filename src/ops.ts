@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 
 import { POSIX_FADV_NOREUSE, POSIX_FADV_NORMAL } from './constants'
 import type { PathOp, PathReq, Req, ReqOptions } from './driver'
-import { invalidArgType, invalidArgValue, outOfRange } from './errors'
+import { codedError, invalidArgType, invalidArgValue, outOfRange } from './errors'
 import { AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW, STATX_SIZE } from './statx'
 import { asBytes, isDetached, MAX_LENGTH, toPayload, validateFd, validateInt, validateOffset } from './validate'
 
@@ -59,10 +59,15 @@ export function bytesOf(view: unknown, name: string): Uint8Array {
   return checkView(asBytes(attached(view, name), name), name)
 }
 
+/**
+ * A vector of views, each checked as `bytesOf` checks one. `Array.from` visits holes (as
+ * undefined), where `map` would skip them and hand a sparse array to the backend: a hole is
+ * refused like any other non-view element, on every backend.
+ */
 function views(buffers: unknown, name: string): Uint8Array[] {
   if (!Array.isArray(buffers)) throw invalidArgType(name, 'an instance of Array', buffers)
   if (buffers.length > MAX_IOVECS) throw outOfRange(`${name}.length`, `<= ${MAX_IOVECS}`, buffers.length)
-  return buffers.map((b, i) => bytesOf(b, `${name}[${i}]`))
+  return Array.from(buffers, (b: unknown, i) => bytesOf(b, `${name}[${i}]`))
 }
 
 export function buildRead(buffer: unknown, fd: unknown, offset: unknown, options: unknown): Built {
@@ -104,6 +109,13 @@ export function buildPoll(fd: unknown, events: unknown, options: unknown): Built
   return { req: { op: 'poll', fd: f, events: ev, opts }, signal, syscall: 'poll' }
 }
 
+/** The raw outcome of one operation of a batch, as the kernel reported it. */
+export interface RawResult {
+  /** Bytes transferred (or the ready mask for poll), or a negative errno. */
+  res: number
+  res2: number
+}
+
 /**
  * One request prepared for `ctx.submit([...])` (python-libaio's AIOBlock, linux-aio's
  * AIOOperation). Reusable once its previous submission has completed.
@@ -113,6 +125,13 @@ export class Operation {
   readonly built: Built
   /** Whether the operation is submitted and not yet completed. */
   inFlight = false
+  /**
+   * What the kernel (or worker, or node:fs) reported for the last submission, once it has
+   * completed; undefined while in flight and when it never ran (withdrawn by an abort, refused
+   * after close, a poll cancelled by close). It tells what an aborted operation did (an
+   * aborted write may have landed) and holds every result of a batch that rejected.
+   */
+  result: RawResult | undefined = undefined
 
   private constructor(built: Built) {
     this.built = built
@@ -151,6 +170,21 @@ export class Operation {
   /** IOCB_CMD_POLL for `events` (POLL* bits). */
   static poll(fd: number, events: number, options?: OperationOptions): Operation {
     return new Operation(buildPoll(fd, events, options))
+  }
+}
+
+/**
+ * Refuses a batch `submit` cannot take: not an array of Operations (ERR_INVALID_ARG_TYPE), or
+ * an operation still in flight or listed twice (ERR_AIO_IN_FLIGHT), before any is submitted.
+ */
+export function validateBatch(operations: unknown): asserts operations is readonly Operation[] {
+  if (!Array.isArray(operations)) throw invalidArgType('operations', 'an instance of Array', operations)
+  for (let i = 0; i < operations.length; i++) {
+    const op: unknown = operations[i]
+    if (!(op instanceof Operation)) throw invalidArgType(`operations[${i}]`, 'an instance of Operation', op)
+  }
+  if (new Set(operations).size !== operations.length || operations.some((op: Operation) => op.inFlight)) {
+    throw codedError(Error, 'ERR_AIO_IN_FLIGHT', 'An operation of the batch is already in flight')
   }
 }
 
