@@ -11,8 +11,21 @@ pub(crate) enum Route {
     /// To the kernel engine; for [`classify`], whether the completion must signal the eventfd.
     Kernel(bool),
     /// To the context's thread pool, as `pread`/`pwrite`: a file of a pseudo file system
-    /// (see [`is_pseudo_fs`]), whose positional semantics only those calls keep.
+    /// (see [`is_pseudo_fs`]), whose positional semantics only those calls keep, or a
+    /// buffered transfer too long to copy on the caller's thread ([`copies_long`]).
     Pool,
+}
+
+/// Longest buffered transfer the kernel engines may copy on the caller's thread (the JS
+/// thread): kernel AIO and `io_uring` both copy page-cache data inside the submitting call,
+/// about 1 ms per MiB here, so one 256 MiB read of a cached file blocked the event loop for
+/// 160-190 ms. Longer ones go to the pool, whose threads copy as node:fs's do.
+pub(crate) const INLINE_COPY_MAX: usize = 1 << 20;
+
+/// Whether `req` moves more than [`INLINE_COPY_MAX`] bytes: then a buffered one goes to the
+/// pool (an `O_DIRECT` one copies nothing and stays with the kernel engine).
+pub(crate) fn copies_long(req: &Request) -> bool {
+    req.len() > INLINE_COPY_MAX
 }
 
 /// The result a request gets without reaching the kernel, if any. Only files whose reads
@@ -45,6 +58,9 @@ fn check(req: &Request, want_direct: bool) -> Result<Route, i64> {
             Err(-i64::from(libc::EISDIR))
         }
         libc::S_IFREG if libc::major(st.st_dev) == 0 && is_pseudo_fs(req.fd) => Ok(Route::Pool),
+        libc::S_IFREG | libc::S_IFBLK if copies_long(req) && !sys::is_direct(req.fd) => {
+            Ok(Route::Pool)
+        }
         libc::S_IFREG | libc::S_IFBLK => Ok(Route::Kernel(!want_direct || sys::is_direct(req.fd))),
         libc::S_IFDIR => Ok(Route::Kernel(true)),
         libc::S_IFCHR if !sys::is_tty(req.fd) => Ok(Route::Kernel(true)),
@@ -125,6 +141,7 @@ pub(crate) fn read_cached(req: &Request) -> Attempt {
     };
     let want: usize = iov.iter().map(|v| v.iov_len).sum();
     if want == 0
+        || want > INLINE_COPY_MAX
         || req.offset < 0
         || req.rw_flags & !sys::RWF_SUPPORTED != 0
         || req.priority.is_some()

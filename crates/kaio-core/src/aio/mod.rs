@@ -78,7 +78,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::arena::Arena;
-use crate::classify::{classify, read_cached, read_now_default, Attempt, Route};
+use crate::classify::{classify, copies_long, read_cached, read_now_default, Attempt, Route};
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
@@ -392,7 +392,7 @@ impl Engine for AioContext {
             && st.queue.is_empty()
             && st.ready.is_empty();
         if let Some((fd, t, notify)) = st.checked {
-            if fd == req.fd && t == taken && !now {
+            if fd == req.fd && t == taken && !now && !copies_long(&req) {
                 st.queue.push_back((req, notify));
                 return;
             }

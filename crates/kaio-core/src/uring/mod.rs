@@ -126,7 +126,7 @@ use std::thread::JoinHandle;
 use io_uring::{opcode, EnterFlags, IoUring};
 
 use crate::arena::Arena;
-use crate::classify::{self, check_type, Attempt, Route};
+use crate::classify::{self, check_type, copies_long, Attempt, Route};
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
 use crate::pool::Pool;
@@ -491,7 +491,7 @@ impl Engine for UringContext {
             && st.queue.is_empty()
             && st.ready.is_empty()
             && st.nowait_refused != Some(req.fd);
-        if !now && st.checked == Some((req.fd, st.taken)) {
+        if !now && st.checked == Some((req.fd, st.taken)) && !copies_long(&req) {
             self.shared.enqueue(&mut g, req);
             return;
         }
