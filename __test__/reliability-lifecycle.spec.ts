@@ -117,6 +117,15 @@ for (const impl of implementations) {
   })
 }
 
+test.serial('linux: contexts collected without close() are destroyed as fast as they are dropped (no aio-max-nr exhaustion)', async (t) => {
+  if (!implementations.includes('linux')) return t.pass('no linux backend here')
+  t.timeout(90_000)
+  const r = await runFixture('lifecycle-child.js', ['gc-many', 'linux'], { nodeArgs: ['--expose-gc'], timeoutMs: 60_000 })
+  t.false(r.timedOut)
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), { fellBack: 0 }, r.stderr)
+})
+
 test.serial('worker_threads: 4 workers with their own contexts at once, then workers terminated mid-flight: no crash, no leak', async (t) => {
   t.timeout(90_000)
   const r = await runFixture('lifecycle-child.js', ['workers', 'linux'], { timeoutMs: 60_000 })

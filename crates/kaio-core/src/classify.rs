@@ -23,9 +23,11 @@ pub(crate) enum Route {
 pub(crate) const INLINE_COPY_MAX: usize = 1 << 20;
 
 /// Whether `req` moves more than [`INLINE_COPY_MAX`] bytes: then a buffered one goes to the
-/// pool (an `O_DIRECT` one copies nothing and stays with the kernel engine).
+/// pool (an `O_DIRECT` one copies nothing and stays with the kernel engine). Not one the
+/// caller marked `RWF_NOWAIT`: that asks for the kernel engine's non-blocking answer
+/// (`EAGAIN`), whatever the size.
 pub(crate) fn copies_long(req: &Request) -> bool {
-    req.len() > INLINE_COPY_MAX
+    req.len() > INLINE_COPY_MAX && req.rw_flags & sys::RWF_NOWAIT == 0
 }
 
 /// The result a request gets without reaching the kernel, if any. Only files whose reads
@@ -63,6 +65,8 @@ fn check(req: &Request, want_direct: bool) -> Result<Route, i64> {
         }
         libc::S_IFREG | libc::S_IFBLK => Ok(Route::Kernel(!want_direct || sys::is_direct(req.fd))),
         libc::S_IFDIR => Ok(Route::Kernel(true)),
+        // A device's data is copied in the call too (/dev/urandom, /dev/zero).
+        libc::S_IFCHR if !sys::is_tty(req.fd) && copies_long(req) => Ok(Route::Pool),
         libc::S_IFCHR if !sys::is_tty(req.fd) => Ok(Route::Kernel(true)),
         _ => Err(-i64::from(libc::ESPIPE)),
     }

@@ -543,11 +543,45 @@ fn reaper_loop(s: &Shared) {
     }
 }
 
-/// Where idle contexts are destroyed: one background thread (started on first use), fed in
-/// order. `io_destroy` waits for an RCU grace period even with nothing in flight, 35 ms each
-/// on the development VM: on the dropping thread (the JS thread, when a context is garbage
-/// collected or torn down at exit) 100 dropped contexts stalled the event loop for 3.4 s.
-/// `None` if the thread cannot be started (the drop then destroys in place).
+/// Most contexts waiting for the background destroyer ([`destroyer`]); a drop beyond it
+/// waits for the destroyer's current batch (one grace period, not one per context). Each
+/// waiting context still holds its eventfds and its share of the system-wide `aio-max-nr`,
+/// so a program that drops contexts faster than they are destroyed is slowed down instead of
+/// exhausting either.
+const MAX_DESTROYING: usize = 128;
+/// Contexts handed to [`destroyer`] and not destroyed yet, and its signal when a batch is done.
+static DESTROYING: (Mutex<usize>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
+
+/// Counts one more context for [`destroyer`], waiting (at most about 5 s, should the thread
+/// be stuck) while [`MAX_DESTROYING`] wait already. False if it still has no room.
+fn reserve_destroy() -> bool {
+    let (count, done) = &DESTROYING;
+    let mut n = lock(count);
+    for _ in 0..50 {
+        if *n < MAX_DESTROYING {
+            *n += 1;
+            return true;
+        }
+        n = done
+            .wait_timeout(n, std::time::Duration::from_millis(100))
+            .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+    }
+    false
+}
+
+/// The destroyer finished `k` contexts (or a reserved one was not handed over).
+fn release_destroy(k: usize) {
+    let (count, done) = &DESTROYING;
+    *lock(count) -= k;
+    done.notify_all();
+}
+
+/// Where idle contexts are destroyed: one background thread (started on first use).
+/// `io_destroy` waits for RCU grace periods even with nothing in flight, 35 ms each on the
+/// development VM: on the dropping thread (the JS thread, when a context is garbage collected
+/// or torn down at exit) 100 dropped contexts stalled the event loop for 3.4 s. Concurrent
+/// calls share the grace periods, so the thread destroys all that wait at once, each on a
+/// thread of its own. `None` if the thread cannot be started (the drop then destroys in place).
 fn destroyer() -> Option<&'static Mutex<std::sync::mpsc::Sender<Arc<Shared>>>> {
     static TX: OnceLock<Option<Mutex<std::sync::mpsc::Sender<Arc<Shared>>>>> = OnceLock::new();
     TX.get_or_init(|| {
@@ -555,16 +589,36 @@ fn destroyer() -> Option<&'static Mutex<std::sync::mpsc::Sender<Arc<Shared>>>> {
         std::thread::Builder::new()
             .name("kaio-aio-destroy".into())
             .spawn(move || {
-                for shared in rx {
-                    // SAFETY: handed over by `Drop` with nothing in flight and nothing left
-                    // to submit; `shared` (iocb table included) lives until this returns.
-                    let _ = unsafe { sys::io_destroy(shared.ctx) };
+                while let Ok(first) = rx.recv() {
+                    let batch: Vec<Arc<Shared>> = std::iter::once(first)
+                        .chain(rx.try_iter().take(MAX_DESTROYING))
+                        .collect();
+                    std::thread::scope(|scope| {
+                        let (here, rest) = batch.split_first().expect("one at least");
+                        for shared in rest {
+                            let spawned = std::thread::Builder::new()
+                                .stack_size(64 * 1024)
+                                .spawn_scoped(scope, || destroy(shared));
+                            if spawned.is_err() {
+                                destroy(shared);
+                            }
+                        }
+                        destroy(here);
+                    });
+                    release_destroy(batch.len());
                 }
             })
             .ok()
             .map(|_| Mutex::new(tx))
     })
     .as_ref()
+}
+
+/// `io_destroy` of a context handed to [`destroyer`].
+fn destroy(shared: &Shared) {
+    // SAFETY: handed over by `Drop` with nothing in flight and nothing left to submit;
+    // `shared` (iocb table included) lives until the destroyer drops it, after this returns.
+    let _ = unsafe { sys::io_destroy(shared.ctx) };
 }
 
 impl Drop for AioContext {
@@ -585,8 +639,11 @@ impl Drop for AioContext {
                 drop(shared.pool.take());
             }
             if let Some(tx) = destroyer() {
-                if lock(tx).send(self.shared.clone()).is_ok() {
-                    return;
+                if reserve_destroy() {
+                    if lock(tx).send(self.shared.clone()).is_ok() {
+                        return;
+                    }
+                    release_destroy(1);
                 }
             }
         }
