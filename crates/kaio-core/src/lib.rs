@@ -125,13 +125,17 @@ impl Backend {
         each_engine!(self, e => e.outstanding())
     }
 
-    /// Lets a drop that finds nothing in flight leave the kernel context's teardown to a
-    /// background thread ([`aio::AioContext::destroy_in_background`]; the other engines
-    /// have no slow teardown). For drops nobody waits for: garbage collection, env teardown.
+    /// Lets a drop that finds nothing in flight leave its slow part to the background: the
+    /// kernel context's teardown ([`aio::AioContext::destroy_in_background`]) or the idle
+    /// workers' exit ([`pool::Pool::detach_when_idle`]; `io_uring` tears down quickly). For
+    /// drops nobody waits for: garbage collection, env teardown.
     pub fn destroy_in_background(&self) {
-        #[cfg(target_os = "linux")]
-        if let Backend::Linux(c) = self {
-            c.destroy_in_background();
+        match self {
+            #[cfg(target_os = "linux")]
+            Backend::Linux(c) => c.destroy_in_background(),
+            Backend::Thread(p) => p.detach_when_idle(),
+            #[cfg(target_os = "linux")]
+            Backend::Uring(_) => {}
         }
     }
 }

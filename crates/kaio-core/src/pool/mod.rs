@@ -59,6 +59,8 @@ struct Shared {
     spinning: AtomicBool,
     /// How many workers may run polls at once ([`poll_limit`] of the pool's size).
     poll_limit: usize,
+    /// Set by [`Pool::detach_when_idle`].
+    detach: AtomicBool,
 }
 
 /// How long a worker that just finished a job waits, spinning, for the next one before it
@@ -108,6 +110,7 @@ impl Pool {
             stop: AtomicBool::new(false),
             mailbox,
             poll_limit: poll_limit(size as usize),
+            detach: AtomicBool::new(false),
         });
         let mut pool = Self {
             shared,
@@ -128,6 +131,14 @@ impl Pool {
     #[must_use]
     pub fn size(&self) -> usize {
         self.workers.len()
+    }
+
+    /// Lets [`Drop`] leave idle workers to exit by themselves instead of joining them, when
+    /// nothing is queued or running (so no caller memory is in use). For drops nobody waits
+    /// for (garbage collection, env teardown): joining 16 workers costs about 0.5 ms, and a
+    /// collection of 300 idle contexts stalled the event loop for 90-150 ms.
+    pub fn detach_when_idle(&self) {
+        self.shared.detach.store(true, Ordering::Relaxed);
     }
 }
 
@@ -295,6 +306,12 @@ impl Drop for Pool {
             // notify below reaches it. (Stored after unlocking, it could fall between the
             // check and the wait: a lost wake-up, and `join` waits forever.)
             self.shared.stop.store(true, Ordering::Release);
+            if self.shared.detach.load(Ordering::Relaxed) && st.running.is_empty() {
+                // Idle (jobs were cleared above): the workers see `stop` and exit on their own.
+                self.shared.cv.notify_all();
+                self.workers.clear();
+                return;
+            }
         }
         self.shared.cv.notify_all();
         // Joining waits for running transfers: no caller memory is used after this.
