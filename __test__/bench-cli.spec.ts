@@ -7,7 +7,9 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 
 import { adviseLikeFio, combine } from '../src/bench/engines'
-import type { RunSpec } from '../src/bench/engines'
+import type { Measured, RunSpec } from '../src/bench/engines'
+import { evaluateTargets, failedResult, targetDefs } from '../src/bench/report'
+import type { CellResult } from '../src/bench/report'
 import { defaultContext } from '../src/fs/sys'
 
 // ava runs specs with the package root as the working directory.
@@ -138,7 +140,7 @@ test('a tiny run prints parseable JSON with the expected fields and removes its 
     t.is(res.depth, 1)
     t.is(res.bs, 4096)
     if (res.error) continue
-    for (const k of ['iops', 'mbps', 'meanLatUs', 'p99LatUs', 'cpuPerOpUs', 'ops', 'seconds']) {
+    for (const k of ['iops', 'mbps', 'meanLatUs', 'p99LatUs', 'cpuPerOpUs', 'loopDelayP99Ms', 'loopResponseP99Us', 'ops', 'seconds']) {
       t.is(typeof res[k], 'number', k)
       t.true((res[k] as number) > 0, k)
     }
@@ -174,7 +176,7 @@ test('--cold with --impl sync: cold and warm cells, the sync loop, event-loop de
   t.is(r.code, 0, r.stderr)
   const doc = JSON.parse(r.stdout) as {
     config: { modes: string[]; engines: string[]; coldDepths: number[] }
-    results: { mode: string; engine: string; label: string; iops: number; loopDelayP99Ms: number | null; error?: string }[]
+    results: { mode: string; engine: string; label: string; iops: number; loopDelayP99Ms: number | null; loopResponseP99Us: number | null; error?: string }[]
     targets: { name: string; status: string; reason?: string }[]
     notes: string[]
   }
@@ -195,6 +197,7 @@ test('--cold with --impl sync: cold and warm cells, the sync loop, event-loop de
       t.is(res!.error, undefined, `${mode} ${engine}`)
       t.true(res!.iops > 0)
       t.true(typeof res!.loopDelayP99Ms === 'number' && res!.loopDelayP99Ms > 0, `${mode} ${engine}`)
+      t.true(typeof res!.loopResponseP99Us === 'number' && res!.loopResponseP99Us > 0, `${mode} ${engine}`)
     }
   }
   t.is(doc.results.find((x) => x.engine === 'sync')!.label, 'fs.readSync loop')
@@ -212,7 +215,7 @@ test('--impl uring,fio-uring,sync: fio io_uring ratios and the uring target line
   t.is(r.code, 0, r.stderr)
   const doc = JSON.parse(r.stdout) as {
     config: { engines: string[] }
-    results: { engine: string; error?: string; loopDelayP99Ms: number | null; vsFioUring: number | null }[]
+    results: { engine: string; error?: string; loopDelayP99Ms: number | null; loopResponseP99Us: number | null; vsFioUring: number | null }[]
     targets: { name: string; status: string }[]
   }
   const engines = doc.config.engines
@@ -222,6 +225,7 @@ test('--impl uring,fio-uring,sync: fio io_uring ratios and the uring target line
     if (engines.includes('fio-uring')) t.is(typeof res.vsFioUring, 'number')
     // fio runs out of process: no event-loop delay (NaN, null in JSON).
     t.is(res.loopDelayP99Ms === null, res.engine.startsWith('fio'), res.engine)
+    t.is(res.loopResponseP99Us === null, res.engine.startsWith('fio'), res.engine)
   }
   const d1 = doc.targets.find((x) => x.name === 'page cache 4k randread d1: kaio uring / fs.readSync loop >= 0.4')
   t.not(d1?.status, 'n/a')
@@ -236,6 +240,7 @@ test('--plot writes an SVG chart', async (t) => {
   )
   t.is(r.code, 0, r.stderr)
   t.regex(r.stdout, /targets/)
+  t.regex(r.stdout, /loop p99 ms {2}resp p99 µs/)
   const text = fs.readFileSync(svg, 'utf8')
   t.regex(text, /<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
   t.regex(text, /<\/svg>\s*$/)
@@ -300,6 +305,7 @@ test('--suite fs --plot writes a chart and the text table has ×sync', async (t)
   const r = await kaio(['bench', '--suite', 'fs', '--dir', dir, '--files', '10', '--duration', '0.1', '--workload', 'stat,walk', '--plot', svg], dir)
   t.is(r.code, 0, r.stderr)
   t.regex(r.stdout, /×sync/)
+  t.regex(r.stdout, /loop p99 ms {2}resp p99 µs/)
   t.regex(r.stdout, /cached files · stat/)
   t.regex(r.stdout, /targets/)
   t.regex(fs.readFileSync(svg, 'utf8'), /kaio\/promises/)
@@ -316,15 +322,57 @@ test('combine: the two half runs of an engine add up; latency and CPU are weight
     p99LatUs,
     cpuPerOpUs,
     loopDelayP99Ms: 2,
+    // Weighted by seconds, as the loop delay.
+    loopResponseP99Us: seconds * 100,
   })
-  const m = combine([run(300, 1, 10, 40, 2), run(100, 1, 30, 80, 6)])
+  const m = combine([run(300, 1, 10, 40, 2), run(100, 3, 30, 80, 6)])
   t.is(m.ops, 400)
-  t.is(m.seconds, 2)
-  t.is(m.iops, 200)
+  t.is(m.seconds, 4)
+  t.is(m.iops, 100)
   t.is(m.bytes, 400 * 4096)
   t.is(m.meanLatUs, 15)
   t.is(m.p99LatUs, 50)
   t.is(m.cpuPerOpUs, 3)
   t.is(m.loopDelayP99Ms, 2)
+  t.is(m.loopResponseP99Us, (100 * 1 + 300 * 3) / 4)
   t.true(Number.isNaN(combine([run(0, 1, NaN, NaN, NaN)]).meanLatUs))
+})
+
+test('the response probe: a blocked JS thread shows in resp p99, and the pinger never keeps the process alive', async (t) => {
+  // A child of its own, so that only the probe could keep it running after the run.
+  const script = `require(${JSON.stringify(path.join(ROOT, 'src', 'bench', 'engines.js'))})
+    .syncLoop(new (require(${JSON.stringify(path.join(ROOT, 'src', 'bench', 'engines.js'))}).Meter)(null), 0.1, () => {})
+    .then((m) => console.log(JSON.stringify(m)))`
+  const out = await new Promise<Ran>((resolve) => {
+    execFile(process.execPath, ['-e', script], { timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? -1 : 0, stdout: String(stdout), stderr: String(stderr) }))
+  })
+  t.is(out.code, 0, out.stderr)
+  const m = JSON.parse(out.stdout) as Measured
+  // Pings sent as the 100 ms loop took the thread waited for all of it.
+  t.true(m.loopResponseP99Us > 50_000, String(m.loopResponseP99Us))
+  // (monitorEventLoopDelay's p99 need not show it: the 100 ms block is one sample among the
+  // 1 ms ones taken until the last ping has been handled, which under load can be over 100.)
+  t.true(m.loopDelayP99Ms > 0, String(m.loopDelayP99Ms))
+})
+
+test('the event-loop target is judged on the response p99 and shows the delay p99 beside it', (t) => {
+  const cell = (engine: CellResult['engine'], loopResponseP99Us: number, loopDelayP99Ms: number): CellResult => ({
+    ...failedResult({ mode: 'cold', workload: 'randread', bs: 4096, depth: 32, engine, label: engine }, ''),
+    error: undefined,
+    ops: 1000,
+    seconds: 1,
+    iops: 1000,
+    loopResponseP99Us,
+    loopDelayP99Ms,
+  })
+  const defs = targetDefs([32], ['randread']).filter((d) => d.metric === 'loop')
+  t.true(defs.length > 0)
+  // 1 ms apart on the delay's clock would say nothing; the response says 0.5x.
+  const [uring] = evaluateTargets([cell('uring', 150, 3), cell('linux', 450, 2), cell('node', 300, 2.5)], defs, null)
+  t.regex(uring!.name, /event-loop response p99 kaio uring \/ node:fs <= 1/)
+  t.is(uring!.value, 0.5)
+  t.is(uring!.status, 'PASS')
+  t.is(uring!.detail, '150 µs vs 300 µs; loop delay p99 3.0 ms vs 2.5 ms')
+  const linux = evaluateTargets([cell('linux', 450, 2), cell('node', 300, 2.5)], defs, null).find((x) => x.name.includes('kaio linux'))
+  t.is(linux!.status, 'MISS')
 })

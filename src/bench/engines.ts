@@ -14,6 +14,7 @@ import { defaultContext } from '../fs/sys'
 import type { Implementation } from '../driver'
 import { Histogram } from './hist'
 import type { EngineName, Mode, Workload } from './options'
+import { pingerStarted, ResponseProbe } from './response'
 
 /** One engine run on one cell. */
 export interface RunSpec {
@@ -41,8 +42,10 @@ export interface Measured {
   p99LatUs: number
   /** CPU (user + system) per operation. */
   cpuPerOpUs: number
-  /** p99 of the event-loop delay during the run, ms (in-process engines; NaN for fio). */
+  /** p99 of the event-loop delay during the run, ms, on libuv's 1 ms clock (in-process engines; NaN for fio). */
   loopDelayP99Ms: number
+  /** p99 of the JS thread's response to a ping from another thread every 1 ms, µs (in-process engines; NaN for fio). */
+  loopResponseP99Us: number
 }
 
 /** The counting part of a measurement, with its rates. */
@@ -69,8 +72,9 @@ export function combine(runs: Measured[]): Measured {
     meanLatUs: weighted((r) => r.meanLatUs),
     p99LatUs: weighted((r) => r.p99LatUs),
     cpuPerOpUs: weighted((r) => r.cpuPerOpUs),
-    // A property of the run's time rather than of its operations: weighted by seconds.
+    // Properties of the run's time rather than of its operations: weighted by seconds.
     loopDelayP99Ms: weighted((r) => r.loopDelayP99Ms, (r) => r.seconds),
+    loopResponseP99Us: weighted((r) => r.loopResponseP99Us, (r) => r.seconds),
   }
 }
 
@@ -124,26 +128,38 @@ function offsets(spec: RunSpec): () => number {
 
 /**
  * What every in-process run measures around its operations: latency histogram, wall time,
- * process CPU and the event-loop delay (`monitorEventLoopDelay` at 1 ms resolution: the same
- * timer runs in every in-process engine's run, so its cost weighs on all alike).
+ * process CPU, the event-loop delay (`monitorEventLoopDelay` at 1 ms resolution) and the JS
+ * thread's response to a ping every 1 ms (see `ResponseProbe`). The same timer and pings run
+ * in every in-process engine's run, so their cost on the JS thread weighs on all alike; the
+ * pinging thread's own CPU is taken out of the process's.
  */
 export class Meter {
   readonly hist = new Histogram()
   ops = 0
   bytes = 0
   readonly #loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 1 })
+  readonly #response = new ResponseProbe()
   #cpu0 = process.cpuUsage()
   t0 = performance.now()
 
   /** `spec`: what `done` checks each transfer against (null: operations without a size). */
   constructor(readonly spec: Pick<RunSpec, 'bs' | 'workload'> | null) {
     this.#loop.enable()
+    this.begin()
   }
 
-  /** Restarts the clocks (the event-loop monitor keeps running). */
+  /** Restarts the clocks and the response probe (the event-loop monitor keeps running). */
   begin(): void {
+    // The probe first: starting its thread (the first run's) is no part of the run.
+    this.#response.start()
     this.#cpu0 = process.cpuUsage()
     this.t0 = performance.now()
+  }
+
+  /** Waits for the pinging thread's start (the first run's), then restarts the clocks. */
+  async ready(): Promise<void> {
+    await pingerStarted()
+    this.begin()
   }
 
   /** Records one operation that started at `start` (performance.now()) and moved `n` bytes. */
@@ -160,24 +176,34 @@ export class Meter {
     this.bytes += n
   }
 
-  #stopped: { seconds: number; cpu: NodeJS.CpuUsage } | null = null
+  /** Wall time and CPU (the process's, less the pinging thread's) of the timed part. */
+  #stopped: { seconds: number; cpuUs: number } | null = null
 
-  /** Ends the timed part of the run (the event-loop monitor goes on until `finish`). */
+  /**
+   * Ends the timed part of the run and the pings (the event-loop monitor goes on until
+   * `finish`, and so do the responses to pings already sent). A run that fails stops too:
+   * a probe left open would ping through every later run.
+   */
   stop(): void {
-    this.#stopped ??= { seconds: (performance.now() - this.t0) / 1000, cpu: process.cpuUsage(this.#cpu0) }
+    if (this.#stopped !== null) return
+    this.#response.stop()
+    const cpu = process.cpuUsage(this.#cpu0)
+    this.#stopped = { seconds: (performance.now() - this.t0) / 1000, cpuUs: cpu.user + cpu.system - this.#response.cpuUs }
   }
 
-  finish(): Measured {
+  async finish(): Promise<Measured> {
     this.stop()
-    const { seconds, cpu } = this.#stopped!
+    await this.#response.settled()
+    const { seconds, cpuUs } = this.#stopped!
     this.#loop.disable()
     const { ops, hist } = this
     return {
       ...totals(ops, this.bytes, seconds),
       meanLatUs: hist.mean() / 1000,
       p99LatUs: hist.quantile(0.99) / 1000,
-      cpuPerOpUs: ops > 0 ? (cpu.user + cpu.system) / ops : NaN,
+      cpuPerOpUs: ops > 0 ? cpuUs / ops : NaN,
       loopDelayP99Ms: this.#loop.count > 0 ? this.#loop.percentile(99) / 1e6 : NaN,
+      loopResponseP99Us: this.#response.p99Us(),
     }
   }
 }
@@ -199,6 +225,7 @@ export function drive(spec: RunSpec, op: Op): Promise<Measured> {
  * `meter` by the step) until `seconds` have passed; the first failure stops them all.
  */
 export async function inFlight(meter: Meter, depth: number, seconds: number, step: (slot: number, start: number) => Promise<void>): Promise<Measured> {
+  await meter.ready()
   let failure: unknown = null
   let end = meter.t0 + seconds * 1000
   const worker = async (slot: number): Promise<void> => {
@@ -216,7 +243,7 @@ export async function inFlight(meter: Meter, depth: number, seconds: number, ste
   const workers: Promise<void>[] = []
   for (let i = 0; i < depth; i++) workers.push(worker(i))
   await Promise.all(workers)
-  const m = meter.finish()
+  const m = await meter.finish()
   if (failure !== null) throw failure
   return m
 }
@@ -227,12 +254,15 @@ export async function inFlight(meter: Meter, depth: number, seconds: number, ste
  */
 export async function syncLoop(meter: Meter, seconds: number, step: (start: number) => void): Promise<Measured> {
   // The monitor records intervals between its timer's firings: let it fire before the loop
-  // takes the thread, and again after.
+  // takes the thread, and again after (the pings queued meanwhile are handled then too).
   await sleep(3)
-  meter.begin()
+  await meter.ready()
   const end = meter.t0 + seconds * 1000
-  for (let start = performance.now(); start < end; start = performance.now()) step(start)
-  meter.stop()
+  try {
+    for (let start = performance.now(); start < end; start = performance.now()) step(start)
+  } finally {
+    meter.stop()
+  }
   await sleep(3)
   return meter.finish()
 }

@@ -85,6 +85,7 @@ export function parseFio(stdout: string, read: boolean): Measured {
     // fio reports its job's CPU as percent of the runtime.
     cpuPerOpUs: ops > 0 ? ((cpuPct / 100) * runtimeMs * 1000) / ops : NaN,
     loopDelayP99Ms: NaN,
+    loopResponseP99Us: NaN,
   }
 }
 

@@ -203,9 +203,13 @@ async function runStream(api: AsyncApi, file: string, workload: StreamWorkload):
   const problem = dropCaches()
   if (problem !== '') throw new Error(`not measured: ${problem}`)
   const meter = new Meter(null)
-  meter.begin()
+  await meter.ready()
   const start = performance.now()
-  meter.record(start, await api.stream(file, workload === 'stream-fadvise'))
+  try {
+    meter.record(start, await api.stream(file, workload === 'stream-fadvise'))
+  } finally {
+    meter.stop()
+  }
   return meter.finish()
 }
 

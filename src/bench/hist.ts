@@ -1,4 +1,4 @@
-// A log-linear latency histogram (HDR style, 1/64 relative precision) over nanoseconds:
+// A log-linear latency histogram (HDR style, 1/32 to 1/64 relative precision) over nanoseconds:
 // constant memory and a few arithmetic operations per sample, so recording does not disturb
 // a run at hundreds of thousands of operations per second.
 
@@ -18,7 +18,7 @@ export class Histogram {
     let idx: number
     if (v < SUB) idx = v
     else {
-      // exponent e >= 1: bucket width 2^(e-1), SUB/2 buckets per exponent above the first row.
+      // exponent e >= 1: bucket width 2^e, SUB/2 buckets per exponent above the first row.
       const bits = 31 - Math.clz32(Math.min(v / SUB, 0x7fffffff)) // floor(log2(v / SUB))
       const e = Math.min(bits + 1, MAX_EXP)
       idx = e * SUB + Math.min(Math.floor(v / 2 ** e), SUB - 1)

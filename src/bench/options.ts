@@ -278,6 +278,12 @@ Benchmarks the disk under the test file: kaio on each available backend side by 
 node:fs/promises, a sync loop and fio (when on PATH), O_DIRECT, warm and cold page cache, by
 queue depth.
 
+Besides IOPS, MB/s, latency and CPU per operation, each in-process engine's run reports how
+its JS thread answered meanwhile: loop p99 ms, the event-loop delay p99 (monitorEventLoopDelay,
+on libuv's 1 ms clock), and resp p99 µs, the p99 of the time from a ping (a message a worker
+thread posts every 1 ms, stamped with process.hrtime) to its handler on the JS thread; the
+ping thread's CPU is left out of CPU µs/op. The event-loop targets compare resp p99 µs.
+
 Options:
   --suite SUITE         io (default: the disk matrix below) or fs (kaio/promises against
                         node:fs/promises and *Sync calls on small cached files; see below)

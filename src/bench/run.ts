@@ -100,6 +100,11 @@ async function runOne(engine: EngineName, spec: RunSpec): Promise<Measured> {
 /** A warm-up keeps the file cached for this long: well under the VM's ~1 min idle eviction. */
 const WARM_VALID_MS = 15_000
 
+/** The footnote on the columns both suites' tables have; `fio`: how fio's CPU is counted. */
+const cpuAndLoop = (fio = ''): string =>
+  `CPU µs/op: process user+system time / ops, less the ping thread's (below)${fio}; loop p99 ms: event-loop delay p99 (monitorEventLoopDelay, on libuv's 1 ms clock); ` +
+  'resp p99 µs: p99 of the time from a ping (a message a worker thread posts every 1 ms, stamped with process.hrtime) to its handler on the JS thread; both in-process engines only'
+
 /** Whether `engine` runs in a cell of `mode` and `workload` at `depth`. */
 function runsIn(engine: EngineName, mode: Mode, workload: Workload, depth: number): boolean {
   if (depthOneOnly(engine) && depth !== 1) return false
@@ -130,7 +135,8 @@ async function runFsBench(opts: BenchOptions): Promise<number> {
     `machine: ${machine.cpu} ×${machine.cores}, ${machine.memory}, ${machine.kernel}, node ${machine.node}`,
     `files: ${run.files} 4 KiB files (random order) and a tree of ${run.files * 5} files in ${run.root}, warmed before every cell; ${opts.duration} s per engine per cell; concurrency ${opts.concurrency.join(',')}`,
     `engines: ${run.engines.map(fsLabel).join(', ')}`,
-    'ops/s: calls per second (walk: whole walks, readdir + a stat of every entry, concurrency = stats in flight); CPU µs/op: process user+system time / ops; loop p99 ms: event-loop delay p99',
+    'ops/s: calls per second (walk: whole walks, readdir + a stat of every entry, concurrency = stats in flight)',
+    cpuAndLoop(),
     '×node: ops/s ratio to node:fs/promises in the same cell; ×sync: to the *Sync loop on the same workload at concurrency 1',
   ]
   for (const n of notes) head.push(`note: ${n}`)
@@ -293,7 +299,7 @@ export async function runBench(opts: BenchOptions): Promise<number> {
         `machine: ${machine.cpu} ×${machine.cores}, ${machine.memory}, ${machine.kernel}, node ${machine.node}, ${machine.fio}`,
         `file: ${file} (${sizeLabel(opts.size)}), ${opts.duration} s per run, depths ${opts.depths.join(',')}${modes.includes('cold') ? `, cold-cache randread at depths ${opts.coldDepths.join(',')} (page cache dropped before every run)` : ''}`,
         `engines: ${engines.map(engineLabel).join(', ')}`,
-        'CPU µs/op: process user+system time / ops (fio: its usr_cpu+sys_cpu × runtime / ops); loop p99 ms: event-loop delay p99 (monitorEventLoopDelay, 1 ms resolution; in-process engines)',
+        cpuAndLoop(' (fio: its usr_cpu+sys_cpu × runtime / ops)'),
         '×node, ×fio, ×fio-uring: IOPS ratios to node:fs/promises, fio libaio, fio io_uring in the same cell',
         'page cache and cold cells: every engine\'s descriptor gets fio\'s default access hint (POSIX_FADV_RANDOM for random workloads, SEQUENTIAL for sequential ones; through kaio\'s fadvise for node:fs and the sync loop)',
       ]
