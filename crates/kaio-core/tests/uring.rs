@@ -437,7 +437,11 @@ fn setuid_child() {
             ..UringOptions::default()
         },
     );
-    assert!(polled.setup_flags().starts_with("SQPOLL"), "{}", polled.setup_flags());
+    assert!(
+        polled.setup_flags().starts_with("SQPOLL"),
+        "{}",
+        polled.setup_flags()
+    );
     // SAFETY: dropping to nobody/nogroup; glibc applies it to every thread.
     unsafe {
         assert_eq!(libc::setgroups(0, std::ptr::null()), 0);

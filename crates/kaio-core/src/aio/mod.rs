@@ -351,7 +351,9 @@ impl AioContext {
     /// teardown at exit); `close()` keeps destroying in place, so a loop that creates and
     /// closes contexts never runs ahead of the kernel's `aio-max-nr`.
     pub fn destroy_in_background(&self) {
-        self.shared.background_destroy.store(true, Ordering::Relaxed);
+        self.shared
+            .background_destroy
+            .store(true, Ordering::Relaxed);
     }
 }
 
