@@ -60,14 +60,23 @@ fn check(req: &Request, want_direct: bool) -> Result<Route, i64> {
             Err(-i64::from(libc::EISDIR))
         }
         libc::S_IFREG if libc::major(st.st_dev) == 0 && is_pseudo_fs(req.fd) => Ok(Route::Pool),
-        libc::S_IFREG | libc::S_IFBLK if copies_long(req) && !sys::is_direct(req.fd) => {
-            Ok(Route::Pool)
+        libc::S_IFREG | libc::S_IFBLK => {
+            let long = copies_long(req);
+            // One `fcntl`, and only when something depends on it.
+            let direct = (want_direct || long) && sys::is_direct(req.fd);
+            Ok(if long && !direct {
+                Route::Pool
+            } else {
+                Route::Kernel(!want_direct || direct)
+            })
         }
-        libc::S_IFREG | libc::S_IFBLK => Ok(Route::Kernel(!want_direct || sys::is_direct(req.fd))),
         libc::S_IFDIR => Ok(Route::Kernel(true)),
         // A device's data is copied in the call too (/dev/urandom, /dev/zero).
-        libc::S_IFCHR if !sys::is_tty(req.fd) && copies_long(req) => Ok(Route::Pool),
-        libc::S_IFCHR if !sys::is_tty(req.fd) => Ok(Route::Kernel(true)),
+        libc::S_IFCHR if !sys::is_tty(req.fd) => Ok(if copies_long(req) {
+            Route::Pool
+        } else {
+            Route::Kernel(true)
+        }),
         _ => Err(-i64::from(libc::ESPIPE)),
     }
 }

@@ -157,6 +157,12 @@ impl Op {
         )
     }
 
+    /// Whether the op is a `poll` (which may wait for hours: see [`poll_limit`]).
+    #[must_use]
+    pub fn is_poll(&self) -> bool {
+        matches!(self, Op::Poll { .. })
+    }
+
     /// Whether the op moves data at a file offset (and so cannot go to a pipe or socket).
     #[must_use]
     pub fn is_positional(&self) -> bool {
@@ -176,20 +182,18 @@ pub(crate) fn poll_limit(slots: usize) -> usize {
     (slots / 2).max(1)
 }
 
-/// Takes the next request to start from `queue`: the first, or, while polls hold their
-/// [`poll_limit`] (`polls_full`), the first that is not a poll (the polls keep their order
-/// and start as slots free up).
+/// Takes the next request to start from `queue`: the first, or, when that is a poll and
+/// polls hold their [`poll_limit`] (`polls_full`, asked only then), the first that is not a
+/// poll (the polls keep their order and start as slots free up).
 pub(crate) fn next_to_start<T>(
     queue: &mut std::collections::VecDeque<T>,
-    polls_full: bool,
+    polls_full: impl FnOnce() -> bool,
     req: impl Fn(&T) -> &Request,
 ) -> Option<T> {
-    if !polls_full {
+    if !req(queue.front()?).op.is_poll() || !polls_full() {
         return queue.pop_front();
     }
-    let i = queue
-        .iter()
-        .position(|t| !matches!(req(t).op, Op::Poll { .. }))?;
+    let i = queue.iter().position(|t| !req(t).op.is_poll())?;
     queue.remove(i)
 }
 
@@ -381,12 +385,24 @@ mod tests {
         let mut q: VecDeque<Request> = [poll(1), poll(2), sync(3), poll(4), sync(5)].into();
         let users = |q: &VecDeque<Request>| q.iter().map(|r| r.user).collect::<Vec<_>>();
         // Room for polls: the queue's order.
-        assert_eq!(next_to_start(&mut q, false, |r| r).map(|r| r.user), Some(1));
+        assert_eq!(
+            next_to_start(&mut q, || false, |r| r).map(|r| r.user),
+            Some(1)
+        );
         // Polls at their limit: the requests behind them, polls keeping their order.
-        assert_eq!(next_to_start(&mut q, true, |r| r).map(|r| r.user), Some(3));
-        assert_eq!(next_to_start(&mut q, true, |r| r).map(|r| r.user), Some(5));
-        assert!(next_to_start(&mut q, true, |r| r).is_none());
+        assert_eq!(
+            next_to_start(&mut q, || true, |r| r).map(|r| r.user),
+            Some(3)
+        );
+        assert_eq!(
+            next_to_start(&mut q, || true, |r| r).map(|r| r.user),
+            Some(5)
+        );
+        assert!(next_to_start(&mut q, || true, |r| r).is_none());
         assert_eq!(users(&q), [2, 4]);
-        assert_eq!(next_to_start(&mut q, false, |r| r).map(|r| r.user), Some(2));
+        assert_eq!(
+            next_to_start(&mut q, || false, |r| r).map(|r| r.user),
+            Some(2)
+        );
     }
 }

@@ -33,12 +33,13 @@ impl Shared {
                 }
                 let limit = poll_limit(st.inflight.capacity());
                 while ptrs.len() < MAX_BATCH && !st.inflight.is_full() {
-                    let polls_full = st.polls >= limit;
-                    let Some((req, notify)) = next_to_start(&mut st.queue, polls_full, |(r, _)| r)
+                    let polls = st.polls;
+                    let Some((req, notify)) =
+                        next_to_start(&mut st.queue, || polls >= limit, |(r, _)| r)
                     else {
                         break;
                     };
-                    let poll = matches!(req.op, Op::Poll { .. });
+                    let poll = req.op.is_poll();
                     st.polls += usize::from(poll);
                     st.taken += 1;
                     let buffered = !notify;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
 use crate::mailbox::Mailbox;
-use crate::request::{next_to_start, poll_limit, res, Completion, Op, Request};
+use crate::request::{next_to_start, poll_limit, res, Completion, Request};
 
 /// Workers a pool starts when none is asked for.
 pub const DEFAULT_POOL_SIZE: u32 = 8;
@@ -261,8 +261,10 @@ fn worker_loop(s: &Shared) {
                 if s.stop.load(Ordering::Acquire) {
                     return;
                 }
-                let polls_full = st.running.iter().filter(|r| r.poll).count() >= s.poll_limit;
-                if let Some(req) = next_to_start(&mut st.jobs, polls_full, |r| r) {
+                // Counted only when a poll is next (a guard allows no split borrow: reborrow).
+                let State { jobs, running, .. } = &mut *st;
+                let polls_full = || running.iter().filter(|r| r.poll).count() >= s.poll_limit;
+                if let Some(req) = next_to_start(jobs, polls_full, |r| r) {
                     s.queued.store(st.jobs.len(), Ordering::SeqCst);
                     // A flush that saw a spinner woke nobody; if this took another job's
                     // turn, pass the wake-up on, so no job waits behind a long one.
@@ -272,7 +274,7 @@ fn worker_loop(s: &Shared) {
                     let cancel = Arc::new(AtomicBool::new(false));
                     st.running.push(Running {
                         user: req.user,
-                        poll: matches!(req.op, Op::Poll { .. }),
+                        poll: req.op.is_poll(),
                         cancel: cancel.clone(),
                     });
                     break (req, cancel);
@@ -306,11 +308,10 @@ impl Drop for Pool {
             // notify below reaches it. (Stored after unlocking, it could fall between the
             // check and the wait: a lost wake-up, and `join` waits forever.)
             self.shared.stop.store(true, Ordering::Release);
+            // Idle (jobs were cleared above): the workers see `stop` and exit on their own,
+            // unjoined.
             if self.shared.detach.load(Ordering::Relaxed) && st.running.is_empty() {
-                // Idle (jobs were cleared above): the workers see `stop` and exit on their own.
-                self.shared.cv.notify_all();
                 self.workers.clear();
-                return;
             }
         }
         self.shared.cv.notify_all();

@@ -812,7 +812,8 @@ impl Shared {
             let mut sq = ring.submission();
             let limit = poll_limit(st.inflight.capacity());
             while !st.inflight.is_full() && !sq.is_full() {
-                let Some(req) = next_to_start(&mut st.queue, st.polls >= limit, |r| r) else {
+                let polls = st.polls;
+                let Some(req) = next_to_start(&mut st.queue, || polls >= limit, |r| r) else {
                     break;
                 };
                 st.taken += 1;
@@ -820,7 +821,7 @@ impl Shared {
                     to_pool.push(req);
                     continue;
                 }
-                st.polls += usize::from(matches!(req.op, Op::Poll { .. }));
+                st.polls += usize::from(req.op.is_poll());
                 let Ok(key) = st.inflight.insert(Slot { req, tick: st.tick }) else {
                     unreachable!("checked is_full above")
                 };
@@ -901,7 +902,7 @@ impl Shared {
                 let Some(slot) = st.inflight.remove(key) else {
                     continue;
                 };
-                st.polls -= usize::from(matches!(slot.req.op, Op::Poll { .. }));
+                st.polls -= usize::from(slot.req.op.is_poll());
                 let r = cqe.result();
                 // A path op whose opcode is newer than parts of its SQE (flags a kernel does
                 // not know yet) answers EINVAL where the syscall would work: the pool decides.
