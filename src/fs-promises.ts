@@ -26,7 +26,7 @@ function orNode<F extends (target: never, ...rest: never[]) => Promise<unknown>>
     const theirs = typeof target === 'object' && target !== null && !(target instanceof FileHandle) && !(target instanceof URL) && !ArrayBuffer.isView(target)
     return theirs ? fallback(target, ...rest) : (kaio as unknown as (...args: unknown[]) => Promise<unknown>)(target, ...rest)
   }
-  Object.defineProperty(fn, 'name', { value: name })
+  // (Its name and length: likeNode, which wraps every one.)
   return fn as unknown as F
 }
 

@@ -669,11 +669,12 @@ export class FileHandle extends EventEmitter {
     return this.#kernelPos ? this.#kernelOffset(syscall) : this.#jsPos()
   }
 
-  #kernelOffset(syscall: string): number {
-    const r = binding!.seek(this.#fd, 0, this.#posAtEnd ? SEEK_END : SEEK_CUR)
+  /** The descriptor's offset; moved past the next `claim` bytes in the same lseek (see #claimed). */
+  #kernelOffset(syscall: string, claim = 0): number {
+    const r = binding!.seek(this.#fd, claim, this.#posAtEnd ? SEEK_END : SEEK_CUR)
     if (r < 0) throw errnoError(r, syscall)
     this.#posAtEnd = false
-    return r
+    return r - claim
   }
 
   async #jsPos(): Promise<number> {
@@ -701,13 +702,13 @@ export class FileHandle extends EventEmitter {
    * though fstat calls it regular (ESPIPE: some /proc files), node's read(2)/write(2) through
    * node:fs from here on (`again`), as node:fs does for every call without a position.
    */
-  async #positional<T>(op: () => Promise<T>, again: () => Promise<T>, from?: number): Promise<T> {
+  async #positional<T>(op: () => Promise<T>, again: () => Promise<T>, from: number): Promise<T> {
     try {
       return await op()
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ESPIPE' || !this.#kernelPos || this.#io.direct || !this.#io.seekable) throw e
       // The offset back where this call starts (its claim moved it), for read(2)/write(2).
-      if (from !== undefined) this.#setPos(from)
+      this.#setPos(from)
       const io = new FsIO(fs as unknown as FsCalls, this.#fd)
       this.#io = this.#io instanceof WriteOnlyIO ? new WriteOnlyIO(io) : io
       return again()
@@ -733,9 +734,10 @@ export class FileHandle extends EventEmitter {
    * node's read(2)/write(2) (`again`) for a file that refuses positions (#positional).
    */
   async #atPosition(syscall: string, len: number, op: (pos: number) => Promise<number>, again: () => Promise<number>): Promise<number> {
-    const start = this.#startPos(syscall)
-    const p = typeof start === 'number' ? start : await start
-    return this.#claimed(p, len, () => this.#positional(() => op(p), again, p))
+    // Where the descriptor holds the position, taking it and claiming the range is one lseek.
+    const p = this.#kernelPos ? this.#kernelOffset(syscall, len) : await this.#jsPos()
+    if (!this.#kernelPos) this.#pos = p + len
+    return this.#whileClaimed(p, len, () => this.#positional(() => op(p), again, p))
   }
 
   /**
@@ -747,6 +749,11 @@ export class FileHandle extends EventEmitter {
    */
   async #claimed(p: number, len: number, op: () => Promise<number>): Promise<number> {
     this.#setPos(p + len)
+    return this.#whileClaimed(p, len, op)
+  }
+
+  /** #claimed once the claim is made: runs `op`, then gives back what it did not use. */
+  async #whileClaimed(p: number, len: number, op: () => Promise<number>): Promise<number> {
     let n: number
     try {
       n = await op()
